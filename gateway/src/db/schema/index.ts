@@ -1,0 +1,4 @@
+export * from './users';
+export * from './api-keys';
+export * from './nodes';
+export * from './instances';

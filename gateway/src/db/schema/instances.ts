@@ -1,0 +1,49 @@
+import { pgEnum, pgTable, integer, text, timestamp, index } from 'drizzle-orm/pg-core';
+import { users } from './users';
+import { nodes } from './nodes';
+
+export const PROVIDERS = ['whatsmeow', 'baileys', 'wawebjs', 'waba', 'sandbox'] as const;
+/** The worker's lifecycle. */
+export const INSTANCE_STATUSES = ['creating', 'starting', 'running', 'stopped', 'error', 'migrating'] as const;
+/** The WhatsApp session. */
+export const SESSION_STATES = ['starting', 'qr', 'pairing', 'connected', 'reconnecting', 'logged_out', 'failed'] as const;
+
+export const providerEnum = pgEnum('provider', PROVIDERS);
+export const instanceStatusEnum = pgEnum('instance_status', INSTANCE_STATUSES);
+export const sessionStateEnum = pgEnum('session_state', SESSION_STATES);
+
+/**
+ * One WhatsApp number. `status` and `state` are kept apart (see
+ * docs/architecture.md), each with the reason and time of its last change.
+ * Deleting a user or a node that still has instances is refused (RESTRICT).
+ */
+export const instances = pgTable(
+  'instances',
+  {
+    id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+    userId: integer('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'restrict' }),
+    nodeId: integer('node_id').references(() => nodes.id, { onDelete: 'restrict' }),
+    name: text('name'),
+    phoneNumber: text('phone_number').notNull(),
+    provider: providerEnum('provider').notNull(),
+    webhookUrl: text('webhook_url'),
+    status: instanceStatusEnum('status').notNull().default('creating'),
+    statusReason: text('status_reason'),
+    statusChangedAt: timestamp('status_changed_at', { withTimezone: true }).notNull().defaultNow(),
+    state: sessionStateEnum('state').notNull().default('starting'),
+    stateReason: text('state_reason'),
+    stateChangedAt: timestamp('state_changed_at', { withTimezone: true }).notNull().defaultNow(),
+    /** Cores as the API gave them, e.g. "0.5". */
+    cpuLimit: text('cpu_limit'),
+    /** Size string as the API gave it, e.g. "512m". */
+    memoryLimit: text('memory_limit'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('instances_user_id_idx').on(t.userId), index('instances_node_id_idx').on(t.nodeId)],
+);
+
+export type Instance = typeof instances.$inferSelect;
+export type Provider = (typeof PROVIDERS)[number];

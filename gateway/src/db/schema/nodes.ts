@@ -1,0 +1,27 @@
+import { pgEnum, pgTable, integer, text, timestamp, jsonb, bigint } from 'drizzle-orm/pg-core';
+
+export const ENGINES = ['process', 'docker', 'swarm'] as const;
+export const NODE_STATUSES = ['unknown', 'ready', 'unreachable'] as const;
+
+export const engineEnum = pgEnum('engine', ENGINES);
+export const nodeStatusEnum = pgEnum('node_status', NODE_STATUSES);
+
+/** Places where workers run: one engine endpoint each. */
+export const nodes = pgTable('nodes', {
+  id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+  name: text('name').notNull().unique(),
+  engine: engineEnum('engine').notNull(),
+  endpoint: text('endpoint').notNull(),
+  publicHost: text('public_host'),
+  labels: jsonb('labels').$type<Record<string, string>>().notNull().default({}),
+  /** Configured capacity; null means "use what the engine reports". */
+  capacityMillicpu: integer('capacity_millicpu'),
+  capacityMemoryBytes: bigint('capacity_memory_bytes', { mode: 'number' }),
+  status: nodeStatusEnum('status').notNull().default('unknown'),
+  lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+export type Node = typeof nodes.$inferSelect;
+export type Engine = (typeof ENGINES)[number];

@@ -1,0 +1,68 @@
+import { resolveAdminSecret } from './config/admin-secret';
+import { redactConfig, type Config } from './config/config';
+import { connect, type Database } from './db/client';
+import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './db/embedded';
+import { migrateAndSeed } from './db/migrate';
+import { createApp } from './http/app';
+import { createLogger, type Logger } from './logging/logger';
+
+export interface RunningGateway {
+  url: string;
+  logger: Logger;
+  stop(): Promise<void>;
+}
+
+/** Starts everything in order; on failure stops what was already started. */
+export async function startGateway(config: Config): Promise<RunningGateway> {
+  const logger = createLogger(config.logLevel);
+  logger.info({ config: redactConfig(config) }, 'starting wgs gateway');
+
+  const admin = await resolveAdminSecret(config.dataDir, config.adminApiSecret);
+  if (admin.source === 'generated') {
+    // The one place the secret is shown: plain stdout, once, not a log record.
+    process.stdout.write(`\nAdmin API secret (generated, kept in ${admin.path}):\n  ${admin.value}\nSend it as the X-Admin-API-Secret header.\n\n`);
+  } else {
+    logger.info({ source: admin.source, path: admin.path }, 'admin API secret loaded');
+  }
+
+  let embedded: EmbeddedPostgresHandle | undefined;
+  let database: Database | undefined;
+  try {
+    let url = config.databaseUrl;
+    if (!url) {
+      embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPostgresPort, logger });
+      url = embedded.url;
+    }
+    database = connect(url);
+    await migrateAndSeed(database);
+    logger.info('database migrated');
+
+    const app = createApp({ database, logger, adminSecret: admin.value });
+    try {
+      app.listen({ port: config.port, hostname: config.host });
+    } catch (err) {
+      throw new Error(`cannot listen on ${config.host}:${config.port}: ${err instanceof Error ? err.message : err}`);
+    }
+    const url_ = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
+    logger.info({ url: url_ }, 'wgs gateway listening');
+
+    const db = database;
+    const pg = embedded;
+    return {
+      url: url_,
+      logger,
+      async stop() {
+        logger.info('stopping wgs gateway');
+        await app.stop();
+        await db.close();
+        await pg?.stop();
+        logger.info('wgs gateway stopped');
+        logger.flush();
+      },
+    };
+  } catch (err) {
+    await database?.close().catch(() => {});
+    await embedded?.stop().catch(() => {});
+    throw err;
+  }
+}

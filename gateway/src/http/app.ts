@@ -1,0 +1,83 @@
+import { Elysia } from 'elysia';
+import { randomUUID } from 'node:crypto';
+import { ApiError, describeValidation } from './errors';
+import { authentication } from './auth';
+import { apiDocs } from './openapi';
+import type { AppDeps } from './context';
+import { healthRoutes } from '../routes/health';
+import { adminUserRoutes } from '../routes/admin/users';
+import { adminNodeRoutes } from '../routes/admin/nodes';
+import { meRoutes } from '../routes/api/me';
+
+export const API_VERSION = '0.1.0';
+
+interface RequestMeta {
+  id: string;
+  start: number;
+}
+const metaOf = new WeakMap<Request, RequestMeta>();
+const REQUEST_ID_RE = /^[A-Za-z0-9._-]{1,128}$/;
+
+function errorResponse(set: { status?: number | string }, status: number, code: string, error: string, requestId?: string): Response {
+  set.status = status; // what the access log reports
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (requestId) headers['x-request-id'] = requestId;
+  return new Response(JSON.stringify({ error, code }), { status, headers });
+}
+
+/**
+ * The whole HTTP surface. Tests call `createApp(deps).handle(request)`;
+ * main.ts adds `.listen()`.
+ */
+export function createApp(deps: AppDeps) {
+  const log = deps.logger.child({ component: 'http' });
+
+  return (
+    new Elysia()
+      .onRequest(({ request, set }) => {
+        const given = request.headers.get('x-request-id');
+        const id = given && REQUEST_ID_RE.test(given) ? given : randomUUID();
+        metaOf.set(request, { id, start: performance.now() });
+        set.headers['x-request-id'] = id;
+      })
+      .onError(({ code, error, request, path, set }) => {
+        const requestId = metaOf.get(request)?.id;
+        if (error instanceof ApiError) return errorResponse(set, error.status, error.code, error.message, requestId);
+        switch (code) {
+          case 'VALIDATION':
+            return errorResponse(set, 400, 'validation_failed', describeValidation(error.type, error.all), requestId);
+          case 'PARSE':
+            return errorResponse(set, 400, 'invalid_body', 'request body is not valid JSON', requestId);
+          case 'NOT_FOUND':
+            return errorResponse(set, 404, 'route_not_found', `no route for ${request.method} ${path}`, requestId);
+          case 'INVALID_COOKIE_SIGNATURE':
+          case 'INVALID_FILE_TYPE':
+            return errorResponse(set, 400, 'invalid_request', error.message, requestId);
+          default:
+            log.error({ err: error, requestId, method: request.method, path }, 'unhandled error');
+            return errorResponse(set, 500, 'internal_error', 'internal error', requestId);
+        }
+      })
+      .onAfterResponse(({ request, set, path }) => {
+        const meta = metaOf.get(request);
+        log.info(
+          {
+            requestId: meta?.id,
+            method: request.method,
+            path,
+            status: Number(set.status) || 200,
+            ms: meta ? Math.round((performance.now() - meta.start) * 10) / 10 : undefined,
+          },
+          'request',
+        );
+      })
+      .use(apiDocs(API_VERSION))
+      .use(authentication(deps))
+      .use(healthRoutes(deps))
+      .use(adminUserRoutes(deps))
+      .use(adminNodeRoutes(deps))
+      .use(meRoutes(deps))
+  );
+}
+
+export type App = ReturnType<typeof createApp>;

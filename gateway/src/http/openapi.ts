@@ -1,0 +1,53 @@
+import { Elysia } from 'elysia';
+import { openapi } from '@elysiajs/openapi';
+
+export const SPEC_PATH = '/openapi.json';
+
+/**
+ * @elysiajs/openapi 1.4 renders a `t.Void()` response as `content: {type: "void"}`,
+ * which is not valid OpenAPI; an empty response has no `content` at all.
+ */
+export function dropVoidContent(spec: { paths?: Record<string, Record<string, { responses?: Record<string, { content?: { type?: unknown } }> }>> }) {
+  for (const item of Object.values(spec.paths ?? {})) {
+    for (const operation of Object.values(item)) {
+      for (const response of Object.values(operation.responses ?? {})) {
+        if (response.content?.type === 'void') delete response.content;
+      }
+    }
+  }
+  return spec;
+}
+
+/** The OpenAPI document at /openapi.json and rendered docs at /docs. */
+export function apiDocs(version: string) {
+  return new Elysia({ name: 'api-docs' })
+    .onAfterHandle({ as: 'global' }, ({ path, response }) => {
+      if (path === SPEC_PATH && response && typeof response === 'object') dropVoidContent(response as never);
+    })
+    .use(
+      openapi({
+        path: '/docs',
+        specPath: SPEC_PATH,
+        provider: 'scalar',
+        documentation: {
+          info: {
+            title: 'wgs — WhatsApp gateway API',
+            version,
+            description:
+              'Multi-tenant WhatsApp API gateway. Tenants use `/api` with a Bearer API key; operators use `/admin` with `X-Admin-API-Secret`. Every error is `{error, code}` with the matching HTTP status.',
+          },
+          tags: [
+            { name: 'health', description: 'liveness and readiness' },
+            { name: 'admin', description: 'operator API: users, API keys, nodes' },
+            { name: 'tenant', description: 'tenant API' },
+          ],
+          components: {
+            securitySchemes: {
+              adminSecret: { type: 'apiKey', in: 'header', name: 'X-Admin-API-Secret' },
+              apiKey: { type: 'http', scheme: 'bearer', description: 'an API key, `wgs_...`' },
+            },
+          },
+        },
+      }),
+    );
+}

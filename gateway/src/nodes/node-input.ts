@@ -1,0 +1,131 @@
+import { t } from 'elysia';
+import { ENGINES, type Engine, type Node } from '../db/schema';
+import { formatCpu, formatMemory, MEMORY_PATTERN, parseCpu, parseMemory } from '../lib/resources';
+import { ApiError } from '../http/errors';
+
+const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$';
+const LABEL_KEY_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$';
+const LABEL_KEY_RE = new RegExp(LABEL_KEY_PATTERN);
+const HOST_PATTERN = '^[A-Za-z0-9.:\\[\\]-]{1,253}$';
+
+/** Docker Engine endpoints a node may name; `process` nodes run on the gateway itself. */
+const DOCKER_SCHEMES = new Set(['unix:', 'tcp:', 'ssh:', 'http:', 'https:']);
+
+const Capacity = t.Object(
+  {
+    cpu: t.Optional(t.Number({ exclusiveMinimum: 0, maximum: 4096, description: 'cores, e.g. 4 or 0.5' })),
+    memory: t.Optional(t.String({ pattern: MEMORY_PATTERN, description: 'size string, e.g. "512m", "4g"' })),
+  },
+  { additionalProperties: false },
+);
+
+const Labels = t.Record(t.String(), t.String({ maxLength: 253 }), {
+  maxProperties: 64,
+  description: `key/value labels used by placement; keys match ${LABEL_KEY_PATTERN}`,
+});
+
+const fields = {
+  name: t.String({ pattern: NAME_PATTERN, description: 'unique; letters, digits, `_.-`, up to 63 characters' }),
+  engine: t.Union(
+    ENGINES.map((e) => t.Literal(e)),
+    { description: 'where workers run on this node' },
+  ),
+  endpoint: t.String({
+    minLength: 1,
+    maxLength: 2048,
+    description: '`local` for process; `unix:///var/run/docker.sock`, `tcp://host:2376` or `ssh://user@host` for docker and swarm',
+  }),
+  publicHost: t.Nullable(t.String({ pattern: HOST_PATTERN, description: 'host name or address clients reach this node at' })),
+  labels: Labels,
+  capacity: t.Nullable(Capacity),
+};
+
+export const CreateNodeBody = t.Object(
+  {
+    name: fields.name,
+    engine: fields.engine,
+    endpoint: t.Optional(fields.endpoint),
+    publicHost: t.Optional(fields.publicHost),
+    labels: t.Optional(fields.labels),
+    capacity: t.Optional(fields.capacity),
+  },
+  { additionalProperties: false },
+);
+
+export const UpdateNodeBody = t.Partial(t.Object(fields), { additionalProperties: false, minProperties: 1 });
+
+export const NodeView = t.Object({
+  id: t.Integer(),
+  name: t.String(),
+  engine: fields.engine,
+  endpoint: t.String(),
+  publicHost: t.Nullable(t.String()),
+  labels: t.Record(t.String(), t.String()),
+  capacity: t.Nullable(t.Object({ cpu: t.Nullable(t.Number()), memory: t.Nullable(t.String()) })),
+  status: t.Union([t.Literal('unknown'), t.Literal('ready'), t.Literal('unreachable')]),
+  lastSeenAt: t.Nullable(t.Date()),
+  createdAt: t.Date(),
+  updatedAt: t.Date(),
+});
+
+const invalid = (field: string, message: string) => new ApiError(422, 'invalid_field', `invalid field '${field}': ${message}`);
+
+/** Checks an endpoint against its engine; returns the endpoint to store. */
+export function checkEndpoint(engine: Engine, endpoint: string | undefined): string {
+  if (engine === 'process') {
+    if (endpoint !== undefined && endpoint !== 'local') {
+      throw invalid('endpoint', `a process node runs workers on the gateway's own machine; endpoint must be "local"`);
+    }
+    return 'local';
+  }
+  if (endpoint === undefined) throw invalid('endpoint', `required for engine "${engine}"`);
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    throw invalid('endpoint', `"${endpoint}" is not a URL; use unix:///var/run/docker.sock, tcp://host:2376 or ssh://user@host`);
+  }
+  if (!DOCKER_SCHEMES.has(url.protocol)) {
+    throw invalid('endpoint', `scheme "${url.protocol}" is not a Docker endpoint; use unix://, tcp://, ssh://, http:// or https://`);
+  }
+  if (url.protocol === 'unix:' ? !url.pathname || url.pathname === '/' : !url.hostname) {
+    throw invalid('endpoint', `"${endpoint}" names no ${url.protocol === 'unix:' ? 'socket path' : 'host'}`);
+  }
+  return endpoint;
+}
+
+/** Label keys are checked here: a schema key pattern would silently drop bad keys. */
+export function checkLabels(labels: Record<string, string>): Record<string, string> {
+  for (const key of Object.keys(labels)) {
+    if (!LABEL_KEY_RE.test(key)) throw invalid(`labels.${key}`, `label keys must match ${LABEL_KEY_PATTERN}`);
+  }
+  return labels;
+}
+
+/** Capacity columns for a capacity object; null clears both. */
+export function capacityColumns(capacity: { cpu?: number; memory?: string } | null) {
+  if (capacity === null) return { capacityMillicpu: null, capacityMemoryBytes: null };
+  let capacityMillicpu: number | null = null;
+  let capacityMemoryBytes: number | null = null;
+  if (capacity.cpu !== undefined) {
+    capacityMillicpu = parseCpu(capacity.cpu);
+    if (capacityMillicpu === null) throw invalid('capacity.cpu', 'must be a positive number of cores in steps of 0.001');
+  }
+  if (capacity.memory !== undefined) {
+    capacityMemoryBytes = parseMemory(capacity.memory);
+    if (capacityMemoryBytes === null) throw invalid('capacity.memory', `"${capacity.memory}" is not a size like "512m" or "4g"`);
+  }
+  return { capacityMillicpu, capacityMemoryBytes };
+}
+
+export function toNodeView(node: Node) {
+  const { capacityMillicpu, capacityMemoryBytes, ...rest } = node;
+  const capacity =
+    capacityMillicpu === null && capacityMemoryBytes === null
+      ? null
+      : {
+          cpu: capacityMillicpu === null ? null : formatCpu(capacityMillicpu),
+          memory: capacityMemoryBytes === null ? null : formatMemory(capacityMemoryBytes),
+        };
+  return { ...rest, capacity };
+}

@@ -1,0 +1,182 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { createTestApp, type TestApp } from '../../../../tests/support/app';
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await createTestApp();
+});
+afterAll(() => t.close());
+
+let seq = 0;
+const dockerNode = (extra: Record<string, unknown> = {}) => ({
+  name: `node-${++seq}`,
+  engine: 'docker',
+  endpoint: 'unix:///var/run/docker.sock',
+  ...extra,
+});
+
+async function addInstance(nodeId: number) {
+  const user = await t.createUser();
+  await t.db.database.sql`insert into instances (user_id, node_id, phone_number, provider) values (${user.id}, ${nodeId}, '15550002', 'sandbox')`;
+}
+
+test('a fresh database has the default process node `local`', async () => {
+  const res = await t.call('GET', '/admin/nodes');
+  expect(res.status).toBe(200);
+  expect(res.body).toHaveLength(1);
+  expect(res.body[0]).toMatchObject({ name: 'local', engine: 'process', endpoint: 'local', capacity: null });
+});
+
+test('node routes need the admin secret', async () => {
+  expect((await t.call('GET', '/admin/nodes', { admin: false })).status).toBe(401);
+  expect((await t.call('POST', '/admin/nodes', { admin: 'x', body: dockerNode() })).status).toBe(401);
+  expect((await t.call('DELETE', '/admin/nodes/1', { admin: 'x' })).status).toBe(401);
+});
+
+describe('POST /admin/nodes', () => {
+  test('registers a node and returns it with 200', async () => {
+    const body = dockerNode({
+      endpoint: 'tcp://10.0.0.5:2376',
+      publicHost: 'node-a.example.com',
+      labels: { region: 'eu', tier: 'gold' },
+      capacity: { cpu: 4, memory: '8192m' },
+    });
+    const res = await t.call('POST', '/admin/nodes', { body });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({
+      name: body.name,
+      engine: 'docker',
+      endpoint: 'tcp://10.0.0.5:2376',
+      publicHost: 'node-a.example.com',
+      labels: { region: 'eu', tier: 'gold' },
+      capacity: { cpu: 4, memory: '8g' },
+      status: 'unknown',
+    });
+    const got = await t.call('GET', `/admin/nodes/${res.body.id}`);
+    expect(got.status).toBe(200);
+    expect(got.body).toEqual(res.body);
+  });
+  test('a process node defaults its endpoint to local', async () => {
+    const res = await t.call('POST', '/admin/nodes', { body: { name: 'proc-2', engine: 'process' } });
+    expect(res.status).toBe(200);
+    expect(res.body.endpoint).toBe('local');
+  });
+  test('duplicate name is 409', async () => {
+    const body = dockerNode();
+    expect((await t.call('POST', '/admin/nodes', { body })).status).toBe(200);
+    const res = await t.call('POST', '/admin/nodes', { body });
+    expect(res.status).toBe(409);
+    expect(res.body).toEqual({ error: `a node named ${body.name} already exists`, code: 'node_name_taken' });
+  });
+  test('bad fields are 400 naming the field', async () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ engine: 'docker', endpoint: 'unix:///x' }, "'name'"],
+      [dockerNode({ name: 'has space' }), "'name'"],
+      [dockerNode({ engine: 'kubernetes' }), "'engine'"],
+      [dockerNode({ capacity: { cpu: -1 } }), "'capacity.cpu'"],
+      [dockerNode({ capacity: { memory: 'lots' } }), "'capacity.memory'"],
+      [dockerNode({ labels: { a: 7 } }), "'labels.a'"],
+      [dockerNode({ endpoint: 42 }), "'endpoint'"],
+    ];
+    for (const [body, field] of cases) {
+      const res = await t.call('POST', '/admin/nodes', { body });
+      expect(res.status).toBe(400);
+      expect(res.body.code).toBe('validation_failed');
+      expect(res.body.error).toContain(field);
+    }
+  });
+  test('an endpoint that does not fit the engine is 422 naming the field', async () => {
+    const cases = [
+      dockerNode({ endpoint: undefined }),
+      dockerNode({ endpoint: 'not a url' }),
+      dockerNode({ endpoint: 'ftp://host' }),
+      dockerNode({ endpoint: 'unix://' }),
+      { name: 'p-bad', engine: 'process', endpoint: 'tcp://x:1' },
+    ];
+    const badLabel = await t.call('POST', '/admin/nodes', { body: dockerNode({ labels: { 'bad key!': 'x' } }) });
+    expect(badLabel.status).toBe(422);
+    expect(badLabel.body.error).toContain("'labels.bad key!'");
+    for (const body of cases) {
+      const res = await t.call('POST', '/admin/nodes', { body });
+      expect(res.status).toBe(422);
+      expect(res.body.code).toBe('invalid_field');
+      expect(res.body.error).toContain("'endpoint'");
+    }
+    for (const endpoint of ['ssh://root@203.0.113.7', 'tcp://docker:2376', 'unix:///run/docker.sock']) {
+      expect((await t.call('POST', '/admin/nodes', { body: dockerNode({ endpoint, engine: 'swarm' }) })).status).toBe(200);
+    }
+  });
+});
+
+describe('GET /admin/nodes/:id', () => {
+  test('unknown id is 404, bad id is 400', async () => {
+    const res = await t.call('GET', '/admin/nodes/424242');
+    expect(res.status).toBe(404);
+    expect(res.body).toEqual({ error: 'node 424242 not found', code: 'not_found' });
+    expect((await t.call('GET', '/admin/nodes/zero')).status).toBe(400);
+    expect((await t.call('GET', '/admin/nodes/0')).status).toBe(400);
+  });
+});
+
+describe('PUT /admin/nodes/:id', () => {
+  test('updates only the given fields', async () => {
+    const created = (await t.call('POST', '/admin/nodes', { body: dockerNode({ labels: { a: '1' }, capacity: { cpu: 2, memory: '2g' } }) })).body;
+    const res = await t.call('PUT', `/admin/nodes/${created.id}`, { body: { labels: { b: '2' }, publicHost: '198.51.100.4' } });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({
+      name: created.name,
+      endpoint: created.endpoint,
+      labels: { b: '2' },
+      publicHost: '198.51.100.4',
+      capacity: { cpu: 2, memory: '2g' },
+    });
+    expect(new Date(res.body.updatedAt).getTime()).toBeGreaterThanOrEqual(new Date(created.updatedAt).getTime());
+    const cleared = await t.call('PUT', `/admin/nodes/${created.id}`, { body: { capacity: null } });
+    expect(cleared.body.capacity).toBeNull();
+    const renamed = await t.call('PUT', `/admin/nodes/${created.id}`, { body: { name: 'renamed-node' } });
+    expect(renamed.body.name).toBe('renamed-node');
+  });
+  test('renaming onto a taken name is 409, unknown id 404, empty body 400', async () => {
+    const a = (await t.call('POST', '/admin/nodes', { body: dockerNode() })).body;
+    const b = (await t.call('POST', '/admin/nodes', { body: dockerNode() })).body;
+    const res = await t.call('PUT', `/admin/nodes/${b.id}`, { body: { name: a.name } });
+    expect(res.status).toBe(409);
+    expect(res.body.code).toBe('node_name_taken');
+    expect((await t.call('PUT', '/admin/nodes/999999', { body: { name: 'x' } })).status).toBe(404);
+    expect((await t.call('PUT', `/admin/nodes/${b.id}`, { body: {} })).status).toBe(400);
+  });
+  test('switching engine checks the endpoint again', async () => {
+    const node = (await t.call('POST', '/admin/nodes', { body: { name: 'switch-me', engine: 'process' } })).body;
+    const bad = await t.call('PUT', `/admin/nodes/${node.id}`, { body: { engine: 'docker' } });
+    expect(bad.status).toBe(422);
+    expect(bad.body.error).toContain("'endpoint'");
+    const good = await t.call('PUT', `/admin/nodes/${node.id}`, { body: { engine: 'docker', endpoint: 'unix:///var/run/docker.sock' } });
+    expect(good.status).toBe(200);
+    expect(good.body).toMatchObject({ engine: 'docker', endpoint: 'unix:///var/run/docker.sock' });
+  });
+  test('the engine of a node with instances cannot change', async () => {
+    const node = (await t.call('POST', '/admin/nodes', { body: dockerNode() })).body;
+    await addInstance(node.id);
+    const res = await t.call('PUT', `/admin/nodes/${node.id}`, { body: { engine: 'swarm' } });
+    expect(res.status).toBe(409);
+    expect(res.body.code).toBe('node_in_use');
+  });
+});
+
+describe('DELETE /admin/nodes/:id', () => {
+  test('deletes a node without instances', async () => {
+    const node = (await t.call('POST', '/admin/nodes', { body: dockerNode() })).body;
+    const res = await t.call('DELETE', `/admin/nodes/${node.id}`);
+    expect(res.status).toBe(204);
+    expect((await t.call('GET', `/admin/nodes/${node.id}`)).status).toBe(404);
+    expect((await t.call('DELETE', `/admin/nodes/${node.id}`)).status).toBe(404);
+  });
+  test('a node with instances is 409 with the documented message', async () => {
+    const node = (await t.call('POST', '/admin/nodes', { body: dockerNode() })).body;
+    await addInstance(node.id);
+    const res = await t.call('DELETE', `/admin/nodes/${node.id}`);
+    expect(res.status).toBe(409);
+    expect(res.body).toEqual({ error: 'Cannot delete node because it has instances assigned to it.', code: 'node_in_use' });
+    expect((await t.call('GET', `/admin/nodes/${node.id}`)).status).toBe(200);
+  });
+});

@@ -1,0 +1,125 @@
+import { Elysia, t } from 'elysia';
+import { asc, count, eq, sql } from 'drizzle-orm';
+import type { AppDeps } from '../../http/context';
+import { adminSecurity } from '../../http/auth';
+import { conflict, errorResponses, noContent, FOREIGN_KEY_VIOLATION, notFound, sqlState, UNIQUE_VIOLATION } from '../../http/errors';
+import { IdParams } from '../../http/params';
+import { instances, nodes } from '../../db/schema';
+import { capacityColumns, checkEndpoint, checkLabels, CreateNodeBody, NodeView, toNodeView, UpdateNodeBody } from '../../nodes/node-input';
+
+const NODE_IN_USE = 'Cannot delete node because it has instances assigned to it.';
+
+const nameTaken = (name: string) => conflict('node_name_taken', `a node named ${name} already exists`);
+
+function rethrowUnique(name: string | undefined) {
+  return (err: unknown): never => {
+    if (sqlState(err) === UNIQUE_VIOLATION) throw nameTaken(name ?? '');
+    throw err;
+  };
+}
+
+export function adminNodeRoutes({ database }: AppDeps) {
+  const { db } = database;
+
+  async function instanceCount(nodeId: number): Promise<number> {
+    const [row] = await db.select({ n: count() }).from(instances).where(eq(instances.nodeId, nodeId));
+    return row!.n;
+  }
+
+  async function findNode(id: number) {
+    const node = await db.query.nodes.findFirst({ where: eq(nodes.id, id) });
+    if (!node) throw notFound(`node ${id}`);
+    return node;
+  }
+
+  return new Elysia({ name: 'admin-nodes', prefix: '/admin/nodes', detail: { tags: ['admin'], security: adminSecurity } })
+    .post(
+      '',
+      async ({ body }) => {
+        const endpoint = checkEndpoint(body.engine, body.endpoint);
+        const [node] = await db
+          .insert(nodes)
+          .values({
+            name: body.name,
+            engine: body.engine,
+            endpoint,
+            publicHost: body.publicHost ?? null,
+            labels: checkLabels(body.labels ?? {}),
+            ...capacityColumns(body.capacity ?? null),
+          })
+          .returning()
+          .catch(rethrowUnique(body.name));
+        return toNodeView(node!);
+      },
+      {
+        body: CreateNodeBody,
+        detail: { summary: 'Register a node (an engine endpoint where workers run)' },
+        response: { 200: NodeView, ...errorResponses(400, 401, 409, 422) },
+      },
+    )
+    .get(
+      '', async () => (await db.select().from(nodes).orderBy(asc(nodes.id))).map(toNodeView), {
+      detail: { summary: 'List nodes' },
+      response: { 200: t.Array(NodeView), ...errorResponses(401) },
+    })
+    .get('/:id', async ({ params }) => toNodeView(await findNode(params.id)), {
+      params: IdParams,
+      detail: { summary: 'Get a node' },
+      response: { 200: NodeView, ...errorResponses(400, 401, 404) },
+    })
+    .put(
+      '/:id',
+      async ({ params, body }) => {
+        const current = await findNode(params.id);
+        const engine = body.engine ?? current.engine;
+        if (engine !== current.engine && (await instanceCount(current.id)) > 0) {
+          throw conflict('node_in_use', 'Cannot change the engine of a node that has instances assigned to it.');
+        }
+        const endpointChanged = body.endpoint !== undefined || engine !== current.engine;
+        const [node] = await db
+          .update(nodes)
+          .set({
+            ...(body.name !== undefined && { name: body.name }),
+            engine,
+            // Switching engine without a new endpoint keeps none of the old one.
+            ...(endpointChanged && {
+              endpoint: checkEndpoint(engine, body.endpoint ?? (engine === current.engine ? current.endpoint : undefined)),
+            }),
+            ...(body.publicHost !== undefined && { publicHost: body.publicHost }),
+            ...(body.labels !== undefined && { labels: checkLabels(body.labels) }),
+            ...(body.capacity !== undefined && capacityColumns(body.capacity)),
+            updatedAt: sql`now()`,
+          })
+          .where(eq(nodes.id, params.id))
+          .returning()
+          .catch(rethrowUnique(body.name));
+        if (!node) throw notFound(`node ${params.id}`);
+        return toNodeView(node);
+      },
+      {
+        params: IdParams,
+        body: UpdateNodeBody,
+        detail: { summary: 'Update some fields of a node; `capacity: null` clears the configured capacity' },
+        response: { 200: NodeView, ...errorResponses(400, 401, 404, 409, 422) },
+      },
+    )
+    .delete(
+      '/:id',
+      async ({ params, set }) => {
+        await findNode(params.id);
+        if ((await instanceCount(params.id)) > 0) throw conflict('node_in_use', NODE_IN_USE);
+        await db
+          .delete(nodes)
+          .where(eq(nodes.id, params.id))
+          .catch((err) => {
+            throw sqlState(err) === FOREIGN_KEY_VIOLATION ? conflict('node_in_use', NODE_IN_USE) : err;
+          });
+        set.status = 204;
+      },
+      {
+        params: IdParams,
+        detail: { summary: 'Delete a node that has no instances'},
+        response: { ...noContent, ...errorResponses(400, 401, 404, 409) },
+      },
+    );
+}

@@ -1,0 +1,58 @@
+/**
+ * Real Postgres for tests. One embedded server per `bun test` run (started by
+ * preload.ts, or TEST_DATABASE_URL's server when given), a template database
+ * migrated once, and one database per test file cloned from it.
+ */
+import { randomBytes } from 'node:crypto';
+import postgres from 'postgres';
+import { connect, type Database } from '../../gateway/src/db/client';
+
+export const TEMPLATE_DB = 'wgs_test_template';
+
+/** Admin URL of the test server (any database on it), set by preload.ts. */
+export function serverUrl(): string {
+  const url = process.env.WGS_TEST_SERVER_URL;
+  if (!url) throw new Error('WGS_TEST_SERVER_URL is unset: run tests with `make test` (bunfig.toml preloads tests/support/preload.ts)');
+  return url;
+}
+
+export function databaseUrl(name: string): string {
+  const u = new URL(serverUrl());
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+export async function adminSql<T>(fn: (sql: postgres.Sql) => Promise<T>): Promise<T> {
+  const sql = postgres(databaseUrl('postgres'), { max: 1, onnotice: () => {} });
+  try {
+    return await fn(sql);
+  } finally {
+    await sql.end();
+  }
+}
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  database: Database;
+  drop(): Promise<void>;
+}
+
+/** A fresh database: migrated (cloned from the template) unless `empty`. */
+export async function createTestDatabase(opts: { empty?: boolean } = {}): Promise<TestDatabase> {
+  const name = `wgs_test_${randomBytes(6).toString('hex')}`;
+  await adminSql((sql) =>
+    opts.empty ? sql.unsafe(`create database ${name}`) : sql.unsafe(`create database ${name} template ${TEMPLATE_DB}`),
+  );
+  const url = databaseUrl(name);
+  const database = connect(url, { max: 5 });
+  return {
+    name,
+    url,
+    database,
+    async drop() {
+      await database.close();
+      await adminSql((sql) => sql.unsafe(`drop database if exists ${name} with (force)`));
+    },
+  };
+}
