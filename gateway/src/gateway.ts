@@ -39,7 +39,9 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
 
     const app = createApp({ database, logger, adminSecret: admin.value });
     try {
-      app.listen({ port: config.port, hostname: config.host });
+      // Elysia turns SO_REUSEPORT on by default: a second gateway on the same
+      // port would then share its traffic silently instead of failing.
+      app.listen({ port: config.port, hostname: config.host, reusePort: false, development: false });
     } catch (err) {
       throw new Error(`cannot listen on ${config.host}:${config.port}: ${err instanceof Error ? err.message : err}`);
     }

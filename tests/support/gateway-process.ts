@@ -1,0 +1,77 @@
+/** A real gateway process (`bun gateway/src/main.ts`) for end-to-end tests. */
+import type { Subprocess } from 'bun';
+import { join } from 'node:path';
+import { freePort } from '../../gateway/src/lib/net';
+
+const ROOT = join(import.meta.dir, '..', '..');
+
+export interface GatewayProcess {
+  proc: Subprocess;
+  url: string;
+  /** stdout and stderr so far. */
+  output(): string;
+  /** Polls /healthz until 200; throws with the output if the process exits or the deadline passes. */
+  ready(timeoutMs?: number): Promise<void>;
+  stop(signal?: NodeJS.Signals): Promise<number>;
+}
+
+export async function spawnGateway(env: Record<string, string | undefined>): Promise<GatewayProcess> {
+  const port = env.PORT ? Number(env.PORT) : await freePort();
+  const base: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !k.startsWith('WGS_') && !['DATABASE_URL', 'ADMIN_API_SECRET', 'DATA_DIR', 'PORT', 'HOST'].includes(k)) base[k] = v;
+  }
+  const finalEnv: Record<string, string> = { ...base, PORT: String(port), HOST: '127.0.0.1' };
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) finalEnv[k] = v;
+  const proc = Bun.spawn([process.execPath, 'gateway/src/main.ts'], {
+    cwd: ROOT,
+    env: finalEnv,
+    stdout: 'pipe',
+    stderr: 'pipe',
+  });
+  let out = '';
+  const decoder = () => new TextDecoderStream();
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream.pipeThrough(decoder())) out += chunk;
+  };
+  const pumped = Promise.all([pump(proc.stdout as ReadableStream<Uint8Array>), pump(proc.stderr as ReadableStream<Uint8Array>)]);
+  const url = `http://127.0.0.1:${port}`;
+
+  return {
+    proc,
+    url,
+    output: () => out,
+    async ready(timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        if (proc.exitCode !== null) {
+          await pumped;
+          throw new Error(`gateway exited with ${proc.exitCode} before it was ready:\n${out}`);
+        }
+        const ok = await fetch(`${url}/healthz`).then(
+          (r) => r.status === 200,
+          () => false,
+        );
+        if (ok) return;
+        await Bun.sleep(50);
+      }
+      throw new Error(`gateway not ready within ${timeoutMs} ms:\n${out}`);
+    },
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode === null) proc.kill(signal);
+      const code = await proc.exited;
+      await pumped;
+      return code;
+    },
+  };
+}
+
+/** Waits for a process to exit and returns its code, with a deadline. */
+export async function exitCode(g: GatewayProcess, timeoutMs = 30_000): Promise<number> {
+  const timer = setTimeout(() => g.proc.kill('SIGKILL'), timeoutMs);
+  try {
+    return await g.proc.exited;
+  } finally {
+    clearTimeout(timer);
+  }
+}
