@@ -4,7 +4,7 @@
 BUN := node_modules/.bin/bun
 STAMP := node_modules/.wgs-installed
 
-.PHONY: run test install migration
+.PHONY: run test bench install migration
 
 # npm ci again only when a manifest or the lockfile changed.
 $(STAMP): package.json package-lock.json gateway/package.json
@@ -17,9 +17,14 @@ install: $(STAMP)
 run: $(STAMP)
 	exec $(BUN) gateway/src/main.ts
 
-## Run every test against real Postgres and real processes.
+## Type-check, then run every test against real Postgres and real processes.
 test: $(STAMP)
+	node_modules/.bin/tsc -p tsconfig.json
 	bash scripts/test
+
+## Print the benchmark tables (bench/).
+bench: $(STAMP)
+	$(BUN) bench/gateway.ts
 
 ## Generate a drizzle-kit migration after changing gateway/src/db/schema.
 migration: $(STAMP)

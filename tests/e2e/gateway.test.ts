@@ -6,6 +6,7 @@ import { afterAll, describe, expect, test } from 'bun:test';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isAlive } from '../../gateway/src/lib/process';
 import { exitCode, spawnGateway, type GatewayProcess } from '../support/gateway-process';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 
@@ -43,14 +44,6 @@ function postmasterPid(dir: string): Promise<number | null> {
   );
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('embedded Postgres (no DATABASE_URL)', () => {
   test('first start prints the admin secret; data survives SIGTERM and SIGKILL restarts', async () => {
@@ -75,7 +68,7 @@ describe('embedded Postgres (no DATABASE_URL)', () => {
     const pgPid = await postmasterPid(dir);
     expect(pgPid).toBeGreaterThan(0);
     expect(await first.stop('SIGTERM')).toBe(0);
-    expect(alive(pgPid!)).toBe(false);
+    expect(isAlive(pgPid!)).toBe(false);
 
     // Second start: same secret, not printed again; users, keys and nodes are there.
     const second = track(await spawnGateway({ DATA_DIR: dir }));
@@ -89,10 +82,10 @@ describe('embedded Postgres (no DATABASE_URL)', () => {
     // SIGKILL leaves the embedded Postgres running; the next start takes over its data.
     const orphan = await postmasterPid(dir);
     await second.stop('SIGKILL');
-    expect(alive(orphan!)).toBe(true);
+    expect(isAlive(orphan!)).toBe(true);
     const third = track(await spawnGateway({ DATA_DIR: dir }));
     await third.ready();
-    expect(alive(orphan!)).toBe(false);
+    expect(isAlive(orphan!)).toBe(false);
     expect((await api(third, 'GET', '/api/me', { key: user.body.apiKey })).status).toBe(200);
     expect(await third.stop('SIGINT')).toBe(0);
   });

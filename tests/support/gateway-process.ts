@@ -30,9 +30,9 @@ export async function spawnGateway(env: Record<string, string | undefined>): Pro
     stderr: 'pipe',
   });
   let out = '';
-  const decoder = () => new TextDecoderStream();
   const pump = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream.pipeThrough(decoder())) out += chunk;
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) out += decoder.decode(chunk, { stream: true });
   };
   const pumped = Promise.all([pump(proc.stdout as ReadableStream<Uint8Array>), pump(proc.stderr as ReadableStream<Uint8Array>)]);
   const url = `http://127.0.0.1:${port}`;

@@ -51,8 +51,17 @@ export async function authenticateApiKey(db: Db, presented: string): Promise<Use
   return row.user;
 }
 
+const TOUCH_INTERVAL_MS = 60_000;
+/** When this process last recorded each key's use; bounded by clearing. */
+const touchedAt = new Map<number, number>();
+
 /** Records use at most once a minute per key, off the request path. */
 function touchKey(db: Db, keyId: number): void {
+  const now = Date.now();
+  if (now - (touchedAt.get(keyId) ?? 0) < TOUCH_INTERVAL_MS) return;
+  if (touchedAt.size >= 10_000) touchedAt.clear();
+  touchedAt.set(keyId, now);
+  // The WHERE keeps several gateway replicas to one write a minute as well.
   db.update(apiKeys)
     .set({ lastUsedAt: sql`now()` })
     .where(and(eq(apiKeys.id, keyId), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, sql`now() - interval '1 minute'`))))

@@ -20,7 +20,15 @@ const EnvSchema = Type.Object({
     Type.String({ minLength: 1, description: 'X-Admin-API-Secret; generated into DATA_DIR when unset' }),
   ),
   LOG_LEVEL: Type.Union(
-    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    [
+      Type.Literal('fatal'),
+      Type.Literal('error'),
+      Type.Literal('warn'),
+      Type.Literal('info'),
+      Type.Literal('debug'),
+      Type.Literal('trace'),
+      Type.Literal('silent'),
+    ],
     { default: 'info' },
   ),
   EMBEDDED_POSTGRES_PORT: Type.Integer({

@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import postgres from 'postgres';
 import type { Logger } from '../logging/logger';
 import { freePort } from '../lib/net';
+import { isAlive } from '../lib/process';
 
 /**
  * A real PostgreSQL server kept in DATA_DIR/postgres, from the binaries that
@@ -262,15 +263,6 @@ async function stopOrphan(pgDir: string, log: Logger): Promise<void> {
   while (isAlive(pid)) {
     if (Date.now() > deadline) throw new Error(`postgres pid ${pid} from a previous run did not stop within ${STOP_TIMEOUT_MS / 1000} s`);
     await Bun.sleep(50);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

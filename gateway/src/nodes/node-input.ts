@@ -1,5 +1,5 @@
 import { t } from 'elysia';
-import { ENGINES, type Engine, type Node } from '../db/schema';
+import { ENGINES, NODE_STATUSES, type Engine, type Node } from '../db/schema';
 import { formatCpu, formatMemory, MEMORY_PATTERN, parseCpu, parseMemory } from '../lib/resources';
 import { ApiError } from '../http/errors';
 
@@ -26,10 +26,11 @@ const Labels = t.Record(t.String(), t.String({ maxLength: 253 }), {
 
 const fields = {
   name: t.String({ pattern: NAME_PATTERN, description: 'unique; letters, digits, `_.-`, up to 63 characters' }),
-  engine: t.Union(
-    ENGINES.map((e) => t.Literal(e)),
-    { description: 'where workers run on this node' },
-  ),
+  // Literals, not t.UnionEnum: Elysia gives a UnionEnum a default (its first
+  // value), which a partial update would then write over the stored engine.
+  engine: t.Union([t.Literal(ENGINES[0]), t.Literal(ENGINES[1]), t.Literal(ENGINES[2])], {
+    description: 'where workers run on this node',
+  }),
   endpoint: t.String({
     minLength: 1,
     maxLength: 2048,
@@ -62,7 +63,7 @@ export const NodeView = t.Object({
   publicHost: t.Nullable(t.String()),
   labels: t.Record(t.String(), t.String()),
   capacity: t.Nullable(t.Object({ cpu: t.Nullable(t.Number()), memory: t.Nullable(t.String()) })),
-  status: t.Union([t.Literal('unknown'), t.Literal('ready'), t.Literal('unreachable')]),
+  status: t.Union([t.Literal(NODE_STATUSES[0]), t.Literal(NODE_STATUSES[1]), t.Literal(NODE_STATUSES[2])]),
   lastSeenAt: t.Nullable(t.Date()),
   createdAt: t.Date(),
   updatedAt: t.Date(),

@@ -8,7 +8,7 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 test('missing or malformed Authorization is 401', async () => {
-  for (const headers of [{}, { authorization: 'Basic abc' }, { authorization: 'Bearer' }, { authorization: 'wgs_x' }]) {
+  for (const headers of [{}, { authorization: 'Basic abc' }, { authorization: 'Bearer' }, { authorization: 'wgs_x' }] as Record<string, string>[]) {
     const res = await t.call('GET', '/api/me', { headers });
     expect(res.status).toBe(401);
     expect(res.body).toEqual({ error: 'missing Authorization: Bearer <apiKey> header', code: 'unauthorized' });
