@@ -3,7 +3,7 @@
  * external), real HTTP on loopback.
  */
 import { afterAll, describe, expect, test } from 'bun:test';
-import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isAlive } from '../../gateway/src/lib/process';
@@ -99,6 +99,17 @@ describe('embedded Postgres (no DATABASE_URL)', () => {
     expect((await api(g, 'GET', '/admin/users', { admin: 'not-s' })).status).toBe(401);
     expect(await Bun.file(join(dir, 'admin-api-secret')).exists()).toBe(false);
     expect(await Bun.file(join(dir, 'postgres', 'PG_VERSION')).exists()).toBe(true);
+    expect(await g.stop()).toBe(0);
+  });
+
+  test('a DATA_DIR below a private directory works; as root only the search bit is added', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'wgs-e2e-private-')); // mode 0700
+    cleanup.push(() => rm(parent, { recursive: true, force: true }));
+    const g = track(await spawnGateway({ DATA_DIR: join(parent, 'data'), ADMIN_API_SECRET: 's' }));
+    await g.ready();
+    expect((await api(g, 'GET', '/readyz')).status).toBe(200);
+    const mode = (await stat(parent)).mode & 0o777;
+    expect(mode).toBe(process.getuid?.() === 0 ? 0o701 : 0o700);
     expect(await g.stop()).toBe(0);
   });
 });

@@ -23,6 +23,8 @@ export interface EmbeddedPostgresHandle {
 }
 
 const USER = 'wgs';
+/** Where root copies the binaries when the postgres user cannot reach node_modules. */
+const RUNTIME_ROOT = '/var/lib/wgs';
 const DATABASE = 'wgs';
 const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 30_000;
@@ -45,7 +47,7 @@ export async function startEmbeddedPostgres(opts: {
   const log = opts.logger.child({ component: 'embedded-postgres' });
   const pgDir = join(opts.dataDir, 'postgres');
   await mkdir(opts.dataDir, { recursive: true });
-  const runAs = process.getuid?.() === 0 ? await postgresSystemUser(opts.dataDir) : {};
+  const runAs = process.getuid?.() === 0 ? await postgresSystemUser(opts.dataDir, log) : {};
   const bin = await binaries(runAs, log);
   const password = await readOrCreatePassword(join(opts.dataDir, 'postgres-password'));
   await stopOrphan(pgDir, log);
@@ -56,11 +58,12 @@ export async function startEmbeddedPostgres(opts: {
     await initdb(bin, pgDir, password, runAs);
   }
   const port = opts.port || (await freePort());
-  const child = await startServer(bin, pgDir, port, runAs, log);
+  const { child, recent } = await startServer(bin, pgDir, port, runAs, log);
   const base = `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}`;
   try {
-    await waitAccepting(`${base}/postgres`, child);
-    if (fresh) await createDatabase(`${base}/postgres`, DATABASE);
+    await waitAccepting(`${base}/postgres`, child, recent);
+    // Also after a start that died between initdb and here.
+    await ensureDatabase(`${base}/postgres`, DATABASE);
   } catch (err) {
     await stopServer(child);
     throw err;
@@ -91,7 +94,9 @@ async function binaries(runAs: RunAs, log: Logger): Promise<Binaries> {
   const nativeDir = dirname(dirname(shipped.postgres));
   if (!(await closedAncestor(nativeDir))) return shipped;
   const version = (await readFile(join(nativeDir, '..', 'package.json'), 'utf8').then((s) => JSON.parse(s).version)) as string;
-  const runtime = join(tmpdir(), `wgs-postgres-${version}`);
+  // Root-owned and outside world-writable /tmp, so no other user can plant binaries there.
+  const runtime = join(RUNTIME_ROOT, `postgres-${version}`);
+  await mkdir(RUNTIME_ROOT, { recursive: true, mode: 0o755 });
   if (!(await exists(join(runtime, 'bin', 'postgres')))) {
     log.info({ from: nativeDir, to: runtime }, 'copying postgres binaries where the postgres user can run them');
     const partial = `${runtime}.${process.pid}.partial`;
@@ -114,25 +119,25 @@ async function closedAncestor(path: string): Promise<string | undefined> {
 }
 
 /**
- * Postgres refuses to run as root. Run it as `postgres` (created when missing);
- * DATA_DIR is opened for traversal, a closed parent directory is reported.
+ * Postgres refuses to run as root. Run it as `postgres` (created when
+ * missing). That user must reach DATA_DIR/postgres: directories on the way
+ * that others cannot traverse get the search bit for others (o+x: enter, not
+ * list), each change logged; nothing else about them changes.
  */
-async function postgresSystemUser(dataDir: string): Promise<RunAs> {
+async function postgresSystemUser(dataDir: string, log: Logger): Promise<RunAs> {
   const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
   let uid: number;
   try {
     uid = id('-u');
   } catch {
     execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres']);
+    log.info('created the postgres system user to run the embedded Postgres');
     uid = id('-u');
   }
-  const mode = (await stat(dataDir)).mode;
-  if ((mode & 0o001) === 0) await chmod(dataDir, (mode & 0o777) | 0o011);
-  const closed = await closedAncestor(dirname(dataDir));
-  if (closed) {
-    throw new Error(
-      `DATA_DIR ${dataDir} is not reachable by the postgres system user that runs the embedded Postgres as root: ${closed} has no execute permission for others; choose another DATA_DIR or run chmod o+x ${closed}`,
-    );
+  for (let dir = await closedAncestor(dataDir); dir; dir = await closedAncestor(dataDir)) {
+    const mode = (await stat(dir)).mode & 0o777;
+    await chmod(dir, mode | 0o001);
+    log.warn({ dir, from: mode.toString(8), to: (mode | 0o001).toString(8) }, 'let the postgres user traverse a directory on the way to DATA_DIR');
   }
   return { uid, gid: id('-g') };
 }
@@ -141,7 +146,7 @@ async function initdb(bin: Binaries, pgDir: string, password: string, runAs: Run
   await mkdir(pgDir, { recursive: true, mode: 0o700 });
   if (runAs.uid !== undefined) execFileSync('chown', [`${runAs.uid}:${runAs.gid}`, pgDir]);
   const pwfile = join(tmpdir(), `wgs-pg-pw-${randomBytes(6).toString('hex')}`);
-  await writeFile(pwfile, `${password}\n`, { mode: 0o600 });
+  await writeFile(pwfile, `${password}\n`, { mode: 0o600, flag: 'wx' });
   if (runAs.uid !== undefined) execFileSync('chown', [`${runAs.uid}:${runAs.gid}`, pwfile]);
   try {
     const { code, output } = await run(bin.initdb, [
@@ -169,7 +174,13 @@ function run(cmd: string, args: string[], runAs: RunAs): Promise<{ code: number 
   });
 }
 
-async function startServer(bin: Binaries, pgDir: string, port: number, runAs: RunAs, log: Logger): Promise<ChildProcess> {
+async function startServer(
+  bin: Binaries,
+  pgDir: string,
+  port: number,
+  runAs: RunAs,
+  log: Logger,
+): Promise<{ child: ChildProcess; recent: string[] }> {
   const child = spawn(
     bin.postgres,
     ['-D', pgDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
@@ -186,21 +197,19 @@ async function startServer(bin: Binaries, pgDir: string, port: number, runAs: Ru
   };
   child.stdout!.on('data', onLine);
   child.stderr!.on('data', onLine);
-  (child as ChildProcess & { recent: string[] }).recent = recent;
   await new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve);
     child.once('error', (err) => reject(new Error(`cannot run ${bin.postgres}: ${err.message}`)));
   });
-  return child;
+  return { child, recent };
 }
 
 /** Polls until the server answers a query; fails fast with its last output if it exits. */
-async function waitAccepting(url: string, child: ChildProcess): Promise<void> {
+async function waitAccepting(url: string, child: ChildProcess, recent: string[]): Promise<void> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   let lastError = '';
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      const recent = (child as ChildProcess & { recent: string[] }).recent;
       throw new Error(`embedded postgres exited (${child.exitCode ?? child.signalCode}) during start: ${recent.slice(-5).join(' | ')}`);
     }
     const sql = postgres(url, { max: 1, connect_timeout: 2, onnotice: () => {} });
@@ -227,10 +236,11 @@ async function stopServer(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-async function createDatabase(adminUrl: string, name: string): Promise<void> {
+async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
   const sql = postgres(adminUrl, { max: 1, onnotice: () => {} });
   try {
-    await sql.unsafe(`create database ${name}`);
+    const found = await sql`select 1 from pg_database where datname = ${name}`;
+    if (found.length === 0) await sql.unsafe(`create database ${name}`);
   } finally {
     await sql.end();
   }
