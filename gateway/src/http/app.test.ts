@@ -36,6 +36,8 @@ describe('errors', () => {
       ['PUT', '/admin/nodes/1', { body: { capacity: { memory: '99999999999999999t' } } }],
       ['GET', '/admin/nodes/1e3', {}],
       ['DELETE', '/admin/users/-1', {}],
+      ['POST', '/admin/users', { body: { email: 'a\u0000b@x.io' } }],
+      ['POST', '/admin/nodes', { body: { name: 'nul', engine: 'docker', endpoint: 'tcp://h:1', labels: { a: 'x\u0000' } } }],
     ];
     for (const [method, path, opts] of inputs) {
       const res = await t.call(method, path, opts);
@@ -44,6 +46,8 @@ describe('errors', () => {
       expect(typeof res.body.error).toBe('string');
       expect(typeof res.body.code).toBe('string');
     }
+    const nul = await t.call('POST', '/admin/users', { body: { email: 'nul\u0000@x.io' } });
+    expect(nul.body).toEqual({ error: 'a value in the request cannot be stored (e.g. it contains a NUL character)', code: 'invalid_value' });
   });
 });
 

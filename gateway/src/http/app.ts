@@ -1,6 +1,6 @@
 import { Elysia } from 'elysia';
 import { randomUUID } from 'node:crypto';
-import { ApiError, describeValidation } from './errors';
+import { ApiError, describeValidation, sqlState } from './errors';
 import { authentication } from './auth';
 import { apiDocs } from './openapi';
 import type { AppDeps } from './context';
@@ -43,6 +43,10 @@ export function createApp(deps: AppDeps) {
       .onError(({ code, error, request, path, set }) => {
         const requestId = metaOf.get(request)?.id;
         if (error instanceof ApiError) return errorResponse(set, error.status, error.code, error.message, requestId);
+        // Postgres "data exception" (class 22): a value it cannot store, e.g. a NUL character.
+        if (sqlState(error)?.startsWith('22')) {
+          return errorResponse(set, 400, 'invalid_value', 'a value in the request cannot be stored (e.g. it contains a NUL character)', requestId);
+        }
         switch (code) {
           case 'VALIDATION':
             return errorResponse(set, 400, 'validation_failed', describeValidation(error.type, error.all), requestId);
