@@ -5,6 +5,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './db/embedde
 import { migrateAndSeed } from './db/migrate';
 import { createApp } from './http/app';
 import { createLogger, type Logger } from './logging/logger';
+import { createRuntime } from './instances/setup';
 
 export interface RunningGateway {
   url: string;
@@ -37,7 +38,15 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
     await migrateAndSeed(database);
     logger.info('database migrated');
 
-    const app = createApp({ database, logger, adminSecret: admin.value });
+    const { runtime, engine } = createRuntime(database, logger, {
+      gatewayUrl: config.workerGatewayUrl,
+      workerEnv: {
+        LOG_LEVEL: config.logLevel,
+        SANDBOX_QR_INTERVAL_MS: String(config.sandbox.qrIntervalMs),
+        SANDBOX_RECEIPT_DELAYS_MS: config.sandbox.receiptDelaysMs,
+      },
+    });
+    const app = createApp({ database, logger, adminSecret: admin.value, runtime });
     try {
       // Elysia turns SO_REUSEPORT on by default: a second gateway on the same
       // port would then share its traffic silently instead of failing.
@@ -47,6 +56,8 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
     }
     const url_ = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
     logger.info({ url: url_ }, 'wgs gateway listening');
+    const booted = await runtime.boot();
+    if (booted) logger.info({ instances: booted }, 'started the workers of instances that should run');
 
     const db = database;
     const pg = embedded;
@@ -55,6 +66,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
       logger,
       async stop() {
         logger.info('stopping wgs gateway');
+        await runtime.shutdown(() => engine.stopAll());
         await app.stop();
         await db.close();
         await pg?.stop();

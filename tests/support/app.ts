@@ -1,6 +1,11 @@
-/** An in-process app on its own real test database, and a small request helper. */
+/**
+ * An app on its own real test database, with the real instance runtime
+ * (process engine, worker hub) and a small request helper. With `listen`,
+ * it serves on a loopback port so real workers can dial it.
+ */
 import { createApp } from '../../gateway/src/http/app';
 import { createLogger } from '../../gateway/src/logging/logger';
+import { createRuntime } from '../../gateway/src/instances/setup';
 import { createTestDatabase, type TestDatabase } from './postgres';
 
 export const ADMIN_SECRET = 'test-admin-secret';
@@ -14,10 +19,21 @@ export interface Call {
   headers?: Record<string, string>;
 }
 
+export interface CallResult {
+  status: number;
+  body: any;
+  headers: Headers;
+  bytes: Uint8Array;
+}
+
 export interface TestApp {
   db: TestDatabase;
   app: ReturnType<typeof createApp>;
-  call(method: string, path: string, opts?: Call): Promise<{ status: number; body: any; headers: Headers }>;
+  runtime: ReturnType<typeof createRuntime>['runtime'];
+  engine: ReturnType<typeof createRuntime>['engine'];
+  /** http://127.0.0.1:<port> when listening. */
+  url?: string;
+  call(method: string, path: string, opts?: Call): Promise<CallResult>;
   /** Creates a user through the admin API; returns its id, email and key. */
   createUser(email?: string): Promise<{ id: number; email: string; apiKey: string; keyId: number }>;
   close(): Promise<void>;
@@ -25,39 +41,65 @@ export interface TestApp {
 
 let counter = 0;
 
-export async function createTestApp(): Promise<TestApp> {
+export async function createTestApp(opts: { listen?: boolean; workerEnv?: Record<string, string> } = {}): Promise<TestApp> {
   const db = await createTestDatabase();
-  const app = createApp({ database: db.database, logger: createLogger('silent'), adminSecret: ADMIN_SECRET });
+  const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+  const { runtime, engine } = createRuntime(db.database, logger, {
+    gatewayUrl: 'ws://127.0.0.1:1',
+    workerEnv: {
+      LOG_LEVEL: 'warn',
+      SANDBOX_QR_INTERVAL_MS: '20000',
+      SANDBOX_RECEIPT_DELAYS_MS: '20,60,100',
+      ...opts.workerEnv,
+    },
+    backoffMs: { initial: 200, max: 1000 },
+  });
+  const app = createApp({ database: db.database, logger, adminSecret: ADMIN_SECRET, runtime });
+  let url: string | undefined;
+  if (opts.listen) {
+    app.listen({ port: 0, hostname: '127.0.0.1', reusePort: false, development: false });
+    url = `http://127.0.0.1:${app.server!.port}`;
+    runtime.setGatewayUrl(`ws://127.0.0.1:${app.server!.port}`);
+  }
 
-  const call: TestApp['call'] = async (method, path, opts = {}) => {
-    const headers: Record<string, string> = { ...opts.headers };
-    if (opts.admin !== false && path.startsWith('/admin')) headers['x-admin-api-secret'] = opts.admin ?? ADMIN_SECRET;
-    if (opts.key) headers.authorization = `Bearer ${opts.key}`;
+  const call: TestApp['call'] = async (method, path, o = {}) => {
+    const headers: Record<string, string> = { ...o.headers };
+    if (o.admin !== false && path.startsWith('/admin')) headers['x-admin-api-secret'] = o.admin ?? ADMIN_SECRET;
+    if (o.key) headers.authorization = `Bearer ${o.key}`;
     let body: string | undefined;
-    if (opts.raw !== undefined || opts.body !== undefined) {
+    if (o.raw !== undefined || o.body !== undefined) {
       headers['content-type'] = 'application/json';
-      body = opts.raw ?? JSON.stringify(opts.body);
+      body = o.raw ?? JSON.stringify(o.body);
     }
-    const res = await app.handle(new Request(`http://wgs.test${path}`, { method, headers, body }));
-    const text = await res.text();
+    const request = new Request(`${url ?? 'http://wgs.test'}${path}`, { method, headers, body });
+    const res = url ? await fetch(request) : await app.handle(request);
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    const text = new TextDecoder().decode(bytes);
     let parsed: unknown = text;
     try {
       parsed = text ? JSON.parse(text) : null;
     } catch {
       // not JSON: keep the text
     }
-    return { status: res.status, body: parsed, headers: res.headers };
+    return { status: res.status, body: parsed, headers: res.headers, bytes };
   };
 
   return {
     db,
     app,
+    runtime,
+    engine,
+    url,
     call,
     async createUser(email = `user${++counter}-${Date.now()}@example.com`) {
       const res = await call('POST', '/admin/users', { body: { email } });
       if (res.status !== 201) throw new Error(`creating user failed: ${res.status} ${JSON.stringify(res.body)}`);
       return res.body;
     },
-    close: () => db.drop(),
+    async close() {
+      await runtime.shutdown(() => engine.stopAll(2000));
+      if (url) await app.stop(true);
+      await db.drop();
+    },
   };
 }

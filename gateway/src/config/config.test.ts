@@ -12,6 +12,8 @@ describe('loadConfig', () => {
       adminApiSecret: undefined,
       logLevel: 'info',
       embeddedPostgresPort: 0,
+      workerGatewayUrl: 'ws://127.0.0.1:3000',
+      sandbox: { qrIntervalMs: 20_000, receiptDelaysMs: '100,500,1000' },
     });
   });
   test('reads every variable', () => {
@@ -23,6 +25,9 @@ describe('loadConfig', () => {
       ADMIN_API_SECRET: 's',
       LOG_LEVEL: 'debug',
       EMBEDDED_POSTGRES_PORT: '5999',
+      WORKER_GATEWAY_URL: 'ws://gw.internal:3111',
+      SANDBOX_QR_INTERVAL_MS: '500',
+      SANDBOX_RECEIPT_DELAYS_MS: '0,10,20',
     });
     expect(c).toEqual({
       port: 3111,
@@ -32,7 +37,11 @@ describe('loadConfig', () => {
       adminApiSecret: 's',
       logLevel: 'debug',
       embeddedPostgresPort: 5999,
+      workerGatewayUrl: 'ws://gw.internal:3111',
+      sandbox: { qrIntervalMs: 500, receiptDelaysMs: '0,10,20' },
     });
+    expect(loadConfig({ HOST: '0.0.0.0', PORT: '4000' }).workerGatewayUrl).toBe('ws://127.0.0.1:4000');
+    expect(loadConfig({ HOST: '10.1.2.3' }).workerGatewayUrl).toBe('ws://10.1.2.3:3000');
   });
   test('empty values count as unset', () => {
     expect(loadConfig({ PORT: '', DATABASE_URL: '' })).toMatchObject({ port: 3000, databaseUrl: undefined });
@@ -45,6 +54,10 @@ describe('loadConfig', () => {
       [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
       [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL'],
       [{ EMBEDDED_POSTGRES_PORT: '-1' }, 'EMBEDDED_POSTGRES_PORT'],
+      [{ WORKER_GATEWAY_URL: 'http://x' }, 'WORKER_GATEWAY_URL'],
+      [{ SANDBOX_QR_INTERVAL_MS: '10' }, 'SANDBOX_QR_INTERVAL_MS'],
+      [{ SANDBOX_RECEIPT_DELAYS_MS: '1,2' }, 'SANDBOX_RECEIPT_DELAYS_MS'],
+      [{ SANDBOX_RECEIPT_DELAYS_MS: '500,100,900' }, 'SANDBOX_RECEIPT_DELAYS_MS'],
     ];
     for (const [env, variable] of cases) {
       let err: unknown;

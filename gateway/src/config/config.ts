@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import { ConfigError, LogLevelSchema, parseEnv } from '../../../common/env';
+import { parseReceiptDelays } from '../../../workers/src/config';
 import { resolve } from 'node:path';
 
 /**
@@ -19,18 +20,19 @@ const EnvSchema = Type.Object({
   ADMIN_API_SECRET: Type.Optional(
     Type.String({ minLength: 1, description: 'X-Admin-API-Secret; generated into DATA_DIR when unset' }),
   ),
-  LOG_LEVEL: Type.Union(
-    [
-      Type.Literal('fatal'),
-      Type.Literal('error'),
-      Type.Literal('warn'),
-      Type.Literal('info'),
-      Type.Literal('debug'),
-      Type.Literal('trace'),
-      Type.Literal('silent'),
-    ],
-    { default: 'info' },
+  LOG_LEVEL: LogLevelSchema,
+  WORKER_GATEWAY_URL: Type.Optional(
+    Type.String({
+      pattern: '^wss?://',
+      description: 'ws:// URL workers dial to reach this gateway; default ws://127.0.0.1:PORT (or ws://HOST:PORT for a specific HOST)',
+    }),
   ),
+  SANDBOX_QR_INTERVAL_MS: Type.Integer({ minimum: 50, default: 20_000, description: 'how often a sandbox worker rotates its QR code' }),
+  SANDBOX_RECEIPT_DELAYS_MS: Type.String({
+    pattern: '^[0-9]{1,5},[0-9]{1,5},[0-9]{1,5}$',
+    default: '100,500,1000',
+    description: 'ms after a sandbox send until the sent, delivered and read receipts',
+  }),
   EMBEDDED_POSTGRES_PORT: Type.Integer({
     minimum: 0,
     maximum: 65535,
@@ -50,36 +52,18 @@ export interface Config {
   adminApiSecret: string | undefined;
   logLevel: Env['LOG_LEVEL'];
   embeddedPostgresPort: number;
+  workerGatewayUrl: string;
+  sandbox: { qrIntervalMs: number; receiptDelaysMs: string };
 }
 
-export class ConfigError extends Error {
-  constructor(
-    readonly variable: string,
-    message: string,
-  ) {
-    super(`invalid configuration: ${variable}: ${message}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
-const NUMERIC = new Set(['PORT', 'EMBEDDED_POSTGRES_PORT']);
+const NUMERIC = ['PORT', 'EMBEDDED_POSTGRES_PORT', 'SANDBOX_QR_INTERVAL_MS'];
 
 /** Parses the environment once; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  const raw: Record<string, unknown> = {};
-  for (const key of Object.keys(EnvSchema.properties)) {
-    const value = env[key];
-    if (value === undefined || value === '') continue;
-    raw[key] = NUMERIC.has(key) && /^-?\d+$/.test(value.trim()) ? Number(value.trim()) : value;
-  }
-  const withDefaults = Value.Default(EnvSchema, raw) as Record<string, unknown>;
-  const first = Value.Errors(EnvSchema, withDefaults).First();
-  if (first) {
-    const variable = first.path.replace(/^\//, '').split('/')[0] || 'environment';
-    const got = raw[variable];
-    throw new ConfigError(variable, `${first.message} (got ${JSON.stringify(variable.includes('SECRET') ? '<redacted>' : got)})`);
-  }
-  const e = withDefaults as Env;
+  const e = parseEnv(EnvSchema, env, { numeric: NUMERIC, secret: ['ADMIN_API_SECRET', 'DATABASE_URL'] });
+  parseReceiptDelays(e.SANDBOX_RECEIPT_DELAYS_MS); // the workers' own check, at the gateway's start
   return {
     port: e.PORT,
     host: e.HOST,
@@ -88,7 +72,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     adminApiSecret: e.ADMIN_API_SECRET,
     logLevel: e.LOG_LEVEL,
     embeddedPostgresPort: e.EMBEDDED_POSTGRES_PORT,
+    workerGatewayUrl: e.WORKER_GATEWAY_URL ?? defaultWorkerUrl(e.HOST, e.PORT),
+    sandbox: { qrIntervalMs: e.SANDBOX_QR_INTERVAL_MS, receiptDelaysMs: e.SANDBOX_RECEIPT_DELAYS_MS },
   };
+}
+
+/** Workers on this machine reach a wildcard-bound gateway on loopback. */
+function defaultWorkerUrl(host: string, port: number): string {
+  const local = ['0.0.0.0', '::', '127.0.0.1', 'localhost', '::1'].includes(host);
+  const h = local ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  return `ws://${h}:${port}`;
 }
 
 /** The config as it may be logged: secrets and passwords removed. */

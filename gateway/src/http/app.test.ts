@@ -3,6 +3,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { createApp } from './app';
 import { connect } from '../db/client';
 import { createLogger } from '../logging/logger';
+import { createRuntime } from '../instances/setup';
 import { createTestApp, type TestApp } from '../../../tests/support/app';
 
 let t: TestApp;
@@ -59,7 +60,9 @@ describe('health', () => {
   test('readyz is 503 when the database is unreachable, healthz stays 200', async () => {
     // A real client pointed at a port where nothing listens.
     const dead = connect('postgres://wgs:x@127.0.0.1:1/wgs', { max: 1 });
-    const app = createApp({ database: dead, logger: createLogger('silent'), adminSecret: 's' });
+    const logger = createLogger('silent');
+    const { runtime } = createRuntime(dead, logger, { gatewayUrl: 'ws://127.0.0.1:1' });
+    const app = createApp({ database: dead, logger, adminSecret: 's', runtime });
     const ready = await app.handle(new Request('http://wgs.test/readyz'));
     expect(ready.status).toBe(503);
     expect(await ready.json()).toEqual({ error: 'database is not reachable', code: 'database_unavailable' });

@@ -8,6 +8,8 @@ import { healthRoutes } from '../routes/health';
 import { adminUserRoutes } from '../routes/admin/users';
 import { adminNodeRoutes } from '../routes/admin/nodes';
 import { meRoutes } from '../routes/api/me';
+import { instanceRoutes } from '../routes/api/instances';
+import { workerSocketRoute } from '../routes/internal/workers';
 
 export const API_VERSION = '0.1.0';
 
@@ -81,6 +83,8 @@ export function createApp(deps: AppDeps) {
       .use(adminUserRoutes(deps))
       .use(adminNodeRoutes(deps))
       .use(meRoutes(deps))
+      .use(instanceRoutes(deps))
+      .use(workerSocketRoute(deps))
   );
 }
 

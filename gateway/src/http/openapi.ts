@@ -40,6 +40,8 @@ export function apiDocs(version: string) {
             { name: 'health', description: 'liveness and readiness' },
             { name: 'admin', description: 'operator API: users, API keys, nodes' },
             { name: 'tenant', description: 'tenant API' },
+            { name: 'instances', description: 'WhatsApp numbers: lifecycle, QR, messages' },
+            { name: 'sandbox', description: 'the simulated WhatsApp network, for development and tests' },
           ],
           components: {
             securitySchemes: {

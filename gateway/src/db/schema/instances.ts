@@ -1,16 +1,19 @@
-import { pgEnum, pgTable, integer, text, timestamp, index } from 'drizzle-orm/pg-core';
+import { pgEnum, pgTable, integer, text, timestamp, index, boolean, uniqueIndex } from 'drizzle-orm/pg-core';
 import { users } from './users';
 import { nodes } from './nodes';
+import { SESSION_STATES } from '../../../../workers/protocol/frames';
 
 export const PROVIDERS = ['whatsmeow', 'baileys', 'wawebjs', 'waba', 'sandbox'] as const;
 /** The worker's lifecycle. */
 export const INSTANCE_STATUSES = ['creating', 'starting', 'running', 'stopped', 'error', 'migrating'] as const;
-/** The WhatsApp session. */
-export const SESSION_STATES = ['starting', 'qr', 'pairing', 'connected', 'reconnecting', 'logged_out', 'failed'] as const;
+/** The WhatsApp session's states: the protocol's list. */
+export { SESSION_STATES } from '../../../../workers/protocol/frames';
 
 export const providerEnum = pgEnum('provider', PROVIDERS);
 export const instanceStatusEnum = pgEnum('instance_status', INSTANCE_STATUSES);
 export const sessionStateEnum = pgEnum('session_state', SESSION_STATES);
+/** Whether the instance should have a worker; the supervisor makes it so. */
+export const desiredStateEnum = pgEnum('desired_state', ['running', 'stopped']);
 
 /**
  * One WhatsApp number. `status` and `state` are kept apart (see
@@ -35,6 +38,14 @@ export const instances = pgTable(
     state: sessionStateEnum('state').notNull().default('starting'),
     stateReason: text('state_reason'),
     stateChangedAt: timestamp('state_changed_at', { withTimezone: true }).notNull().defaultNow(),
+    desiredState: desiredStateEnum('desired_state').notNull().default('running'),
+    /** True from the first `connected` until `logged_out`: sends queue while it is true. */
+    paired: boolean('paired').notNull().default(false),
+    /** The last QR the worker reported, so any replica can serve it. */
+    qrCode: text('qr_code'),
+    qrExpiresAt: timestamp('qr_expires_at', { withTimezone: true }),
+    /** SHA-256 of the token given to the current worker; replaced at every worker start. */
+    workerTokenHash: text('worker_token_hash'),
     /** Cores as the API gave them, e.g. "0.5". */
     cpuLimit: text('cpu_limit'),
     /** Size string as the API gave it, e.g. "512m". */
@@ -42,7 +53,11 @@ export const instances = pgTable(
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [index('instances_user_id_idx').on(t.userId), index('instances_node_id_idx').on(t.nodeId)],
+  (t) => [
+    index('instances_user_id_idx').on(t.userId),
+    index('instances_node_id_idx').on(t.nodeId),
+    uniqueIndex('instances_user_phone_key').on(t.userId, t.phoneNumber),
+  ],
 );
 
 export type Instance = typeof instances.$inferSelect;

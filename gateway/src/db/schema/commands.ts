@@ -1,0 +1,32 @@
+import { pgEnum, pgTable, integer, text, timestamp, jsonb, index } from 'drizzle-orm/pg-core';
+import { instances } from './instances';
+
+export const COMMAND_STATUSES = ['pending', 'done', 'failed'] as const;
+export const commandStatusEnum = pgEnum('command_status', COMMAND_STATUSES);
+
+/**
+ * The durable command queue: a command stays `pending` until its worker
+ * answers, and is sent again every time the worker says hello.
+ */
+export const commands = pgTable(
+  'commands',
+  {
+    id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+    instanceId: integer('instance_id')
+      .notNull()
+      .references(() => instances.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    args: jsonb('args').$type<Record<string, unknown>>().notNull(),
+    status: commandStatusEnum('status').notNull().default('pending'),
+    result: jsonb('result').$type<Record<string, unknown>>(),
+    errorCode: text('error_code'),
+    errorMessage: text('error_message'),
+    attempts: integer('attempts').notNull().default(0),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    sentAt: timestamp('sent_at', { withTimezone: true }),
+    completedAt: timestamp('completed_at', { withTimezone: true }),
+  },
+  (t) => [index('commands_instance_status_idx').on(t.instanceId, t.status, t.id)],
+);
+
+export type Command = typeof commands.$inferSelect;

@@ -1,0 +1,24 @@
+import { pgTable, integer, text, timestamp, jsonb, bigint, uniqueIndex } from 'drizzle-orm/pg-core';
+import { instances } from './instances';
+
+/**
+ * Everything that happened to an instance, in order: what workers report
+ * (`workerEventId` set, stored once) and what the gateway itself records
+ * (`instance.status`). The webhook outbox is fed from here.
+ */
+export const events = pgTable(
+  'events',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    instanceId: integer('instance_id')
+      .notNull()
+      .references(() => instances.id, { onDelete: 'cascade' }),
+    workerEventId: text('worker_event_id'),
+    type: text('type').notNull(),
+    data: jsonb('data').$type<Record<string, unknown>>().notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('events_instance_worker_event_key').on(t.instanceId, t.workerEventId)],
+);
+
+export type EventRow = typeof events.$inferSelect;

@@ -1,0 +1,35 @@
+import { pgEnum, pgTable, integer, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { instances } from './instances';
+import { commands } from './commands';
+import { MESSAGE_STATUSES } from '../../../../workers/protocol/frames';
+
+export { MESSAGE_STATUSES } from '../../../../workers/protocol/frames';
+export const messageStatusEnum = pgEnum('message_status', MESSAGE_STATUSES);
+
+/** Outgoing messages and how far they got. */
+export const messages = pgTable(
+  'messages',
+  {
+    id: text('id').primaryKey(),
+    instanceId: integer('instance_id')
+      .notNull()
+      .references(() => instances.id, { onDelete: 'cascade' }),
+    commandId: integer('command_id').references(() => commands.id, { onDelete: 'set null' }),
+    to: text('to').notNull(),
+    type: text('type').notNull(),
+    text: text('text'),
+    status: messageStatusEnum('status').notNull().default('queued'),
+    error: text('error'),
+    providerMessageId: text('provider_message_id'),
+    idempotencyKey: text('idempotency_key'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    sentAt: timestamp('sent_at', { withTimezone: true }),
+    deliveredAt: timestamp('delivered_at', { withTimezone: true }),
+    readAt: timestamp('read_at', { withTimezone: true }),
+    failedAt: timestamp('failed_at', { withTimezone: true }),
+  },
+  (t) => [uniqueIndex('messages_instance_idempotency_key').on(t.instanceId, t.idempotencyKey)],
+);
+
+export type Message = typeof messages.$inferSelect;
+export type MessageStatus = (typeof MESSAGE_STATUSES)[number];

@@ -1,0 +1,56 @@
+import { and, eq, ne, or, isNull, sql } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import { events, instances, type Instance } from '../db/schema';
+import type { SessionState } from '../../../workers/protocol/frames';
+
+export type InstanceStatus = Instance['status'];
+
+/**
+ * Records a change of the worker's lifecycle `status`, with reason and time,
+ * and an `instance.status` event. Nothing is written when nothing changed.
+ */
+export async function recordStatus(db: Db, instanceId: number, status: InstanceStatus, reason: string): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const changed = await tx
+      .update(instances)
+      .set({ status, statusReason: reason, statusChangedAt: sql`now()`, updatedAt: sql`now()` })
+      .where(and(eq(instances.id, instanceId), or(ne(instances.status, status), ne(instances.statusReason, reason), isNull(instances.statusReason))))
+      .returning({ state: instances.state, stateReason: instances.stateReason });
+    if (changed.length === 0) return false;
+    await tx.insert(events).values({
+      instanceId,
+      type: 'instance.status',
+      data: { status, statusReason: reason, state: changed[0]!.state, stateReason: changed[0]!.stateReason },
+    });
+    return true;
+  });
+}
+
+/**
+ * Records the WhatsApp session `state` a worker reports. `connected` marks the
+ * number paired; `qr` and `logged_out` mean the session is gone.
+ */
+export async function recordState(db: Db, instanceId: number, state: SessionState, reason: string | undefined): Promise<boolean> {
+  const paired = state === 'connected' ? true : state === 'qr' || state === 'logged_out' ? false : undefined;
+  return db.transaction(async (tx) => {
+    const changed = await tx
+      .update(instances)
+      .set({
+        state,
+        stateReason: reason ?? null,
+        stateChangedAt: sql`now()`,
+        updatedAt: sql`now()`,
+        ...(paired !== undefined && { paired }),
+        ...(state !== 'qr' && { qrCode: null, qrExpiresAt: null }),
+      })
+      .where(and(eq(instances.id, instanceId), or(ne(instances.state, state), sql`${instances.stateReason} is distinct from ${reason ?? null}`)))
+      .returning({ status: instances.status, statusReason: instances.statusReason });
+    if (changed.length === 0) return false;
+    await tx.insert(events).values({
+      instanceId,
+      type: 'instance.status',
+      data: { status: changed[0]!.status, statusReason: changed[0]!.statusReason, state, stateReason: reason ?? null },
+    });
+    return true;
+  });
+}

@@ -1,0 +1,17 @@
+import { join } from 'node:path';
+import type { Database } from '../db/client';
+import type { Logger } from '../logging/logger';
+import { ProcessEngine } from '../engines/process';
+import { WorkerHub } from '../workers/hub';
+import { InstanceRuntime, type RuntimeOptions } from './runtime';
+
+/** The TypeScript worker program, run with the same Bun as the gateway. */
+export const WORKER_ENTRY = join(import.meta.dir, '..', '..', '..', 'workers', 'src', 'main.ts');
+
+/** Wires the process engine, the worker hub and the runtime. */
+export function createRuntime(database: Database, logger: Logger, opts: RuntimeOptions) {
+  const engine = new ProcessEngine({ command: [process.execPath, WORKER_ENTRY], logger });
+  const hub = new WorkerHub(database.db, logger.child({ component: 'worker-hub' }));
+  const runtime = new InstanceRuntime(database.db, engine, hub, logger.child({ component: 'runtime' }), opts);
+  return { runtime, engine };
+}

@@ -1,0 +1,290 @@
+import { Elysia, t } from 'elysia';
+import QRCode from 'qrcode';
+import { and, asc, eq } from 'drizzle-orm';
+import type { AppDeps } from '../../http/context';
+import { tenant, tenantSecurity } from '../../http/auth';
+import { ApiError, conflict, errorResponses, noContent, notFound, sqlState, UNIQUE_VIOLATION } from '../../http/errors';
+import { Id, IdParams } from '../../http/params';
+import { instances, messages, nodes } from '../../db/schema';
+import {
+  checkCreateInstance,
+  checkSend,
+  CreateInstanceBody,
+  InboundBody,
+  InstanceView,
+  MessageView,
+  normalizePhone,
+  ownedInstance,
+  SendBody,
+  toInstanceView,
+} from '../../instances/input';
+import { newMessageId, toMessageView } from '../../messages/messages';
+import type { CommandOutcome } from '../../commands/queue';
+
+/** How long create and restart wait for the worker to connect. */
+const START_TIMEOUT_MS = 30_000;
+/** How long an API call waits for its command's result before answering from the queue. */
+const COMMAND_TIMEOUT_MS = 10_000;
+
+const notConnected = () => new ApiError(503, 'not_connected', 'Client not connected');
+const workerUnavailable = (id: number) => new ApiError(503, 'worker_unavailable', `the worker of instance ${id} is not connected; retry shortly`);
+
+/** A worker's refusal as an HTTP error. */
+function commandError(outcome: CommandOutcome): ApiError {
+  const { code, message } = outcome.error ?? { code: 'worker_error', message: 'the worker could not run the command' };
+  if (code === 'not_connected') return notConnected();
+  if (code === 'invalid_args') return new ApiError(400, 'validation_failed', message);
+  if (code === 'already_connected' || code === 'not_ready') return new ApiError(409, code, message);
+  return new ApiError(502, code, message);
+}
+
+export function instanceRoutes({ database, runtime }: AppDeps) {
+  const { db } = database;
+
+  async function view(userId: number, id: number) {
+    const { instance, nodeName } = await ownedInstance(db, userId, id);
+    return toInstanceView(instance, nodeName);
+  }
+
+  /** Runs an interactive command that needs the worker now; 503 when it is away. */
+  async function runNow(instanceId: number, name: 'logout' | 'sandbox.scan' | 'sandbox.inbound', args: Record<string, unknown>) {
+    if (!runtime.isWorkerConnected(instanceId)) throw workerUnavailable(instanceId);
+    const command = await runtime.queue.enqueue(instanceId, name, args);
+    const outcome = runtime.queue.waitFor(command.id, COMMAND_TIMEOUT_MS);
+    runtime.dispatch(command);
+    const result = await outcome;
+    if (!result) throw new ApiError(504, 'worker_timeout', `the worker of instance ${instanceId} did not answer within ${COMMAND_TIMEOUT_MS / 1000} s`);
+    if (!result.ok) throw commandError(result);
+    return result.data ?? {};
+  }
+
+  async function requireSandbox(userId: number, id: number) {
+    const { instance } = await ownedInstance(db, userId, id);
+    if (instance.provider !== 'sandbox') throw new ApiError(400, 'not_sandbox', `instance ${id} uses provider ${instance.provider}; this route is for sandbox instances`);
+    return instance;
+  }
+
+  return new Elysia({ name: 'api-instances', prefix: '/api/instances', detail: { tags: ['instances'], security: tenantSecurity } })
+    .post(
+      '',
+      async ({ request, body }) => {
+        const user = tenant(request);
+        const input = checkCreateInstance(body);
+        const [node] = await db.select().from(nodes).where(eq(nodes.engine, 'process')).orderBy(asc(nodes.id)).limit(1);
+        if (!node) throw new ApiError(503, 'no_node_available', 'no node can run this instance: register a process node');
+        const [created] = await db
+          .insert(instances)
+          .values({ ...input, userId: user.id, nodeId: node.id })
+          .returning({ id: instances.id })
+          .catch((err) => {
+            if (sqlState(err) === UNIQUE_VIOLATION) throw conflict('phone_taken', `you already have an instance for phone ${input.phoneNumber}`);
+            throw err;
+          });
+        const id = created!.id;
+        await runtime.start(id).catch(() => {}); // the status says what failed
+        const status = await runtime.waitForStatus(id, ['running', 'error'], START_TIMEOUT_MS);
+        if (status !== 'running') {
+          const current = await view(user.id, id);
+          throw new ApiError(503, 'worker_not_running', `instance ${id} was created but its worker is not running (${current.status}: ${current.statusReason})`);
+        }
+        return view(user.id, id);
+      },
+      {
+        body: CreateInstanceBody,
+        detail: { summary: 'Create an instance (a WhatsApp number); answers once its worker runs' },
+        response: { 200: InstanceView, ...errorResponses(400, 401, 409, 503) },
+      },
+    )
+    .get(
+      '',
+      async ({ request }) => {
+        const user = tenant(request);
+        const rows = await db
+          .select({ instance: instances, nodeName: nodes.name })
+          .from(instances)
+          .leftJoin(nodes, eq(nodes.id, instances.nodeId))
+          .where(eq(instances.userId, user.id))
+          .orderBy(asc(instances.id));
+        return rows.map((r) => toInstanceView(r.instance, r.nodeName));
+      },
+      { detail: { summary: "List the caller's instances" }, response: { 200: t.Array(InstanceView), ...errorResponses(401) } },
+    )
+    .get('/:id', ({ request, params }) => view(tenant(request).id, params.id), {
+      params: IdParams,
+      detail: { summary: 'Get an instance' },
+      response: { 200: InstanceView, ...errorResponses(400, 401, 404) },
+    })
+    .delete(
+      '/:id',
+      async ({ request, params, set }) => {
+        await ownedInstance(db, tenant(request).id, params.id);
+        await runtime.stop(params.id, { remove: true });
+        await db.delete(instances).where(eq(instances.id, params.id));
+        set.status = 204;
+      },
+      {
+        params: IdParams,
+        detail: { summary: 'Delete an instance: its worker is stopped and removed' },
+        response: { ...noContent, ...errorResponses(400, 401, 404) },
+      },
+    )
+    .post(
+      '/:id/restart',
+      async ({ request, params }) => {
+        const user = tenant(request);
+        await ownedInstance(db, user.id, params.id);
+        await runtime.restart(params.id).catch(() => {});
+        await runtime.waitForStatus(params.id, ['running', 'error'], START_TIMEOUT_MS);
+        return view(user.id, params.id);
+      },
+      {
+        params: IdParams,
+        detail: { summary: 'Restart the worker; answers once it runs again' },
+        response: { 200: InstanceView, ...errorResponses(400, 401, 404) },
+      },
+    )
+    .post(
+      '/:id/logout',
+      async ({ request, params }) => {
+        await ownedInstance(db, tenant(request).id, params.id);
+        await runNow(params.id, 'logout', {});
+        return { state: 'logged_out' as const };
+      },
+      {
+        params: IdParams,
+        detail: { summary: 'Log the WhatsApp session out; a new QR follows' },
+        response: { 200: t.Object({ state: t.Literal('logged_out') }), ...errorResponses(400, 401, 404, 503) },
+      },
+    )
+    .get(
+      '/:id/qr',
+      async ({ request, params, query, set }) => {
+        const { instance } = await ownedInstance(db, tenant(request).id, params.id);
+        if (instance.state === 'connected') throw conflict('already_connected', `instance ${params.id} is already paired`);
+        if (!instance.qrCode || !instance.qrExpiresAt || instance.qrExpiresAt.getTime() <= Date.now()) {
+          set.headers['retry-after'] = '1';
+          throw new ApiError(503, 'qr_not_ready', `no QR code yet: the worker is ${instance.status === 'running' ? `in state ${instance.state}` : instance.status}; retry shortly`);
+        }
+        if (query.format === 'json') return { qr: instance.qrCode, expiresAt: instance.qrExpiresAt };
+        const png = await QRCode.toBuffer(instance.qrCode, { type: 'png', margin: 2, width: 320 });
+        return new Response(png, { headers: { 'content-type': 'image/png', 'cache-control': 'no-store' } });
+      },
+      {
+        params: IdParams,
+        query: t.Object({ format: t.Optional(t.Union([t.Literal('png'), t.Literal('json')])) }),
+        detail: {
+          summary: 'The pending QR code: image/png, or {qr, expiresAt} with ?format=json',
+          description: '409 `already_connected` once paired; 503 with Retry-After while the worker is still starting.',
+        },
+        response: { ...errorResponses(400, 401, 404, 409, 503) },
+      },
+    )
+    .post(
+      '/:id/send',
+      async ({ request, params, body, headers, set }) => {
+        const { instance } = await ownedInstance(db, tenant(request).id, params.id);
+        const { to, text } = checkSend(body);
+        const key = headers['idempotency-key'];
+        if (key !== undefined && (key.length === 0 || key.length > 255)) {
+          throw new ApiError(400, 'validation_failed', "invalid header 'Idempotency-Key': must be 1 to 255 characters");
+        }
+        if (key) {
+          const [existing] = await db.select().from(messages).where(and(eq(messages.instanceId, instance.id), eq(messages.idempotencyKey, key)));
+          if (existing) {
+            set.status = existing.status === 'queued' ? 202 : 200;
+            return { id: existing.id, status: existing.status };
+          }
+        }
+        if (!instance.paired) throw notConnected();
+
+        const messageId = newMessageId();
+        const inserted = await db
+          .transaction(async (tx) => {
+            const command = await runtime.queue.enqueue(instance.id, 'send', { messageId, to, type: 'text', text }, tx);
+            await tx.insert(messages).values({ id: messageId, instanceId: instance.id, commandId: command.id, to, type: 'text', text, idempotencyKey: key ?? null });
+            return command;
+          })
+          .catch(async (err) => {
+            // A concurrent request with the same Idempotency-Key won: answer with its message.
+            if (key && sqlState(err) === UNIQUE_VIOLATION) return null;
+            throw err;
+          });
+        if (!inserted) {
+          const [existing] = await db.select().from(messages).where(and(eq(messages.instanceId, instance.id), eq(messages.idempotencyKey, key!)));
+          set.status = existing!.status === 'queued' ? 202 : 200;
+          return { id: existing!.id, status: existing!.status };
+        }
+        const outcome = runtime.queue.waitFor(inserted.id, COMMAND_TIMEOUT_MS);
+        if (!runtime.dispatch(inserted)) {
+          set.status = 202;
+          return { id: messageId, status: 'queued' as const };
+        }
+        const result = await outcome;
+        if (!result) {
+          set.status = 202;
+          return { id: messageId, status: 'queued' as const };
+        }
+        if (!result.ok) throw commandError(result);
+        const [message] = await db.select({ status: messages.status }).from(messages).where(eq(messages.id, messageId));
+        return { id: messageId, status: message!.status };
+      },
+      {
+        params: IdParams,
+        body: SendBody,
+        headers: t.Object({ 'idempotency-key': t.Optional(t.String({ description: 'same key, same message: sent once' })) }),
+        detail: {
+          summary: 'Send a text message',
+          description:
+            '200 `{id, status}` once the worker sent it; 202 `{id, status: "queued"}` while the worker restarts or reconnects (delivered when it is back); 503 `not_connected` when the number is not paired.',
+        },
+        response: {
+          200: t.Object({ id: t.String(), status: t.String() }),
+          202: t.Object({ id: t.String(), status: t.String() }),
+          ...errorResponses(400, 401, 404, 503),
+        },
+      },
+    )
+    .get(
+      '/:id/messages/:messageId',
+      async ({ request, params }) => {
+        await ownedInstance(db, tenant(request).id, params.id);
+        const [message] = await db.select().from(messages).where(and(eq(messages.id, params.messageId), eq(messages.instanceId, params.id)));
+        if (!message) throw notFound(`message ${params.messageId}`);
+        return toMessageView(message);
+      },
+      {
+        params: t.Object({ id: Id('instance id'), messageId: t.String({ maxLength: 64 }) }),
+        detail: { summary: 'A sent message and how far it got' },
+        response: { 200: MessageView, ...errorResponses(400, 401, 404) },
+      },
+    )
+    .post(
+      '/:id/sandbox/scan',
+      async ({ request, params }) => {
+        await requireSandbox(tenant(request).id, params.id);
+        await runNow(params.id, 'sandbox.scan', {});
+        return { state: 'connected' as const };
+      },
+      {
+        params: IdParams,
+        detail: { summary: 'Sandbox: the simulated phone scans the QR code', tags: ['sandbox'] },
+        response: { 200: t.Object({ state: t.Literal('connected') }), ...errorResponses(400, 401, 404, 409, 503) },
+      },
+    )
+    .post(
+      '/:id/sandbox/inbound',
+      async ({ request, params, body }) => {
+        await requireSandbox(tenant(request).id, params.id);
+        const from = normalizePhone('from', body.from);
+        if (body.text.trim().length === 0) throw new ApiError(400, 'validation_failed', "invalid field 'text': must not be empty");
+        const data = await runNow(params.id, 'sandbox.inbound', { from, type: 'text', text: body.text });
+        return { id: String(data.id) };
+      },
+      {
+        params: IdParams,
+        body: InboundBody,
+        detail: { summary: 'Sandbox: a message arrives as if from WhatsApp', tags: ['sandbox'] },
+        response: { 200: t.Object({ id: t.String() }), ...errorResponses(400, 401, 404, 503) },
+      },
+    );
+}

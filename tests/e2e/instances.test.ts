@@ -1,0 +1,80 @@
+/**
+ * Instances across gateway restarts, as a user runs them: real gateway
+ * processes, real worker processes, real Postgres.
+ */
+import { afterAll, expect, test } from 'bun:test';
+import { readdir, readFile } from 'node:fs/promises';
+import { spawnGateway, type GatewayProcess } from '../support/gateway-process';
+import { createTestDatabase } from '../support/postgres';
+import { until } from '../support/poll';
+
+const cleanup: (() => Promise<unknown>)[] = [];
+afterAll(async () => {
+  for (const fn of cleanup.reverse()) await fn().catch(() => {});
+});
+
+/** Pids of live worker processes for an instance, found by their environment. */
+async function workerPids(instanceId: number): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (!cmdline.includes('workers/src/main.ts')) continue;
+    const environ = await readFile(`/proc/${entry}/environ`, 'utf8').catch(() => '');
+    if (environ.split('\0').includes(`WGS_INSTANCE_ID=${instanceId}`)) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+async function api(g: GatewayProcess, method: string, path: string, key?: string, body?: unknown) {
+  const headers: Record<string, string> = { 'x-admin-api-secret': 's' };
+  if (key) headers.authorization = `Bearer ${key}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(`${g.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  return { status: res.status, body: (await res.json().catch(() => null)) as any };
+}
+
+test('workers stop with the gateway and come back with it; a killed gateway leaves no duplicate', async () => {
+  const db = await createTestDatabase();
+  cleanup.push(() => db.drop());
+  const env = { DATABASE_URL: db.url, ADMIN_API_SECRET: 's', DATA_DIR: '/tmp' };
+  const start = async () => {
+    const g = await spawnGateway(env);
+    cleanup.push(() => g.stop('SIGKILL'));
+    await g.ready();
+    return g;
+  };
+
+  let g = await start();
+  const user = (await api(g, 'POST', '/admin/users', undefined, { email: 'restart@example.com' })).body;
+  const created = await api(g, 'POST', '/api/instances', user.apiKey, { provider: 'sandbox', phone: '4915100000777' });
+  expect(created.status).toBe(200);
+  const id = created.body.id;
+  const [first] = await until('one worker', async () => ((await workerPids(id)).length === 1 ? workerPids(id) : null));
+  expect(g.output()).toContain('"instanceId":' + id);
+
+  // SIGTERM: the gateway stops its workers before it exits.
+  expect(await g.stop('SIGTERM')).toBe(0);
+  expect(await workerPids(id)).toEqual([]);
+
+  // Started again: the instance that should run runs.
+  g = await start();
+  const back = await until('instance running again', async () => {
+    const r = await api(g, 'GET', `/api/instances/${id}`, user.apiKey);
+    return r.body?.status === 'running' && r.body;
+  });
+  expect(back.statusReason).toBe('worker connected');
+  const [second] = await workerPids(id);
+  expect(second).not.toBe(first);
+
+  // SIGKILL: the orphaned worker's token is stale for the next gateway, so it exits; one worker remains.
+  await g.stop('SIGKILL');
+  g = await start();
+  await until('a single worker again', async () => {
+    const pids = await workerPids(id);
+    return pids.length === 1 && !pids.includes(second!);
+  });
+  const status = await until('running after SIGKILL', async () => (await api(g, 'GET', `/api/instances/${id}`, user.apiKey)).body?.status === 'running');
+  expect(status).toBe(true);
+  expect(await g.stop('SIGTERM')).toBe(0);
+});

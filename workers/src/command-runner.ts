@@ -1,0 +1,69 @@
+import type { Static } from '@sinclair/typebox';
+import type { CommandFrame } from '../protocol/frames';
+import { argsProblem } from './args';
+import type { Logger } from './logger';
+import { ProviderError, type Provider } from './providers/types';
+import { ResultCache, type ResultFrameT } from './result-cache';
+
+export type CommandFrameT = Static<typeof CommandFrame>;
+
+/**
+ * Runs the gateway's commands one at a time, in arrival order, and answers
+ * each commandId once: a redelivered command gets the cached result. The
+ * cache is consulted when the command's turn comes, so a copy that arrives
+ * while the original still runs waits for it instead of running twice.
+ */
+export class CommandRunner {
+  private tail: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly provider: Provider,
+    readonly results: ResultCache,
+    private readonly log: Logger,
+  ) {}
+
+  /** Queues the command; `reply` gets its result (fresh or cached). Resolves once replied. */
+  run(command: CommandFrameT, reply: (result: ResultFrameT, cached: boolean) => void): Promise<void> {
+    const next = this.tail.then(async () => {
+      const cached = this.results.get(command.commandId);
+      if (cached) {
+        this.log.info({ commandId: command.commandId, command: command.name }, 'command redelivered; answering from cache');
+        reply(cached, true);
+        return;
+      }
+      const result = await this.execute(command);
+      this.results.set(result);
+      reply(result, false);
+    });
+    // One failing reply must not stall every later command.
+    this.tail = next.catch((err) => this.log.error({ err, commandId: command.commandId }, 'command reply failed'));
+    return this.tail;
+  }
+
+  private async execute(command: CommandFrameT): Promise<ResultFrameT> {
+    const { commandId, name } = command;
+    const problem = argsProblem(name, command.args);
+    if (problem) {
+      this.log.warn({ commandId, command: name, problem }, 'command rejected: invalid arguments');
+      return failure(commandId, 'invalid_args', `invalid arguments for ${name}: ${problem}`);
+    }
+    const started = performance.now();
+    try {
+      const data = await this.provider.execute(name, command.args);
+      this.log.info({ commandId, command: name, ms: Math.round(performance.now() - started) }, 'command executed');
+      return { type: 'result', commandId, ok: true, data };
+    } catch (err) {
+      if (err instanceof ProviderError) {
+        this.log.info({ commandId, command: name, code: err.code, message: err.message }, 'command failed');
+        return failure(commandId, err.code, err.message);
+      }
+      this.log.error({ err, commandId, command: name }, 'command crashed');
+      const message = err instanceof Error ? err.message : String(err);
+      return failure(commandId, 'internal', `${name} failed unexpectedly: ${message}`);
+    }
+  }
+}
+
+function failure(commandId: number, code: string, message: string): ResultFrameT {
+  return { type: 'result', commandId, ok: false, error: { code, message } };
+}

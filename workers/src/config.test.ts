@@ -1,0 +1,103 @@
+import { describe, expect, test } from 'bun:test';
+import { ConfigError, loadConfig } from './config';
+
+const REQUIRED = {
+  WGS_GATEWAY_URL: 'ws://127.0.0.1:3000',
+  WGS_INSTANCE_ID: '7',
+  WGS_WORKER_TOKEN: 'tok-secret-123',
+  WGS_PROVIDER: 'sandbox',
+};
+
+function configError(env: Record<string, string | undefined>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+describe('loadConfig', () => {
+  test('defaults', () => {
+    expect(loadConfig(REQUIRED)).toEqual({
+      gatewayUrl: 'ws://127.0.0.1:3000',
+      workerUrl: 'ws://127.0.0.1:3000/internal/workers/ws',
+      instanceId: 7,
+      token: 'tok-secret-123',
+      provider: 'sandbox',
+      logLevel: 'info',
+      sandbox: { qrIntervalMs: 20_000, receiptDelaysMs: [100, 500, 1000] },
+    });
+  });
+
+  test('reads every variable', () => {
+    const c = loadConfig({
+      ...REQUIRED,
+      WGS_GATEWAY_URL: 'wss://gw.example.com/base/',
+      LOG_LEVEL: 'debug',
+      SANDBOX_QR_INTERVAL_MS: '50',
+      SANDBOX_RECEIPT_DELAYS_MS: '0, 0 ,59999',
+    });
+    expect(c.gatewayUrl).toBe('wss://gw.example.com/base');
+    expect(c.workerUrl).toBe('wss://gw.example.com/base/internal/workers/ws');
+    expect(c.logLevel).toBe('debug');
+    expect(c.sandbox).toEqual({ qrIntervalMs: 50, receiptDelaysMs: [0, 0, 59_999] });
+  });
+
+  test('empty values count as unset', () => {
+    expect(loadConfig({ ...REQUIRED, LOG_LEVEL: '', SANDBOX_QR_INTERVAL_MS: '' })).toMatchObject({
+      logLevel: 'info',
+      sandbox: { qrIntervalMs: 20_000 },
+    });
+    expect(configError({ ...REQUIRED, WGS_WORKER_TOKEN: '' }).variable).toBe('WGS_WORKER_TOKEN');
+  });
+
+  test('every missing required variable is named', () => {
+    for (const key of Object.keys(REQUIRED)) {
+      const err = configError({ ...REQUIRED, [key]: undefined });
+      expect(err.variable).toBe(key);
+      expect(err.message).toStartWith(`invalid configuration: ${key}:`);
+    }
+  });
+
+  test('every bad value names its variable', () => {
+    const cases: [Record<string, string>, string][] = [
+      [{ WGS_GATEWAY_URL: 'http://127.0.0.1:3000' }, 'WGS_GATEWAY_URL'],
+      [{ WGS_GATEWAY_URL: 'ws://' }, 'WGS_GATEWAY_URL'],
+      [{ WGS_GATEWAY_URL: 'ws://127.0.0.1:3000/?a=1' }, 'WGS_GATEWAY_URL'],
+      [{ WGS_GATEWAY_URL: 'ws://user:pw@127.0.0.1:3000' }, 'WGS_GATEWAY_URL'],
+      [{ WGS_INSTANCE_ID: '0' }, 'WGS_INSTANCE_ID'],
+      [{ WGS_INSTANCE_ID: '-3' }, 'WGS_INSTANCE_ID'],
+      [{ WGS_INSTANCE_ID: '1.5' }, 'WGS_INSTANCE_ID'],
+      [{ WGS_INSTANCE_ID: 'abc' }, 'WGS_INSTANCE_ID'],
+      [{ WGS_PROVIDER: 'baileys' }, 'WGS_PROVIDER'],
+      [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+      [{ SANDBOX_QR_INTERVAL_MS: '49' }, 'SANDBOX_QR_INTERVAL_MS'],
+      [{ SANDBOX_QR_INTERVAL_MS: '1e3' }, 'SANDBOX_QR_INTERVAL_MS'],
+      [{ SANDBOX_RECEIPT_DELAYS_MS: '100,500' }, 'SANDBOX_RECEIPT_DELAYS_MS'],
+      [{ SANDBOX_RECEIPT_DELAYS_MS: '100,50,1000' }, 'SANDBOX_RECEIPT_DELAYS_MS'],
+      [{ SANDBOX_RECEIPT_DELAYS_MS: '100,500,60000' }, 'SANDBOX_RECEIPT_DELAYS_MS'],
+      [{ SANDBOX_RECEIPT_DELAYS_MS: '-1,5,10' }, 'SANDBOX_RECEIPT_DELAYS_MS'],
+      [{ SANDBOX_RECEIPT_DELAYS_MS: 'a,b,c' }, 'SANDBOX_RECEIPT_DELAYS_MS'],
+    ];
+    for (const [bad, variable] of cases) {
+      const err = configError({ ...REQUIRED, ...bad });
+      expect({ bad, variable: err.variable }).toEqual({ bad, variable });
+      expect(err.message).toStartWith(`invalid configuration: ${variable}:`);
+    }
+  });
+
+  test('an unimplemented provider is rejected with the implemented list', () => {
+    const err = configError({ ...REQUIRED, WGS_PROVIDER: 'whatsmeow' });
+    expect(err.message).toContain('WGS_PROVIDER');
+    expect(err.message).toContain('"whatsmeow"');
+    expect(err.message).toContain('implemented: sandbox');
+  });
+
+  test('an error shows the bad value', () => {
+    const err = configError({ ...REQUIRED, WGS_INSTANCE_ID: 'x' });
+    expect(err.message).toContain('"x"');
+    expect(err.message).not.toContain(REQUIRED.WGS_WORKER_TOKEN);
+  });
+});

@@ -1,0 +1,326 @@
+import { afterEach, describe, expect, test } from 'bun:test';
+import { Writable } from 'node:stream';
+import { CloseCodes, PROTOCOL_VERSION, type CommandName, type WorkerEvent } from '../protocol/frames';
+import { GatewayConnection, type ConnectionOptions } from './connection';
+import { createLogger } from './logger';
+import { ProviderError, type Provider, type ProviderContext } from './providers/types';
+import { FakeGateway, waitFor, type FakeGatewayOptions, type GatewayConn } from './testing/fake-gateway';
+import { WORKER_VERSION } from './version';
+
+const TOKEN = 'wgs-test-token-do-not-log';
+
+/** Counts executions; commands named in `hold` wait for release(). */
+class FakeProvider implements Provider {
+  readonly name = 'fake';
+  ctx!: ProviderContext;
+  readonly executed: { name: CommandName; args: unknown }[] = [];
+  hold = false;
+  private releases: (() => void)[] = [];
+
+  async start(ctx: ProviderContext) {
+    this.ctx = ctx;
+    ctx.setState('connected', 'fake engine');
+  }
+  async stop() {}
+  async execute(name: CommandName, args: unknown): Promise<Record<string, unknown>> {
+    this.executed.push({ name, args });
+    if (this.hold) await new Promise<void>((resolve) => this.releases.push(resolve));
+    if (name === 'logout') throw new ProviderError('not_connected', 'Client not connected');
+    return { echo: args };
+  }
+  release() {
+    for (const r of this.releases.splice(0)) r();
+  }
+}
+
+const status = (messageId: string): WorkerEvent => ({
+  type: 'message.status',
+  data: { messageId, status: 'delivered', timestamp: '2024-01-01T00:00:00.000Z' },
+});
+const sendArgs = (messageId: string) => ({ messageId, to: '15550002222', type: 'text', text: 'hi' });
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function setup(opts: { gateway?: FakeGatewayOptions; conn?: Partial<ConnectionOptions> } = {}) {
+  const gateway = new FakeGateway(opts.gateway);
+  cleanups.push(() => gateway.stop());
+  const logLines: string[] = [];
+  const log = createLogger(
+    { level: 'debug', instanceId: 42 },
+    new Writable({
+      write(chunk, _enc, done) {
+        logLines.push(String(chunk));
+        done();
+      },
+    }),
+  );
+  const provider = new FakeProvider();
+  const exits: number[] = [];
+  const connection = new GatewayConnection({
+    url: gateway.workerUrl,
+    instanceId: 42,
+    token: TOKEN,
+    provider,
+    log,
+    exit: (code) => exits.push(code),
+    backoff: { baseMs: 10, capMs: 40, jitter: 0.2 },
+    ...opts.conn,
+  });
+  cleanups.push(() => connection.stop());
+  await provider.start(connection.context);
+  connection.start();
+  return { gateway, provider, connection, exits, logLines };
+}
+
+/** Ping from the gateway and wait for the pong: every frame the worker sent before it has arrived. */
+async function sync(conn: GatewayConn): Promise<void> {
+  const t = Math.random();
+  conn.send({ type: 'ping', t });
+  await waitFor(() => conn.ofType('pong').some((p) => p.t === t), 'pong');
+}
+
+/** Frames after the hello (and after any sync pongs), without pings and pongs. */
+const payload = (conn: GatewayConn) => conn.frames.filter((f) => f.type !== 'hello' && f.type !== 'ping' && f.type !== 'pong');
+
+describe('handshake', () => {
+  test('hello is the first frame, with the protocol, instance, token, provider and version', async () => {
+    const { gateway, provider } = await setup();
+    expect(provider.ctx.phone()).toBeUndefined();
+    const conn = await waitFor(() => gateway.connections[0]?.frames.length && gateway.connections[0], 'a hello');
+    expect(conn.frames[0]).toEqual({
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      instanceId: 42,
+      token: TOKEN,
+      provider: 'fake',
+      workerVersion: WORKER_VERSION,
+    });
+  });
+
+  test('after welcome the worker sends its state and knows its phone', async () => {
+    const { gateway, provider, connection } = await setup({ gateway: { phone: '15557654321' } });
+    const conn = await waitFor(() => gateway.connections[0]?.ofType('state').length && gateway.connections[0], 'a state');
+    expect(conn.frames.slice(0, 2).map((f) => f.type)).toEqual(['hello', 'state']);
+    expect(conn.ofType('state')).toEqual([{ type: 'state', state: 'connected', reason: 'fake engine' }]);
+    expect(provider.ctx.phone()).toBe('15557654321');
+    expect(connection.ready).toBe(true);
+    expect(conn.invalid).toEqual([]);
+  });
+
+  test('before welcome only hello and pongs go out; the welcome flushes the latest state, the QR and events', async () => {
+    const { gateway, provider } = await setup({ gateway: { autoWelcome: false } });
+    const conn = await waitFor(() => gateway.connections[0]?.frames.length && gateway.connections[0], 'a hello');
+    provider.ctx.setState('starting');
+    provider.ctx.setState('qr', 'waiting for QR scan');
+    provider.ctx.setQr('old-code', new Date(Date.now() + 60_000));
+    provider.ctx.setQr('new-code', new Date(Date.now() + 60_000));
+    provider.ctx.emit(status('m-1'));
+    provider.ctx.emit(status('m-2'));
+    await sync(conn);
+    expect(conn.frames.map((f) => f.type)).toEqual(['hello', 'pong']);
+
+    conn.send({ type: 'welcome', protocol: PROTOCOL_VERSION, instanceId: 42, phone: '15550001111' });
+    await sync(conn);
+    const flushed = payload(conn);
+    expect(flushed.map((f) => f.type)).toEqual(['state', 'qr', 'event', 'event']);
+    expect(flushed[0]).toEqual({ type: 'state', state: 'qr', reason: 'waiting for QR scan' });
+    expect(flushed[1]).toMatchObject({ type: 'qr', code: 'new-code' });
+    expect(conn.ofType('event').map((e) => e.event)).toEqual([status('m-1'), status('m-2')]);
+    expect(conn.invalid).toEqual([]);
+  });
+
+  test('a QR is not flushed once the state moved on from qr', async () => {
+    const { gateway, provider } = await setup({ gateway: { autoWelcome: false } });
+    const conn = await waitFor(() => gateway.connections[0]?.frames.length && gateway.connections[0], 'a hello');
+    provider.ctx.setState('qr');
+    provider.ctx.setQr('code', new Date(Date.now() + 60_000));
+    provider.ctx.setState('connected', 'paired');
+    conn.send({ type: 'welcome', protocol: PROTOCOL_VERSION, instanceId: 42, phone: '15550001111' });
+    await sync(conn);
+    expect(payload(conn)).toEqual([{ type: 'state', state: 'connected', reason: 'paired' }]);
+  });
+});
+
+describe('commands', () => {
+  test('a command gets a result; bad args and provider errors become failed results', async () => {
+    const { gateway, provider } = await setup();
+    const conn = await waitFor(() => gateway.connections[0]?.ofType('state').length && gateway.connections[0], 'welcome');
+    conn.send({ type: 'command', commandId: 1, name: 'send', args: sendArgs('m-1') });
+    conn.send({ type: 'command', commandId: 2, name: 'send', args: { messageId: 'm-2', to: 'nope', type: 'text', text: 'x' } });
+    conn.send({ type: 'command', commandId: 3, name: 'logout', args: {} });
+    const results = await waitFor(() => conn.ofType('result').length >= 3 && conn.ofType('result'), 'three results');
+    expect(results).toEqual([
+      { type: 'result', commandId: 1, ok: true, data: { echo: sendArgs('m-1') } },
+      { type: 'result', commandId: 2, ok: false, error: { code: 'invalid_args', message: expect.stringContaining('/to') } },
+      { type: 'result', commandId: 3, ok: false, error: { code: 'not_connected', message: 'Client not connected' } },
+    ]);
+    expect(provider.executed.map((e) => e.name)).toEqual(['send', 'logout']);
+  });
+
+  test('the same commandId twice gets the same result and runs once, also across a reconnect', async () => {
+    const { gateway, provider } = await setup();
+    const first = await waitFor(() => gateway.connections[0]?.ofType('state').length && gateway.connections[0], 'welcome');
+    const command = { type: 'command', commandId: 7, name: 'send', args: sendArgs('m-7') } as const;
+    first.send(command);
+    first.send(command);
+    const results = await waitFor(() => first.ofType('result').length >= 2 && first.ofType('result'), 'two results');
+    expect(results[1]).toEqual(results[0]!);
+    expect(results[0]).toMatchObject({ commandId: 7, ok: true });
+
+    first.close(1011, 'gateway restarting');
+    const second = await waitFor(() => gateway.connections[1]?.ofType('state').length && gateway.connections[1], 'reconnect');
+    second.send(command);
+    const again = await waitFor(() => second.ofType('result')[0], 'the cached result');
+    expect(again).toEqual(results[0]!);
+    expect(provider.executed).toHaveLength(1);
+  });
+
+  test('a result finished while disconnected is flushed after the next welcome', async () => {
+    // A slow redial, so the result is ready before the next welcome.
+    const { gateway, provider, connection, logLines } = await setup({ conn: { backoff: { baseMs: 200, capMs: 200, jitter: 0 } } });
+    const first = await waitFor(() => gateway.connections[0]?.ofType('state').length && gateway.connections[0], 'welcome');
+    provider.hold = true;
+    first.send({ type: 'command', commandId: 11, name: 'send', args: sendArgs('m-11') });
+    await waitFor(() => provider.executed.length === 1, 'execution to start');
+    first.close(1011, 'gone');
+    await waitFor(() => !connection.ready, 'the worker to notice the close');
+    provider.release();
+    const second = await waitFor(() => gateway.connections[1]?.ofType('result').length && gateway.connections[1], 'flushed result');
+    expect(second.ofType('result')).toEqual([{ type: 'result', commandId: 11, ok: true, data: { echo: sendArgs('m-11') } }]);
+    expect(first.ofType('result')).toEqual([]);
+    const flushLog = logLines.map((l) => JSON.parse(l)).find((l) => l.msg === 'welcomed by gateway; flushed' && l.results === 1);
+    expect(flushLog).toBeDefined();
+  });
+});
+
+describe('events', () => {
+  test('events are resent after reconnects until acked, then never again', async () => {
+    const { gateway, provider, connection } = await setup();
+    const first = await waitFor(() => gateway.connections[0]?.ofType('state').length && gateway.connections[0], 'welcome');
+    provider.ctx.emit(status('m-1'));
+    provider.ctx.emit(status('m-2'));
+    const sent = await waitFor(() => first.ofType('event').length >= 2 && first.ofType('event'), 'two events');
+
+    first.close(1011, 'no ack for you');
+    const second = await waitFor(() => (gateway.connections[1]?.ofType('event').length ?? 0) >= 2 && gateway.connections[1], 'resend');
+    expect(second.ofType('event')).toEqual(sent);
+    second.send({ type: 'ack', eventId: sent[0]!.eventId });
+    await sync(second);
+    expect(connection.events.size).toBe(1);
+
+    second.close(1011, 'again');
+    const third = await waitFor(() => gateway.connections[2]?.ofType('state').length && gateway.connections[2], 'third connection');
+    await sync(third);
+    expect(third.ofType('event')).toEqual([sent[1]!]);
+    third.send({ type: 'ack', eventId: sent[1]!.eventId });
+    await sync(third);
+
+    third.close(1011, 'once more');
+    const fourth = await waitFor(() => gateway.connections[3]?.ofType('state').length && gateway.connections[3], 'fourth connection');
+    await sync(fourth);
+    expect(fourth.ofType('event')).toEqual([]);
+    expect(connection.events.size).toBe(0);
+  });
+});
+
+describe('closing', () => {
+  test.each([
+    [CloseCodes.unauthorized, 1],
+    [CloseCodes.unsupportedProtocol, 1],
+    [CloseCodes.replaced, 0],
+  ])('close %i makes the worker exit with %i and not reconnect', async (code, exitCode) => {
+    const { gateway, exits } = await setup();
+    const conn = await waitFor(() => gateway.connections[0]?.frames.length && gateway.connections[0], 'a hello');
+    conn.close(code, 'go away');
+    await waitFor(() => exits.length > 0, 'the exit');
+    expect(exits).toEqual([exitCode]);
+    await Bun.sleep(100); // several backoff periods (10-40 ms)
+    expect(gateway.connections).toHaveLength(1);
+  });
+
+  test('other closes reconnect with backoff', async () => {
+    const { gateway, exits } = await setup();
+    const conn = await waitFor(() => gateway.connections[0]?.ofType('state').length && gateway.connections[0], 'welcome');
+    conn.close(CloseCodes.badFrame, 'bad frame');
+    await waitFor(() => gateway.connections[1]?.ofType('state').length, 'a reconnect');
+    expect(exits).toEqual([]);
+  });
+
+  test('stop() closes with 1000 and does not reconnect', async () => {
+    const { gateway, connection } = await setup();
+    const conn = await waitFor(() => gateway.connections[0]?.ofType('state').length && gateway.connections[0], 'welcome');
+    await connection.stop();
+    const closed = await waitFor(() => conn.closed, 'the close');
+    expect(closed.code).toBe(1000);
+    await Bun.sleep(100);
+    expect(gateway.connections).toHaveLength(1);
+    expect(connection.ready).toBe(false);
+  });
+});
+
+describe('liveness', () => {
+  test('gateway pings are answered; invalid frames are logged and ignored', async () => {
+    const { gateway, logLines } = await setup();
+    const conn = await waitFor(() => gateway.connections[0]?.ofType('state').length && gateway.connections[0], 'welcome');
+    conn.ws.send('not json');
+    conn.ws.send(JSON.stringify({ type: 'command', commandId: 'x', name: 'send', args: {} }));
+    conn.ws.send(JSON.stringify({ type: 'teleport' }));
+    await sync(conn);
+    expect(gateway.connections).toHaveLength(1);
+    expect(conn.ofType('result')).toEqual([]);
+    expect(logLines.filter((l) => l.includes('matches no schema'))).toHaveLength(3);
+  });
+
+  test('the worker pings the gateway while connected', async () => {
+    const { gateway } = await setup({ conn: { pingIntervalMs: 20 } });
+    const conn = await waitFor(() => (gateway.connections[0]?.ofType('ping').length ?? 0) >= 2 && gateway.connections[0], 'pings');
+    expect(conn.ofType('ping')[0]!.t).toBeNumber();
+  });
+
+  test('a silent gateway is dropped and redialled; answered pings keep the socket', async () => {
+    const silent = await setup({ gateway: { answerPings: false }, conn: { pingIntervalMs: 20, idleTimeoutMs: 150 } });
+    await waitFor(() => silent.gateway.connections[1]?.ofType('state').length, 'a redial after the idle timeout', 3_000);
+
+    const alive = await setup({ conn: { pingIntervalMs: 20, idleTimeoutMs: 150 } });
+    await waitFor(() => (alive.gateway.connections[0]?.ofType('ping').length ?? 0) >= 2, 'pings');
+    await Bun.sleep(400); // well past the idle timeout
+    expect(alive.connection.ready).toBe(true);
+    expect(alive.gateway.connections).toHaveLength(1);
+  });
+
+  test('a dial that never opens is abandoned and retried; stop() ends it', async () => {
+    // A TCP listener that never answers the upgrade request: the socket stays CONNECTING.
+    let dials = 0;
+    const blackhole = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { open: () => void (dials += 1), data() {} } });
+    cleanups.push(async () => blackhole.stop(true));
+    const log = createLogger({ level: 'silent', instanceId: 42 });
+    const connection = new GatewayConnection({
+      url: `ws://127.0.0.1:${blackhole.port}/internal/workers/ws`,
+      instanceId: 42,
+      token: TOKEN,
+      provider: new FakeProvider(),
+      log,
+      idleTimeoutMs: 80,
+      backoff: { baseMs: 10, capMs: 10, jitter: 0 },
+    });
+    connection.start();
+    await waitFor(() => dials >= 2, 'a second dial', 3_000);
+    await connection.stop();
+    const after = dials;
+    await Bun.sleep(150);
+    expect(dials).toBe(after);
+  });
+
+  test('the token never reaches the logs', async () => {
+    const { gateway, provider, logLines } = await setup();
+    const conn = await waitFor(() => gateway.connections[0]?.ofType('state').length && gateway.connections[0], 'welcome');
+    provider.ctx.emit(status('m-1'));
+    conn.close(1011, 'bye');
+    await waitFor(() => gateway.connections[1]?.ofType('event').length, 'resend');
+    expect(logLines.length).toBeGreaterThan(3);
+    expect(logLines.join('\n')).not.toContain(TOKEN);
+  });
+});

@@ -1,0 +1,205 @@
+import { afterEach, describe, expect, test } from 'bun:test';
+import type { SessionState, WorkerEvent } from '../../protocol/frames';
+import { createLogger } from '../logger';
+import { waitFor } from '../testing/fake-gateway';
+import { SandboxProvider } from './sandbox';
+import { ProviderError, type ProviderContext } from './types';
+
+const QR_INTERVAL_MS = 50;
+
+/** Records every context call in one timeline, as the connection would see them. */
+class RecordingContext implements ProviderContext {
+  readonly timeline: (
+    | { kind: 'state'; state: SessionState; reason?: string }
+    | { kind: 'qr'; code: string; expiresAt: Date; at: number }
+    | { kind: 'event'; event: WorkerEvent }
+  )[] = [];
+  log = createLogger({ level: 'silent', instanceId: 9 });
+
+  setState(state: SessionState, reason?: string) {
+    this.timeline.push({ kind: 'state', state, reason });
+  }
+  setQr(code: string, expiresAt: Date) {
+    this.timeline.push({ kind: 'qr', code, expiresAt, at: Date.now() });
+  }
+  emit(event: WorkerEvent) {
+    this.timeline.push({ kind: 'event', event });
+  }
+  phone() {
+    return '15550001111';
+  }
+  states() {
+    return this.timeline.flatMap((e) => (e.kind === 'state' ? [e.state] : []));
+  }
+  qrs() {
+    return this.timeline.flatMap((e) => (e.kind === 'qr' ? [e] : []));
+  }
+  events() {
+    return this.timeline.flatMap((e) => (e.kind === 'event' ? [e.event] : []));
+  }
+}
+
+const started: SandboxProvider[] = [];
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((p) => p.stop()));
+});
+
+async function startSandbox(receiptDelaysMs: [number, number, number] = [5, 10, 15]) {
+  const provider = new SandboxProvider({ instanceId: 9, qrIntervalMs: QR_INTERVAL_MS, receiptDelaysMs });
+  const ctx = new RecordingContext();
+  started.push(provider);
+  await provider.start(ctx);
+  return { provider, ctx };
+}
+
+async function startPaired(receiptDelaysMs?: [number, number, number]) {
+  const s = await startSandbox(receiptDelaysMs);
+  await s.provider.execute('sandbox.scan', {});
+  return s;
+}
+
+async function providerError(run: Promise<unknown>): Promise<ProviderError> {
+  try {
+    await run;
+  } catch (err) {
+    if (err instanceof ProviderError) return err;
+    throw err;
+  }
+  throw new Error('expected a ProviderError');
+}
+
+const SEND = { messageId: 'm-1', to: '15550002222', type: 'text', text: 'hello' };
+
+describe('sandbox provider', () => {
+  test('start: starting, then qr with a QR code at once', async () => {
+    const before = Date.now();
+    const { ctx } = await startSandbox();
+    expect(ctx.timeline[0]).toEqual({ kind: 'state', state: 'starting', reason: undefined });
+    expect(ctx.timeline[1]).toEqual({ kind: 'state', state: 'qr', reason: 'waiting for QR scan' });
+    const [first] = ctx.qrs();
+    expect(first?.code).toMatch(/^wgs-sandbox:9:[A-Za-z0-9_-]+$/);
+    expect(first!.expiresAt.getTime()).toBeGreaterThanOrEqual(before + QR_INTERVAL_MS);
+  });
+
+  test('QR codes rotate, each one new and valid for one interval', async () => {
+    const { ctx } = await startSandbox();
+    const qrs = await waitFor(() => ctx.qrs().length >= 3 && ctx.qrs(), 'three QR codes');
+    expect(new Set(qrs.map((q) => q.code)).size).toBe(qrs.length);
+    for (const q of qrs) {
+      // expiresAt is computed a moment before the context records the call.
+      expect(q.expiresAt.getTime() - q.at).toBeWithin(QR_INTERVAL_MS - 5, QR_INTERVAL_MS + 1);
+    }
+  });
+
+  test('scan: pairing then connected, and the QR rotation stops', async () => {
+    const { provider, ctx } = await startSandbox();
+    expect(await provider.execute('sandbox.scan', {})).toEqual({ state: 'connected' });
+    expect(ctx.states()).toEqual(['starting', 'qr', 'pairing', 'connected']);
+    expect(ctx.timeline.at(-1)).toEqual({ kind: 'state', state: 'connected', reason: 'paired by sandbox scan' });
+    const qrCount = ctx.qrs().length;
+    await Bun.sleep(QR_INTERVAL_MS * 3);
+    expect(ctx.qrs().length).toBe(qrCount);
+  });
+
+  test('scan when connected: already_connected', async () => {
+    const { provider } = await startPaired();
+    expect((await providerError(provider.execute('sandbox.scan', {}))).code).toBe('already_connected');
+  });
+
+  test('scan before start: not_ready', async () => {
+    const provider = new SandboxProvider({ instanceId: 9, qrIntervalMs: QR_INTERVAL_MS, receiptDelaysMs: [1, 2, 3] });
+    expect((await providerError(provider.execute('sandbox.scan', {}))).code).toBe('not_ready');
+  });
+
+  test('send when not connected: not_connected', async () => {
+    const { provider, ctx } = await startSandbox();
+    const err = await providerError(provider.execute('send', SEND));
+    expect(err.code).toBe('not_connected');
+    expect(err.message).toBe('Client not connected');
+    expect(ctx.events()).toEqual([]);
+  });
+
+  test('send when connected: result, then sent, delivered and read receipts in order', async () => {
+    const { provider, ctx } = await startPaired([5, 10, 15]);
+    const result = await provider.execute('send', SEND);
+    expect(result).toEqual({ messageId: 'm-1', providerMessageId: expect.stringMatching(/^SBX[0-9A-F]+$/), status: 'sent' });
+    const again = await provider.execute('send', { ...SEND, messageId: 'm-2' });
+    expect(again.providerMessageId).not.toBe(result.providerMessageId);
+
+    const events = await waitFor(() => ctx.events().length >= 6 && ctx.events(), 'six receipts');
+    const forM1 = events.filter((e) => e.type === 'message.status' && e.data.messageId === 'm-1');
+    expect(forM1.map((e) => (e.type === 'message.status' ? e.data.status : ''))).toEqual(['sent', 'delivered', 'read']);
+    for (const e of forM1) expect(new Date(e.data.timestamp).toISOString()).toBe(e.data.timestamp);
+  });
+
+  test('equal receipt delays still arrive in order', async () => {
+    const { provider, ctx } = await startPaired([0, 0, 0]);
+    await provider.execute('send', SEND);
+    const events = await waitFor(() => ctx.events().length >= 3 && ctx.events(), 'three receipts');
+    expect(events.map((e) => (e.type === 'message.status' ? e.data.status : e.type))).toEqual(['sent', 'delivered', 'read']);
+  });
+
+  test('inbound: message.received with from and text', async () => {
+    const { provider, ctx } = await startPaired();
+    const result = await provider.execute('sandbox.inbound', { from: '15550003333', type: 'text', text: 'hi there' });
+    expect(result.id).toMatch(/^SBX/);
+    expect(ctx.events()).toEqual([
+      {
+        type: 'message.received',
+        data: { id: result.id as string, from: '15550003333', type: 'text', text: 'hi there', timestamp: expect.any(String) },
+      },
+    ]);
+  });
+
+  test('inbound when not connected: not_connected', async () => {
+    const { provider } = await startSandbox();
+    const err = await providerError(provider.execute('sandbox.inbound', { from: '15550003333', type: 'text', text: 'x' }));
+    expect(err.code).toBe('not_connected');
+  });
+
+  test('logout: logged_out, then a new QR cycle; sends fail and pending receipts are cancelled', async () => {
+    const { provider, ctx } = await startPaired([30, 30, 30]);
+    await provider.execute('send', SEND);
+    const qrsBefore = ctx.qrs().length;
+    expect(await provider.execute('logout', {})).toEqual({ state: 'logged_out' });
+    expect(ctx.states().slice(-2)).toEqual(['logged_out', 'qr']);
+    expect(ctx.timeline.find((e) => e.kind === 'state' && e.state === 'logged_out')).toMatchObject({ reason: 'logged out via API' });
+    expect(ctx.qrs().length).toBe(qrsBefore + 1);
+    expect((await providerError(provider.execute('send', SEND))).code).toBe('not_connected');
+    // The rotation runs again, and the receipts of the earlier send never come.
+    await waitFor(() => ctx.qrs().length >= qrsBefore + 3, 'rotation after logout');
+    expect(ctx.events()).toEqual([]);
+    // And the account can be paired again.
+    expect(await provider.execute('sandbox.scan', {})).toEqual({ state: 'connected' });
+  });
+
+  test('invalid args: invalid_args naming the problem', async () => {
+    const { provider } = await startPaired();
+    const badPhone = await providerError(provider.execute('send', { ...SEND, to: '+1 555' }));
+    expect(badPhone.code).toBe('invalid_args');
+    expect(badPhone.message).toContain('/to');
+    const missing = await providerError(provider.execute('sandbox.inbound', { from: '15550003333', type: 'text' }));
+    expect(missing.code).toBe('invalid_args');
+    expect(missing.message).toContain('/text');
+    expect((await providerError(provider.execute('send', null))).code).toBe('invalid_args');
+  });
+
+  test('an unknown command: unsupported_command', async () => {
+    const { provider } = await startPaired();
+    // Only reachable with a frame the schema would reject, but the provider must not crash on it.
+    const err = await providerError(provider.execute('dance' as never, {}));
+    expect(err.code).toBe('unsupported_command');
+  });
+
+  test('stop() clears every timer: no QR and no receipt afterwards', async () => {
+    const paired = await startPaired([20, 25, 30]);
+    await paired.provider.execute('send', SEND);
+    const qrOnly = await startSandbox();
+    await paired.provider.stop();
+    await qrOnly.provider.stop();
+    const lengths = [paired.ctx.timeline.length, qrOnly.ctx.timeline.length];
+    await Bun.sleep(QR_INTERVAL_MS * 3);
+    expect([paired.ctx.timeline.length, qrOnly.ctx.timeline.length]).toEqual(lengths);
+    expect((await providerError(paired.provider.execute('send', SEND))).code).toBe('not_ready');
+  });
+});

@@ -1,0 +1,52 @@
+import type { CommandName, SessionState, WorkerEvent } from '../../protocol/frames';
+import type { Logger } from '../logger';
+
+/**
+ * What the worker gives an engine: a way to report the WhatsApp session to
+ * the gateway. Calls never block or fail; while the gateway is unreachable
+ * the connection buffers them (latest state and QR, every event in order).
+ */
+export interface ProviderContext {
+  setState(state: SessionState, reason?: string): void;
+  /** A new QR code replaces the previous one. */
+  setQr(code: string, expiresAt: Date): void;
+  /** An event the gateway must store; the connection resends it until acked. */
+  emit(event: WorkerEvent): void;
+  /** The instance's own phone number from the welcome frame; undefined before the first welcome. */
+  phone(): string | undefined;
+  log: Logger;
+}
+
+/**
+ * One WhatsApp engine (sandbox now; Baileys, whatsmeow, wwebjs later). The
+ * connection serialises commands, so execute is never called concurrently.
+ */
+export interface Provider {
+  readonly name: string;
+  start(ctx: ProviderContext): Promise<void>;
+  /** Stops every timer and socket of the engine; no context calls afterwards. */
+  stop(): Promise<void>;
+  /** Runs one command; failures are thrown as ProviderError. */
+  execute(name: CommandName, args: unknown): Promise<Record<string, unknown>>;
+}
+
+/** Error codes the gateway may see in `result.error.code`. */
+export type ProviderErrorCode =
+  | 'not_connected'
+  | 'already_connected'
+  | 'not_ready'
+  | 'invalid_args'
+  | 'unsupported_command'
+  | (string & {});
+
+/** A failure the gateway reports to the API caller: code is machine-readable, message is for people. */
+export class ProviderError extends Error {
+  constructor(
+    readonly code: ProviderErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'ProviderError';
+  }
+}
