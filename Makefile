@@ -25,6 +25,7 @@ test: $(STAMP)
 ## Print the benchmark tables (bench/).
 bench: $(STAMP)
 	$(BUN) bench/gateway.ts
+	$(BUN) bench/instances.ts
 
 ## Generate a drizzle-kit migration after changing gateway/src/db/schema.
 migration: $(STAMP)

@@ -55,4 +55,5 @@ ALTER TABLE "events" ADD CONSTRAINT "events_instance_id_instances_id_fk" FOREIGN
 CREATE INDEX "commands_instance_status_idx" ON "commands" USING btree ("instance_id","status","id");--> statement-breakpoint
 CREATE UNIQUE INDEX "messages_instance_idempotency_key" ON "messages" USING btree ("instance_id","idempotency_key");--> statement-breakpoint
 CREATE UNIQUE INDEX "events_instance_worker_event_key" ON "events" USING btree ("instance_id","worker_event_id");--> statement-breakpoint
-CREATE UNIQUE INDEX "instances_user_phone_key" ON "instances" USING btree ("user_id","phone_number");
+CREATE UNIQUE INDEX "instances_user_phone_key" ON "instances" USING btree ("user_id","phone_number");--> statement-breakpoint
+CREATE INDEX "instances_phone_idx" ON "instances" USING btree ("phone_number");

@@ -2,25 +2,35 @@
  * The gateway process: configuration, database, HTTP. Logic lives in the
  * modules wired here; `gateway.ts` starts and stops them in order.
  */
-import { ConfigError, loadConfig } from './config/config';
-import { startGateway } from './gateway';
+import { loadConfig } from './config/config';
+import { startGateway, type RunningGateway } from './gateway';
+
+let gateway: RunningGateway | undefined;
+let signalled = false;
+
+// Handlers first: a signal during start-up stops the gateway once it is up,
+// instead of killing it half-started. A second signal exits at once.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (signalled) process.exit(1);
+    signalled = true;
+    if (gateway) void stop(gateway);
+  });
+}
+
+async function stop(g: RunningGateway): Promise<never> {
+  try {
+    await g.stop();
+    process.exit(0);
+  } catch {
+    process.exit(1);
+  }
+}
 
 try {
-  const config = loadConfig();
-  const gateway = await startGateway(config);
-  let stopping = false;
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      if (stopping) process.exit(1);
-      stopping = true;
-      gateway.stop().then(
-        () => process.exit(0),
-        () => process.exit(1),
-      );
-    });
-  }
+  gateway = await startGateway(loadConfig());
+  if (signalled) await stop(gateway);
 } catch (err) {
-  const message = err instanceof ConfigError || err instanceof Error ? err.message : String(err);
-  process.stderr.write(`wgs gateway failed to start: ${message}\n`);
+  process.stderr.write(`wgs gateway failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 }

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { and, asc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { commands, type Command } from '../db/schema';
+import { commands, messages, type Command } from '../db/schema';
 import type { CommandName } from '../../../workers/protocol/frames';
 
 export interface CommandOutcome {
@@ -29,6 +29,42 @@ export class CommandQueue {
     return row!;
   }
 
+  /**
+   * A `send` command and its message row in one statement (one round trip,
+   * atomic): the message refers to its command. A repeated Idempotency-Key
+   * fails with a unique violation and writes neither.
+   */
+  async enqueueSend(
+    instanceId: number,
+    args: { messageId: string; to: string; type: 'text'; text: string },
+    idempotencyKey: string | null,
+  ): Promise<Command> {
+    const rows = await this.db.execute<Record<string, unknown>>(sql`
+      with command as (
+        insert into ${commands} (instance_id, name, args) values (${instanceId}, 'send', ${JSON.stringify(args)}::jsonb)
+        returning *
+      ), message as (
+        insert into ${messages} (id, instance_id, command_id, "to", type, text, idempotency_key)
+        select ${args.messageId}, ${instanceId}, command.id, ${args.to}, ${args.type}, ${args.text}, ${idempotencyKey} from command
+      )
+      select id, instance_id, name, args, status, created_at from command`);
+    const row = rows[0]!;
+    return {
+      id: Number(row.id),
+      instanceId: Number(row.instance_id),
+      name: String(row.name),
+      args: row.args as Record<string, unknown>,
+      status: 'pending',
+      result: null,
+      errorCode: null,
+      errorMessage: null,
+      attempts: 0,
+      createdAt: new Date(String(row.created_at)),
+      sentAt: null,
+      completedAt: null,
+    };
+  }
+
   /** Pending commands of an instance in order; without those needing a connection unless `connected`. */
   async pending(instanceId: number, connected: boolean): Promise<Command[]> {
     const rows = await this.db
@@ -48,23 +84,32 @@ export class CommandQueue {
   }
 
   /**
-   * Records a worker's answer once (a repeated result is ignored) and returns
-   * the command when this call completed it. Waiters are woken by `notify`,
-   * once the caller has applied the result's effects.
+   * Records workers' answers, each once (a repeated result is ignored), in
+   * one statement; returns the commands this call completed. Waiters are
+   * woken by `notify`, once the caller has applied the results' effects.
    */
-  async complete(instanceId: number, commandId: number, outcome: CommandOutcome): Promise<Command | null> {
-    const [row] = await this.db
-      .update(commands)
-      .set({
-        status: outcome.ok ? 'done' : 'failed',
-        result: outcome.data ?? null,
-        errorCode: outcome.error?.code ?? null,
-        errorMessage: outcome.error?.message ?? null,
-        completedAt: sql`now()`,
-      })
-      .where(and(eq(commands.id, commandId), eq(commands.instanceId, instanceId), eq(commands.status, 'pending')))
-      .returning();
-    return row ?? null;
+  async completeMany(
+    instanceId: number,
+    outcomes: { commandId: number; outcome: CommandOutcome }[],
+  ): Promise<Pick<Command, 'id' | 'instanceId' | 'name' | 'args'>[]> {
+    if (outcomes.length === 0) return [];
+    const values = outcomes.map(
+      ({ commandId, outcome }) =>
+        sql`(${commandId}::int, ${outcome.ok ? 'done' : 'failed'}, ${outcome.data ? JSON.stringify(outcome.data) : null}::jsonb, ${outcome.error?.code ?? null}, ${outcome.error?.message ?? null})`,
+    );
+    const rows = await this.db.execute<Record<string, unknown>>(sql`
+      update ${commands} as c set
+        status = v.status::command_status, result = v.result, error_code = v.error_code,
+        error_message = v.error_message, completed_at = now()
+      from (values ${sql.join(values, sql`, `)}) as v(id, status, result, error_code, error_message)
+      where c.id = v.id and c.instance_id = ${instanceId} and c.status = 'pending'
+      returning c.id, c.instance_id, c.name, c.args`);
+    return rows.map((r) => ({
+      id: Number(r.id),
+      instanceId: Number(r.instance_id),
+      name: String(r.name),
+      args: r.args as Record<string, unknown>,
+    }));
   }
 
   /** Wakes whoever waits for this command's outcome. */

@@ -102,7 +102,20 @@ describe('OpenAPI', () => {
       ['put', '/admin/nodes/{id}', 'adminSecret'],
       ['delete', '/admin/nodes/{id}', 'adminSecret'],
       ['get', '/api/me', 'apiKey'],
+      ['post', '/api/instances', 'apiKey'],
+      ['get', '/api/instances', 'apiKey'],
+      ['get', '/api/instances/{id}', 'apiKey'],
+      ['delete', '/api/instances/{id}', 'apiKey'],
+      ['post', '/api/instances/{id}/restart', 'apiKey'],
+      ['post', '/api/instances/{id}/logout', 'apiKey'],
+      ['get', '/api/instances/{id}/qr', 'apiKey'],
+      ['post', '/api/instances/{id}/send', 'apiKey'],
+      ['get', '/api/instances/{id}/messages/{messageId}', 'apiKey'],
+      ['post', '/api/instances/{id}/sandbox/scan', 'apiKey'],
+      ['post', '/api/instances/{id}/sandbox/inbound', 'apiKey'],
     ];
+    // The worker socket is internal: not part of the public API document.
+    expect(Object.keys(spec.paths).some((p) => p.startsWith('/internal'))).toBe(false);
     for (const [method, path, scheme] of expected) {
       const op = spec.paths[path]?.[method];
       expect(op, `${method.toUpperCase()} ${path}`).toBeDefined();

@@ -6,11 +6,11 @@ import type { Logger } from '../logging/logger';
 import type { Engine, WorkerExit } from '../engines/engine';
 import { CommandQueue, NEEDS_CONNECTION } from '../commands/queue';
 import type { Command } from '../db/schema';
-import { WorkerHub, type WorkerHandlers } from '../workers/hub';
+import { WorkerHub, type ResultFrame, type WorkerHandlers } from '../workers/hub';
 import { newWorkerToken } from '../workers/tokens';
-import { advanceMessage } from '../messages/messages';
+import { advanceMessage, advanceMessages, type Advance } from '../messages/messages';
 import { recordState, recordStatus, type InstanceStatus } from './lifecycle';
-import { routeSandboxMessage } from '../sandbox/network';
+import { routeSandboxMessages } from '../sandbox/network';
 import type { SessionState, WorkerEvent } from '../../../workers/protocol/frames';
 
 export interface RuntimeOptions {
@@ -39,6 +39,8 @@ export class InstanceRuntime implements WorkerHandlers {
   private readonly sessionState = new Map<number, SessionState>();
   private readonly restartTimers = new Map<number, Timer>();
   private readonly crashes = new Map<number, number>();
+  /** Phone and provider never change after creation: read once per instance. */
+  private readonly identities = new Map<number, { id: number; phone: string; provider: string }>();
   private stopping = false;
 
   constructor(
@@ -97,8 +99,10 @@ export class InstanceRuntime implements WorkerHandlers {
     clearTimeout(this.restartTimers.get(instanceId));
     this.restartTimers.delete(instanceId);
     await this.db.update(instances).set({ desiredState: 'stopped', workerTokenHash: null }).where(eq(instances.id, instanceId));
-    if (opts.remove) await this.engine.remove(instanceId);
-    else await this.engine.stop(instanceId);
+    if (opts.remove) {
+      await this.engine.remove(instanceId);
+      this.identities.delete(instanceId);
+    } else await this.engine.stop(instanceId);
     this.sessionState.delete(instanceId);
   }
 
@@ -181,9 +185,8 @@ export class InstanceRuntime implements WorkerHandlers {
   /** Sends a stored command to its worker now if the worker can take it; else it waits in the queue. */
   dispatch(command: Command): boolean {
     if (NEEDS_CONNECTION.has(command.name) && this.sessionState.get(command.instanceId) !== 'connected') return false;
-    const sent = this.hub.send(command.instanceId, { type: 'command', commandId: command.id, name: command.name as never, args: command.args });
-    if (sent) void this.queue.markSent([command.id]).catch(() => {});
-    return sent;
+    // sent_at and attempts record redeliveries (deliverPending); a live dispatch costs no extra write.
+    return this.hub.send(command.instanceId, { type: 'command', commandId: command.id, name: command.name as never, args: command.args });
   }
 
   isWorkerConnected(instanceId: number): boolean {
@@ -236,44 +239,65 @@ export class InstanceRuntime implements WorkerHandlers {
     await this.db.update(instances).set({ qrCode: code, qrExpiresAt: expiresAt }).where(eq(instances.id, instanceId));
   }
 
-  async event(instanceId: number, eventId: string, event: WorkerEvent): Promise<void> {
+  async events(instanceId: number, batch: { eventId: string; event: WorkerEvent }[]): Promise<void> {
+    // One statement for the run; rows keep the order the worker sent them in.
     const inserted = await this.db
       .insert(events)
-      .values({ instanceId, workerEventId: eventId, type: event.type, data: event.data })
+      .values(batch.map(({ eventId, event }) => ({ instanceId, workerEventId: eventId, type: event.type, data: event.data })))
       .onConflictDoNothing()
-      .returning({ id: events.id });
-    if (inserted.length === 0 || event.type !== 'message.status') return;
-    const { messageId, status, error, timestamp } = event.data;
-    await advanceMessage(this.db, instanceId, messageId, status, { error, at: new Date(timestamp) });
+      .returning({ workerEventId: events.workerEventId });
+    const fresh = new Set(inserted.map((r) => r.workerEventId));
+    const receipts: Advance[] = [];
+    for (const { eventId, event } of batch) {
+      if (event.type !== 'message.status' || !fresh.has(eventId)) continue;
+      const { messageId, status, error, timestamp } = event.data;
+      receipts.push({ messageId, status, error, at: new Date(timestamp) });
+    }
+    // Receipts only move messages forward: the whole run is one statement.
+    await advanceMessages(this.db, instanceId, receipts);
   }
 
-  async result(
-    instanceId: number,
-    commandId: number,
-    ok: boolean,
-    data?: Record<string, unknown>,
-    error?: { code: string; message: string },
-  ): Promise<void> {
-    const outcome = { ok, data, error };
-    const command = await this.queue.complete(instanceId, commandId, outcome);
-    if (!command) return;
+  /** A run of results: completed, applied and routed in a few statements whatever its length. */
+  async results(instanceId: number, batch: ResultFrame[]): Promise<void> {
+    const outcomes = new Map(batch.map((r) => [r.commandId, { ok: r.ok, data: r.data, error: r.error }]));
+    const completed = await this.queue.completeMany(
+      instanceId,
+      [...outcomes].map(([commandId, outcome]) => ({ commandId, outcome })),
+    );
     try {
-      if (command.name === 'send') await this.sendCompleted(instanceId, command, outcome);
+      const sends = completed.filter((c) => c.name === 'send');
+      const now = new Date();
+      await advanceMessages(
+        this.db,
+        instanceId,
+        sends.map((c) => {
+          const o = outcomes.get(c.id)!;
+          const providerMessageId = typeof o.data?.providerMessageId === 'string' ? o.data.providerMessageId : undefined;
+          return o.ok
+            ? { messageId: String(c.args.messageId), status: 'sent' as const, at: now, providerMessageId }
+            : { messageId: String(c.args.messageId), status: 'failed' as const, at: now, error: o.error?.message ?? 'send failed' };
+        }),
+      );
+      const delivered = sends.filter((c) => outcomes.get(c.id)!.ok).map((c) => c.args);
+      for (const c of await routeSandboxMessages(this.db, this.queue, await this.identity(instanceId), delivered)) this.dispatch(c);
     } finally {
-      this.queue.notify(commandId, outcome);
+      for (const c of completed) this.queue.notify(c.id, outcomes.get(c.id)!);
     }
   }
 
-  private async sendCompleted(instanceId: number, command: Command, outcome: { ok: boolean; data?: Record<string, unknown>; error?: { message: string } }) {
-    const messageId = String(command.args.messageId);
-    if (!outcome.ok) {
-      await advanceMessage(this.db, instanceId, messageId, 'failed', { error: outcome.error?.message ?? 'send failed' });
-      return;
+  private async identity(instanceId: number) {
+    let found = this.identities.get(instanceId);
+    if (!found) {
+      const [row] = await this.db
+        .select({ id: instances.id, phone: instances.phoneNumber, provider: instances.provider })
+        .from(instances)
+        .where(eq(instances.id, instanceId));
+      if (!row) return { id: instanceId, phone: '', provider: 'unknown' };
+      this.identities.set(instanceId, (found = row));
     }
-    const providerMessageId = typeof outcome.data?.providerMessageId === 'string' ? outcome.data.providerMessageId : undefined;
-    await advanceMessage(this.db, instanceId, messageId, 'sent', { providerMessageId });
-    const routed = await routeSandboxMessage(this.db, this.queue, instanceId, command.args);
-    for (const c of routed) this.dispatch(c);
+    return found;
   }
+
+
 }
 

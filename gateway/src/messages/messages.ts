@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { messages, type Message, type MessageStatus } from '../db/schema';
 
@@ -7,48 +7,67 @@ export function newMessageId(): string {
   return `msg_${randomBytes(12).toString('hex')}`;
 }
 
-/** Statuses a message may move to from each status: forward only. */
-const EARLIER: Record<Exclude<MessageStatus, 'queued'>, MessageStatus[]> = {
-  sent: ['queued'],
-  delivered: ['queued', 'sent'],
-  read: ['queued', 'sent', 'delivered'],
-  failed: ['queued'],
-};
-
-const TIMESTAMP_COLUMN = {
-  sent: 'sentAt',
-  delivered: 'deliveredAt',
-  read: 'readAt',
-  failed: 'failedAt',
-} as const;
+export interface Advance {
+  messageId: string;
+  status: Exclude<MessageStatus, 'queued'>;
+  at: Date;
+  providerMessageId?: string;
+  error?: string;
+}
 
 /**
- * Moves a message forward (queued → sent → delivered → read, or queued →
- * failed); receipts arriving late or twice change nothing.
+ * Moves messages forward (queued → sent → delivered → read, or queued →
+ * failed) in one statement for any number of receipts; receipts arriving
+ * late or twice change nothing. Several receipts for one message collapse into
+ * its furthest status, with every earlier time filled in.
  */
-export async function advanceMessage(
+export async function advanceMessages(db: Db, instanceId: number, advances: Advance[]): Promise<void> {
+  const merged = new Map<string, { times: Partial<Record<Advance['status'], Date>>; providerMessageId?: string; error?: string }>();
+  for (const a of advances) {
+    const m = merged.get(a.messageId) ?? { times: {} };
+    m.times[a.status] ??= a.at;
+    m.providerMessageId ??= a.providerMessageId;
+    m.error ??= a.error;
+    merged.set(a.messageId, m);
+  }
+  if (merged.size === 0) return;
+  const rows = [...merged.entries()].map(([id, m]) => {
+    const t = m.times;
+    // The furthest status reached; `failed` only when nothing got further.
+    const status: Advance['status'] = t.read ? 'read' : t.delivered ? 'delivered' : t.sent ? 'sent' : 'failed';
+    // A receipt that overtakes an earlier one still leaves every earlier time set.
+    const read = t.read;
+    const delivered = t.delivered ?? read;
+    const sent = t.sent ?? delivered;
+    const iso = (d?: Date) => (d ? d.toISOString() : null);
+    const failedAt = status === 'failed' ? iso(t.failed) : null;
+    return sql`(${id}, ${status}, ${iso(sent)}, ${iso(delivered)}, ${iso(read)}, ${failedAt}, ${m.providerMessageId ?? null}, ${m.error ?? null})`;
+  });
+  await db.execute(sql`
+    update ${messages} as m set
+      status = v.status::message_status,
+      sent_at = coalesce(m.sent_at, v.sent_at::timestamptz),
+      delivered_at = coalesce(m.delivered_at, v.delivered_at::timestamptz),
+      read_at = coalesce(m.read_at, v.read_at::timestamptz),
+      failed_at = coalesce(m.failed_at, v.failed_at::timestamptz),
+      provider_message_id = coalesce(v.provider_message_id, m.provider_message_id),
+      error = coalesce(v.error, m.error)
+    from (values ${sql.join(rows, sql`, `)}) as v(id, status, sent_at, delivered_at, read_at, failed_at, provider_message_id, error)
+    where m.id = v.id and m.instance_id = ${instanceId}
+      and (case v.status when 'failed' then m.status = 'queued'
+           else m.status <> 'failed' and array_position(array['queued','sent','delivered','read'], m.status::text)
+                                       < array_position(array['queued','sent','delivered','read'], v.status) end)`);
+}
+
+/** One receipt; see advanceMessages. */
+export function advanceMessage(
   db: Db,
   instanceId: number,
   messageId: string,
-  status: Exclude<MessageStatus, 'queued'>,
+  status: Advance['status'],
   extra: { providerMessageId?: string; error?: string; at?: Date } = {},
-): Promise<boolean> {
-  const at = extra.at ?? new Date();
-  const atSql = sql`${at.toISOString()}::timestamptz`;
-  const updated = await db
-    .update(messages)
-    .set({
-      status,
-      [TIMESTAMP_COLUMN[status]]: at,
-      // A receipt that overtakes an earlier one still leaves every earlier time set.
-      ...(status === 'delivered' && { sentAt: sql`coalesce(${messages.sentAt}, ${atSql})` }),
-      ...(status === 'read' && { sentAt: sql`coalesce(${messages.sentAt}, ${atSql})`, deliveredAt: sql`coalesce(${messages.deliveredAt}, ${atSql})` }),
-      ...(extra.providerMessageId && { providerMessageId: extra.providerMessageId }),
-      ...(extra.error && { error: extra.error }),
-    })
-    .where(and(eq(messages.id, messageId), eq(messages.instanceId, instanceId), inArray(messages.status, EARLIER[status])))
-    .returning({ id: messages.id });
-  return updated.length > 0;
+): Promise<void> {
+  return advanceMessages(db, instanceId, [{ messageId, status, at: extra.at ?? new Date(), providerMessageId: extra.providerMessageId, error: extra.error }]);
 }
 
 export function toMessageView(m: Message) {

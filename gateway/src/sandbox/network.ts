@@ -1,4 +1,4 @@
-import { and, eq, ne } from 'drizzle-orm';
+import { and, eq, inArray, ne } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { instances, type Command } from '../db/schema';
 import type { CommandQueue } from '../commands/queue';
@@ -9,19 +9,23 @@ import type { CommandQueue } from '../commands/queue';
  * on WhatsApp) arrives there as an inbound message. Returns the queued
  * commands for the caller to dispatch.
  */
-export async function routeSandboxMessage(db: Db, queue: CommandQueue, fromInstanceId: number, args: Record<string, unknown>): Promise<Command[]> {
-  const [sender] = await db
-    .select({ phone: instances.phoneNumber, provider: instances.provider })
-    .from(instances)
-    .where(eq(instances.id, fromInstanceId));
-  if (!sender || sender.provider !== 'sandbox') return [];
+export async function routeSandboxMessages(
+  db: Db,
+  queue: CommandQueue,
+  sender: { id: number; phone: string; provider: string },
+  sends: Record<string, unknown>[],
+): Promise<Command[]> {
+  if (sender.provider !== 'sandbox' || sends.length === 0) return [];
+  const phones = [...new Set(sends.map((s) => String(s.to)))];
   const targets = await db
-    .select({ id: instances.id })
+    .select({ id: instances.id, phone: instances.phoneNumber })
     .from(instances)
-    .where(and(eq(instances.phoneNumber, String(args.to)), eq(instances.provider, 'sandbox'), ne(instances.id, fromInstanceId)));
+    .where(and(inArray(instances.phoneNumber, phones), eq(instances.provider, 'sandbox'), ne(instances.id, sender.id)));
   const queued: Command[] = [];
-  for (const target of targets) {
-    queued.push(await queue.enqueue(target.id, 'sandbox.inbound', { from: sender.phone, type: 'text', text: String(args.text) }));
+  for (const send of sends) {
+    for (const target of targets.filter((t) => t.phone === send.to)) {
+      queued.push(await queue.enqueue(target.id, 'sandbox.inbound', { from: sender.phone, type: 'text', text: String(send.text) }));
+    }
   }
   return queued;
 }

@@ -12,6 +12,11 @@ import {
   type SessionState,
   type WorkerEvent,
 } from '../../../workers/protocol/frames';
+import type { Static } from '@sinclair/typebox';
+import type { ResultFrame as ResultFrameSchema } from '../../../workers/protocol/frames';
+
+export type ResultFrame = Static<typeof ResultFrameSchema>;
+type Frame = Static<typeof WorkerFrame>;
 import { workerTokenMatches } from './tokens';
 
 /** One WebSocket as the hub sees it. */
@@ -25,8 +30,10 @@ export interface WorkerHandlers {
   connected(instanceId: number): Promise<void>;
   state(instanceId: number, state: SessionState, reason: string | undefined): Promise<void>;
   qr(instanceId: number, code: string, expiresAt: Date): Promise<void>;
-  event(instanceId: number, eventId: string, event: WorkerEvent): Promise<void>;
-  result(instanceId: number, commandId: number, ok: boolean, data?: Record<string, unknown>, error?: { code: string; message: string }): Promise<void>;
+  /** A run of consecutive event frames, in order; acked by the hub once this resolves. */
+  events(instanceId: number, events: { eventId: string; event: WorkerEvent }[]): Promise<void>;
+  /** A run of consecutive result frames. */
+  results(instanceId: number, results: ResultFrame[]): Promise<void>;
   disconnected(instanceId: number): Promise<void>;
 }
 
@@ -36,8 +43,10 @@ interface Session {
   socket: WorkerSocket;
   instanceId?: number;
   helloTimer?: Timer;
-  /** Frames are handled one at a time per socket, in arrival order. */
-  queue: Promise<void>;
+  /** Frames not handled yet, in arrival order. */
+  inbox: unknown[];
+  /** The loop handling `inbox`, while it runs. */
+  draining?: Promise<void>;
 }
 
 /**
@@ -72,17 +81,35 @@ export class WorkerHub {
   }
 
   open(socket: WorkerSocket): void {
-    const session: Session = { socket, queue: Promise.resolve() };
+    const session: Session = { socket, inbox: [] };
     session.helloTimer = setTimeout(() => socket.close(CloseCodes.unauthorized, 'no hello'), HELLO_TIMEOUT_MS);
     this.sessions.set(socket, session);
   }
 
+  /**
+   * Frames of one socket are handled in arrival order. Whatever arrived while
+   * the previous frames were being handled is taken together, and runs of
+   * events or results are written in one go: a busy worker costs a few round
+   * trips per batch instead of several per frame.
+   */
   message(socket: WorkerSocket, raw: unknown): void {
     const session = this.sessions.get(socket);
     if (!session) return;
-    session.queue = session.queue
-      .then(() => this.handle(session, raw))
-      .catch((err) => this.logger.error({ err, instanceId: session.instanceId }, 'failed to handle worker frame'));
+    session.inbox.push(raw);
+    session.draining ??= this.drain(session).finally(() => {
+      session.draining = undefined;
+    });
+  }
+
+  private async drain(session: Session): Promise<void> {
+    while (session.inbox.length > 0) {
+      const batch = session.inbox.splice(0);
+      try {
+        await this.handleBatch(session, batch);
+      } catch (err) {
+        this.logger.error({ err, instanceId: session.instanceId }, 'failed to handle worker frames');
+      }
+    }
   }
 
   close(socket: WorkerSocket): void {
@@ -93,7 +120,7 @@ export class WorkerHub {
     const id = session.instanceId;
     if (id !== undefined && this.byInstance.get(id) === session) {
       this.byInstance.delete(id);
-      session.queue = session.queue.then(() => this.handlers?.disconnected(id)).catch(() => {});
+      void (session.draining ?? Promise.resolve()).then(() => this.handlers?.disconnected(id)).catch(() => {});
     }
   }
 
@@ -102,33 +129,73 @@ export class WorkerHub {
     for (const session of this.sessions.values()) session.socket.close(1001, 'gateway stopping');
   }
 
-  private async handle(session: Session, raw: unknown): Promise<void> {
-    if (session.instanceId === undefined) return this.hello(session, raw);
-    const frame = parseFrame(WorkerFrame, raw);
-    const id = session.instanceId;
+  private async handleBatch(session: Session, raws: unknown[]): Promise<void> {
+    let frames: Frame[] = [];
+    const flush = async () => {
+      if (frames.length > 0) await this.handleFrames(session, frames);
+      frames = [];
+    };
+    for (const raw of raws) {
+      if (session.instanceId === undefined) {
+        await flush();
+        await this.hello(session, raw);
+        continue;
+      }
+      const frame = parseFrame(WorkerFrame, raw);
+      if (frame) frames.push(frame);
+      else this.logger.warn({ instanceId: session.instanceId }, 'invalid frame from worker');
+    }
+    await flush();
+  }
+
+  /**
+   * Handles a batch of frames. State, QR and ping frames are handled in
+   * order; between two of them, all events are stored as one run (in order)
+   * and all results are applied side by side: results do not depend on each
+   * other or on events, and event order is kept.
+   */
+  private async handleFrames(session: Session, frames: Frame[]): Promise<void> {
+    const id = session.instanceId!;
     const h = this.handlers!;
-    if (!frame) {
-      this.logger.warn({ instanceId: id }, 'invalid frame from worker');
-      return;
+    let events: Extract<Frame, { type: 'event' }>[] = [];
+    let results: ResultFrame[] = [];
+    const flush = async () => {
+      const [e, r] = [events, results];
+      events = [];
+      results = [];
+      await Promise.all([
+        e.length > 0 &&
+          h.events(id, e).then(() => {
+            for (const { eventId } of e) session.socket.send(JSON.stringify({ type: 'ack', eventId } satisfies GatewayFrame));
+          }),
+        r.length > 0 && h.results(id, r),
+      ]);
+    };
+    for (const frame of frames) {
+      switch (frame.type) {
+        case 'event':
+          events.push(frame);
+          break;
+        case 'result':
+          results.push(frame);
+          break;
+        case 'state':
+          await flush();
+          await h.state(id, frame.state, frame.reason);
+          break;
+        case 'qr':
+          await flush();
+          await h.qr(id, frame.code, new Date(frame.expiresAt));
+          break;
+        case 'ping':
+          session.socket.send(JSON.stringify({ type: 'pong', t: frame.t } satisfies GatewayFrame));
+          break;
+        case 'pong':
+        case 'hello':
+          break;
+      }
     }
-    switch (frame.type) {
-      case 'state':
-        return h.state(id, frame.state, frame.reason);
-      case 'qr':
-        return h.qr(id, frame.code, new Date(frame.expiresAt));
-      case 'event':
-        await h.event(id, frame.eventId, frame.event);
-        session.socket.send(JSON.stringify({ type: 'ack', eventId: frame.eventId } satisfies GatewayFrame));
-        return;
-      case 'result':
-        return h.result(id, frame.commandId, frame.ok, frame.data, frame.error);
-      case 'ping':
-        session.socket.send(JSON.stringify({ type: 'pong', t: frame.t } satisfies GatewayFrame));
-        return;
-      case 'pong':
-      case 'hello':
-        return;
-    }
+    await flush();
   }
 
   private async hello(session: Session, raw: unknown): Promise<void> {

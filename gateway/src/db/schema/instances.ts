@@ -57,6 +57,8 @@ export const instances = pgTable(
     index('instances_user_id_idx').on(t.userId),
     index('instances_node_id_idx').on(t.nodeId),
     uniqueIndex('instances_user_phone_key').on(t.userId, t.phoneNumber),
+    // The sandbox network finds recipients by phone across tenants.
+    index('instances_phone_idx').on(t.phoneNumber),
   ],
 );
 

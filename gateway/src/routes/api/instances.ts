@@ -198,35 +198,26 @@ export function instanceRoutes({ database, runtime }: AppDeps) {
         if (!instance.paired) throw notConnected();
 
         const messageId = newMessageId();
-        const inserted = await db
-          .transaction(async (tx) => {
-            const command = await runtime.queue.enqueue(instance.id, 'send', { messageId, to, type: 'text', text }, tx);
-            await tx.insert(messages).values({ id: messageId, instanceId: instance.id, commandId: command.id, to, type: 'text', text, idempotencyKey: key ?? null });
-            return command;
-          })
-          .catch(async (err) => {
+        const command = await runtime.queue
+          .enqueueSend(instance.id, { messageId, to, type: 'text', text }, key ?? null)
+          .catch((err) => {
             // A concurrent request with the same Idempotency-Key won: answer with its message.
             if (key && sqlState(err) === UNIQUE_VIOLATION) return null;
             throw err;
           });
-        if (!inserted) {
+        if (!command) {
           const [existing] = await db.select().from(messages).where(and(eq(messages.instanceId, instance.id), eq(messages.idempotencyKey, key!)));
           set.status = existing!.status === 'queued' ? 202 : 200;
           return { id: existing!.id, status: existing!.status };
         }
-        const outcome = runtime.queue.waitFor(inserted.id, COMMAND_TIMEOUT_MS);
-        if (!runtime.dispatch(inserted)) {
-          set.status = 202;
-          return { id: messageId, status: 'queued' as const };
-        }
-        const result = await outcome;
+        const outcome = runtime.queue.waitFor(command.id, COMMAND_TIMEOUT_MS);
+        const result = runtime.dispatch(command) ? await outcome : null;
         if (!result) {
           set.status = 202;
           return { id: messageId, status: 'queued' as const };
         }
         if (!result.ok) throw commandError(result);
-        const [message] = await db.select({ status: messages.status }).from(messages).where(eq(messages.id, messageId));
-        return { id: messageId, status: message!.status };
+        return { id: messageId, status: 'sent' as const };
       },
       {
         params: IdParams,
