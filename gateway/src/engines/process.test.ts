@@ -2,6 +2,7 @@ import { afterEach, describe, expect, test } from 'bun:test';
 import { ProcessEngine } from './process';
 import type { WorkerExit } from './engine';
 import { createLogger } from '../logging/logger';
+import { until } from '../../../tests/support/poll';
 
 const engines: ProcessEngine[] = [];
 afterEach(async () => {
@@ -17,16 +18,6 @@ function engine() {
   return { e, exits };
 }
 
-async function until<T>(fn: () => T | Promise<T>, timeoutMs = 10_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error('condition not met before the deadline');
-    await Bun.sleep(10);
-  }
-}
-
 const LONG_RUNNING = `console.log(JSON.stringify({ msg: 'up', secret: process.env.ADMIN_API_SECRET ?? null, mine: process.env.MINE })); setInterval(() => {}, 1000); process.on('SIGTERM', () => { console.log('bye'); process.exit(0); });`;
 
 describe('ProcessEngine', () => {
@@ -38,7 +29,7 @@ describe('ProcessEngine', () => {
     expect(first.state).toBe('running');
     const again = await e.ensure(spec);
     expect(again.pid).toBe(first.pid);
-    const lines = await until(async () => (await e.logs(1)).find((l) => l.includes('"up"')));
+    const lines = await until('the up line', async () => (await e.logs(1)).find((l) => l.includes('"up"')));
     expect(JSON.parse(lines)).toEqual({ msg: 'up', secret: null, mine: 'yes' });
     expect((await e.list()).map((w) => w.instanceId)).toEqual([1]);
     delete process.env.ADMIN_API_SECRET;
@@ -47,7 +38,7 @@ describe('ProcessEngine', () => {
   test('stop is graceful: SIGTERM, the worker exits by itself, reported as requested', async () => {
     const { e, exits } = engine();
     await e.ensure({ instanceId: 2, provider: 'sandbox', env: { WORKER_SCRIPT: LONG_RUNNING } });
-    await until(async () => (await e.logs(2)).some((l) => l.includes('"up"')));
+    await until('worker up', async () => (await e.logs(2)).some((l) => l.includes('"up"')));
     await e.stop(2, 5000);
     expect((await e.inspect(2))!.state).toBe('exited');
     expect(await e.logs(2)).toContain('bye');
@@ -58,7 +49,7 @@ describe('ProcessEngine', () => {
     const { e, exits } = engine();
     const stubborn = `process.on('SIGTERM', () => console.log('ignored')); console.log('up'); setInterval(() => {}, 1000);`;
     await e.ensure({ instanceId: 3, provider: 'sandbox', env: { WORKER_SCRIPT: stubborn } });
-    await until(async () => (await e.logs(3)).includes('up'));
+    await until('worker up', async () => (await e.logs(3)).includes('up'));
     const t0 = Date.now();
     await e.stop(3, 300);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
@@ -69,7 +60,7 @@ describe('ProcessEngine', () => {
     const { e, exits } = engine();
     const first = await e.ensure({ instanceId: 4, provider: 'sandbox', env: { WORKER_SCRIPT: LONG_RUNNING } });
     process.kill(first.pid!, 'SIGKILL');
-    await until(() => exits.length === 1);
+    await until('the exit', () => exits.length === 1);
     expect(exits[0]).toMatchObject({ instanceId: 4, signal: 'SIGKILL', requested: false });
     const second = await e.ensure({ instanceId: 4, provider: 'sandbox', env: { WORKER_SCRIPT: LONG_RUNNING } });
     expect(second.pid).not.toBe(first.pid);

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { events, instances, nodes } from '../db/schema';
+import { events, instances, nodes, type Instance } from '../db/schema';
 import type { Logger } from '../logging/logger';
 import type { Engine, WorkerExit } from '../engines/engine';
 import { CommandQueue, NEEDS_CONNECTION } from '../commands/queue';
@@ -134,26 +134,33 @@ export class InstanceRuntime implements WorkerHandlers {
     for (const id of ids) await recordStatus(this.db, id, 'stopped', 'gateway stopped').catch(() => {});
   }
 
-  /** Resolves when the instance reaches one of `statuses`, or with its status at the deadline. */
-  async waitForStatus(instanceId: number, statuses: InstanceStatus[], timeoutMs: number): Promise<InstanceStatus | undefined> {
-    const current = async () =>
-      (await this.db.select({ status: instances.status }).from(instances).where(eq(instances.id, instanceId)))[0]?.status;
+  /**
+   * Resolves with the instance row once `done(row)` holds, checking at every
+   * status, state or QR change, or with the row as it is at the deadline.
+   */
+  async waitUntil(instanceId: number, done: (row: Instance) => boolean, timeoutMs: number): Promise<Instance | undefined> {
+    const read = async () => (await this.db.select().from(instances).where(eq(instances.id, instanceId)))[0];
     return new Promise((resolve) => {
-      const done = (status: InstanceStatus | undefined) => {
+      let finished = false;
+      const finish = (row: Instance | undefined) => {
+        if (finished) return;
+        finished = true;
         clearTimeout(timer);
-        this.changes.off('status', listener);
-        resolve(status);
+        this.changes.off('change', check);
+        resolve(row);
       };
-      const listener = (id: number, status: InstanceStatus) => id === instanceId && statuses.includes(status) && done(status);
-      const timer = setTimeout(() => void current().then(done), timeoutMs);
-      this.changes.on('status', listener);
-      void current().then((s) => s && statuses.includes(s) && done(s));
+      const check = (id: number) => {
+        if (id === instanceId) void read().then((row) => (!row || done(row)) && finish(row));
+      };
+      const timer = setTimeout(() => void read().then(finish), timeoutMs);
+      this.changes.on('change', check);
+      check(instanceId);
     });
   }
 
   private async setStatus(instanceId: number, status: InstanceStatus, reason: string): Promise<void> {
     await recordStatus(this.db, instanceId, status, reason);
-    this.changes.emit('status', instanceId, status);
+    this.changes.emit('change', instanceId);
   }
 
   private async workerExited(exit: WorkerExit): Promise<void> {
@@ -222,6 +229,7 @@ export class InstanceRuntime implements WorkerHandlers {
   async state(instanceId: number, state: SessionState, reason: string | undefined): Promise<void> {
     this.sessionState.set(instanceId, state);
     await recordState(this.db, instanceId, state, reason);
+    this.changes.emit('change', instanceId);
     if (state === 'connected') await this.deliverPending(instanceId);
     if (state === 'logged_out' || state === 'qr') {
       const failed = await this.queue.failPending(instanceId, ['send', 'sandbox.inbound'], {
@@ -237,6 +245,7 @@ export class InstanceRuntime implements WorkerHandlers {
 
   async qr(instanceId: number, code: string, expiresAt: Date): Promise<void> {
     await this.db.update(instances).set({ qrCode: code, qrExpiresAt: expiresAt }).where(eq(instances.id, instanceId));
+    this.changes.emit('change', instanceId);
   }
 
   async events(instanceId: number, batch: { eventId: string; event: WorkerEvent }[]): Promise<void> {

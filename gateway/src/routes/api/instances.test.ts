@@ -46,12 +46,17 @@ describe('POST /api/instances', () => {
       phone: '4915123456789',
       provider: 'sandbox',
       status: 'running',
+      state: 'qr',
       node: 'local',
       webhook: 'https://hooks.example.com/wa',
       resources: { cpu: '0.5', memory: '512m' },
     });
     const worker = await t.engine.inspect(res.body.id);
     expect(worker?.state).toBe('running');
+    // The QR is ready to serve as soon as create answers.
+    const qr = await t.call('GET', `/api/instances/${res.body.id}/qr`, { key: alice.apiKey });
+    expect(qr.status).toBe(200);
+    expect(qr.headers.get('content-type')).toBe('image/png');
   });
 
   test('bad input is 400 naming the field', async () => {
@@ -207,6 +212,24 @@ describe('QR, pairing and sending', () => {
     expect(event).toMatchObject({ from: '4477001122', text: 'ping' });
     const bad = await t.call('POST', `/api/instances/${a.id}/sandbox/inbound`, { key: alice.apiKey, body: { from: 'x', text: 'ping' } });
     expect(bad.status).toBe(400);
+  });
+});
+
+describe('QR while no worker runs', () => {
+  test('503 with Retry-After until a QR exists', async () => {
+    // An instance whose worker is not running (desired stopped): no QR will come.
+    const [row] = await t.db.database.sql`
+      insert into instances (user_id, phone_number, provider, desired_state, status)
+      values (${alice.id}, '4915100000999', 'sandbox', 'stopped', 'stopped') returning id`;
+    const res = await t.call('GET', `/api/instances/${row!.id}/qr`, { key: alice.apiKey });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('1');
+    expect(res.body.code).toBe('qr_not_ready');
+    const send = await t.call('POST', `/api/instances/${row!.id}/send`, { key: alice.apiKey, body: { to: '4915199999990', text: 'x' } });
+    expect(send.status).toBe(503);
+    const scan = await t.call('POST', `/api/instances/${row!.id}/sandbox/scan`, { key: alice.apiKey });
+    expect(scan.status).toBe(503);
+    expect(scan.body.code).toBe('worker_unavailable');
   });
 });
 

@@ -5,7 +5,7 @@ import type { AppDeps } from '../../http/context';
 import { tenant, tenantSecurity } from '../../http/auth';
 import { ApiError, conflict, errorResponses, noContent, notFound, sqlState, UNIQUE_VIOLATION } from '../../http/errors';
 import { Id, IdParams } from '../../http/params';
-import { instances, messages, nodes } from '../../db/schema';
+import { instances, messages, nodes, type Instance } from '../../db/schema';
 import {
   checkCreateInstance,
   checkSend,
@@ -25,6 +25,10 @@ import type { CommandOutcome } from '../../commands/queue';
 const START_TIMEOUT_MS = 30_000;
 /** How long an API call waits for its command's result before answering from the queue. */
 const COMMAND_TIMEOUT_MS = 10_000;
+
+/** How long create waits, after the worker connected, for its first session state. */
+const SESSION_REPORT_TIMEOUT_MS = 2_000;
+const sessionReported = (i: Instance) => i.state !== 'starting' && (i.state !== 'qr' || i.qrCode !== null);
 
 const notConnected = () => new ApiError(503, 'not_connected', 'Client not connected');
 const workerUnavailable = (id: number) => new ApiError(503, 'worker_unavailable', `the worker of instance ${id} is not connected; retry shortly`);
@@ -82,11 +86,12 @@ export function instanceRoutes({ database, runtime }: AppDeps) {
           });
         const id = created!.id;
         await runtime.start(id).catch(() => {}); // the status says what failed
-        const status = await runtime.waitForStatus(id, ['running', 'error'], START_TIMEOUT_MS);
-        if (status !== 'running') {
-          const current = await view(user.id, id);
-          throw new ApiError(503, 'worker_not_running', `instance ${id} was created but its worker is not running (${current.status}: ${current.statusReason})`);
+        const row = await runtime.waitUntil(id, (i) => i.status === 'running' || i.status === 'error', START_TIMEOUT_MS);
+        if (row?.status !== 'running') {
+          throw new ApiError(503, 'worker_not_running', `instance ${id} was created but its worker is not running (${row?.status}: ${row?.statusReason})`);
         }
+        // The worker reports its session right after connecting: answer with it (and a QR ready to serve).
+        await runtime.waitUntil(id, sessionReported, SESSION_REPORT_TIMEOUT_MS);
         return view(user.id, id);
       },
       {
@@ -134,7 +139,7 @@ export function instanceRoutes({ database, runtime }: AppDeps) {
         const user = tenant(request);
         await ownedInstance(db, user.id, params.id);
         await runtime.restart(params.id).catch(() => {});
-        await runtime.waitForStatus(params.id, ['running', 'error'], START_TIMEOUT_MS);
+        await runtime.waitUntil(params.id, (i) => i.status === 'running' || i.status === 'error', START_TIMEOUT_MS);
         return view(user.id, params.id);
       },
       {
