@@ -39,6 +39,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
     logger.info('database migrated');
 
     const { runtime, engine } = createRuntime(database, logger, {
+      databaseUrl: url,
       gatewayUrl: config.workerGatewayUrl,
       workerEnv: {
         LOG_LEVEL: config.logLevel,

@@ -45,6 +45,7 @@ export async function createTestApp(opts: { listen?: boolean; workerEnv?: Record
   const db = await createTestDatabase();
   const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
   const { runtime, engine } = createRuntime(db.database, logger, {
+    databaseUrl: db.url,
     gatewayUrl: 'ws://127.0.0.1:1',
     workerEnv: {
       LOG_LEVEL: 'warn',

@@ -3,7 +3,7 @@
  * preload.ts, or TEST_DATABASE_URL's server when given), a template database
  * migrated once, and one database per test file cloned from it.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { connect, type Database } from '../../gateway/src/db/client';
 
@@ -52,7 +52,13 @@ export async function createTestDatabase(opts: { empty?: boolean } = {}): Promis
     database,
     async drop() {
       await database.close();
-      await adminSql((sql) => sql.unsafe(`drop database if exists ${name} with (force)`));
+      await adminSql(async (sql) => {
+        await sql.unsafe(`drop database if exists ${name} with (force)`);
+        // Instance roles are cluster-wide; their names carry a digest of this database's name.
+        const prefix = `wgs_${createHash('sha256').update(name).digest('hex').slice(0, 8)}_i`;
+        const roles = await sql`select rolname from pg_roles where starts_with(rolname, ${prefix})`;
+        for (const { rolname } of roles) await sql.unsafe(`drop role if exists "${rolname}"`);
+      });
     },
   };
 }

@@ -61,7 +61,7 @@ describe('health', () => {
     // A real client pointed at a port where nothing listens.
     const dead = connect('postgres://wgs:x@127.0.0.1:1/wgs', { max: 1 });
     const logger = createLogger('silent');
-    const { runtime } = createRuntime(dead, logger, { gatewayUrl: 'ws://127.0.0.1:1' });
+    const { runtime } = createRuntime(dead, logger, { gatewayUrl: 'ws://127.0.0.1:1', databaseUrl: 'postgres://wgs:x@127.0.0.1:1/wgs' });
     const app = createApp({ database: dead, logger, adminSecret: 's', runtime });
     const ready = await app.handle(new Request('http://wgs.test/readyz'));
     expect(ready.status).toBe(503);

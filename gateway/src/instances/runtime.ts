@@ -10,12 +10,16 @@ import { WorkerHub, type ResultFrame, type WorkerHandlers } from '../workers/hub
 import { newWorkerToken } from '../workers/tokens';
 import { advanceMessage, advanceMessages, type Advance } from '../messages/messages';
 import { recordState, recordStatus, type InstanceStatus } from './lifecycle';
+import { dropInstanceState, grantInstanceState } from './state-store';
+import type { Sql } from 'postgres';
 import { routeSandboxMessages } from '../sandbox/network';
 import type { SessionState, WorkerEvent } from '../../../workers/protocol/frames';
 
 export interface RuntimeOptions {
   /** ws:// URL of this gateway as workers reach it (settable once the port is known). */
   gatewayUrl: string;
+  /** The gateway's own connection and URL: instance roles and schemas are made there, workers connect there. */
+  state: { sql: Sql; databaseUrl: string };
   /** Extra environment for every worker (sandbox timings, log level). */
   workerEnv?: Record<string, string>;
   /** Restart backoff: first delay and cap. */
@@ -74,6 +78,7 @@ export class InstanceRuntime implements WorkerHandlers {
       .returning();
     if (!instance) return;
     await recordStatus(this.db, instanceId, 'starting', 'starting worker');
+    const state = await grantInstanceState(this.opts.state.sql, this.opts.state.databaseUrl, instanceId);
     try {
       await this.engine.ensure({
         instanceId,
@@ -86,6 +91,8 @@ export class InstanceRuntime implements WorkerHandlers {
           WGS_INSTANCE_ID: String(instanceId),
           WGS_WORKER_TOKEN: token,
           WGS_PROVIDER: instance.provider,
+          WGS_STATE_DSN: state.dsn,
+          WGS_STATE_SCHEMA: state.schema,
         },
       });
     } catch (err) {
@@ -104,6 +111,12 @@ export class InstanceRuntime implements WorkerHandlers {
       this.identities.delete(instanceId);
     } else await this.engine.stop(instanceId);
     this.sessionState.delete(instanceId);
+  }
+
+  /** Stops and removes the worker, then drops the instance's schema and role (the row is the caller's). */
+  async destroy(instanceId: number): Promise<void> {
+    await this.stop(instanceId, { remove: true });
+    await dropInstanceState(this.opts.state.sql, instanceId);
   }
 
   async restart(instanceId: number): Promise<void> {

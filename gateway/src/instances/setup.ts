@@ -9,9 +9,12 @@ import { InstanceRuntime, type RuntimeOptions } from './runtime';
 export const WORKER_ENTRY = join(import.meta.dir, '..', '..', '..', 'workers', 'src', 'main.ts');
 
 /** Wires the process engine, the worker hub and the runtime. */
-export function createRuntime(database: Database, logger: Logger, opts: RuntimeOptions) {
+export function createRuntime(database: Database, logger: Logger, opts: Omit<RuntimeOptions, 'state'> & { databaseUrl: string }) {
   const engine = new ProcessEngine({ command: [process.execPath, WORKER_ENTRY], logger });
   const hub = new WorkerHub(database.db, logger.child({ component: 'worker-hub' }));
-  const runtime = new InstanceRuntime(database.db, engine, hub, logger.child({ component: 'runtime' }), opts);
+  const runtime = new InstanceRuntime(database.db, engine, hub, logger.child({ component: 'runtime' }), {
+    ...opts,
+    state: { sql: database.sql, databaseUrl: opts.databaseUrl },
+  });
   return { runtime, engine };
 }

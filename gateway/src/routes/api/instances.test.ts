@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { createTestApp, type TestApp } from '../../../../tests/support/app';
 import { until } from '../../../../tests/support/poll';
+import { stateRoleName } from '../../instances/state-store';
 
 let t: TestApp;
 let alice: { id: number; apiKey: string };
@@ -287,12 +288,17 @@ describe('worker lifecycle', () => {
     expect((await t.engine.inspect(inst.id))!.pid).not.toBe(before.pid);
   });
 
-  test('delete stops and removes the worker', async () => {
+  test('delete stops and removes the worker and drops its schema and role', async () => {
     const inst = await createSandbox(alice.apiKey);
     const pid = (await t.engine.inspect(inst.id))!.pid!;
+    const role = await stateRoleName(t.db.database.sql, inst.id);
+    expect(await t.db.database.sql`select 1 from pg_roles where rolname = ${role}`).toHaveLength(1);
+    expect(await t.db.database.sql`select 1 from pg_namespace where nspname = ${`wgs_i_${inst.id}`}`).toHaveLength(1);
     expect((await t.call('DELETE', `/api/instances/${inst.id}`, { key: alice.apiKey })).status).toBe(204);
     expect(await t.engine.inspect(inst.id)).toBeNull();
     expect(() => process.kill(pid, 0)).toThrow();
     expect((await t.call('GET', `/api/instances/${inst.id}`, { key: alice.apiKey })).status).toBe(404);
+    expect(await t.db.database.sql`select 1 from pg_roles where rolname = ${role}`).toHaveLength(0);
+    expect(await t.db.database.sql`select 1 from pg_namespace where nspname = ${`wgs_i_${inst.id}`}`).toHaveLength(0);
   });
 });

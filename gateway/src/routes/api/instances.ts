@@ -123,13 +123,13 @@ export function instanceRoutes({ database, runtime }: AppDeps) {
       '/:id',
       async ({ request, params, set }) => {
         await ownedInstance(db, tenant(request).id, params.id);
-        await runtime.stop(params.id, { remove: true });
+        await runtime.destroy(params.id);
         await db.delete(instances).where(eq(instances.id, params.id));
         set.status = 204;
       },
       {
         params: IdParams,
-        detail: { summary: 'Delete an instance: its worker is stopped and removed' },
+        detail: { summary: 'Delete an instance: its worker is stopped and removed, its session state dropped' },
         response: { ...noContent, ...errorResponses(400, 401, 404) },
       },
     )
