@@ -1,8 +1,8 @@
 /**
  * Instances benchmark: time from `POST /api/instances` to a QR being served,
- * idle RSS of a sandbox worker (from /proc), and `send` latency through one
+ * idle RSS of a sandbox worker (from /proc), `send` latency through one
  * gateway to one connected sandbox worker, paced at fixed rates and closed
- * loop. A real gateway process on its embedded Postgres, loopback only, every
+ * loop, and the time from `kill -9` of a paired worker to `connected` again. A real gateway process on its embedded Postgres, loopback only, every
  * loop bounded in count and time.
  *
  *   make bench     (or: node_modules/.bin/bun bench/instances.ts)
@@ -130,6 +130,31 @@ try {
       `${(latencies.length / seconds).toFixed(0)}/s, p50 ${ms(pct(latencies, 0.5))}, p99 ${ms(pct(latencies, 0.99))}`,
     ]);
   }
+  // 4. kill -9 of a paired worker → connected again (session from Postgres, no scan); one kill per instance
+  const recovery: number[] = [];
+  for (const victim of ids.slice(1, 4)) {
+    const paired = await api('POST', `/api/instances/${victim}/sandbox/scan`);
+    if (paired.status !== 200) throw new Error(`scan: ${paired.status}`);
+    const pid = await workerPid(victim);
+    const t0 = performance.now();
+    process.kill(pid!, 'SIGKILL');
+    await until('worker gone', async () => (await api('GET', `/api/instances/${victim}`).then((r) => r.json() as Promise<{ status: string }>)).status !== 'running', 10_000, 5);
+    await until(
+      'connected again',
+      async () => {
+        const i = (await (await api('GET', `/api/instances/${victim}`)).json()) as { status: string; state: string };
+        return i.status === 'running' && i.state === 'connected';
+      },
+      30_000,
+      5,
+    );
+    recovery.push(performance.now() - t0);
+  }
+  rows.push([
+    `kill -9 of a paired sandbox worker → running and connected again, no scan (${recovery.length} instances)`,
+    `median ${ms(pct(recovery, 0.5))}, max ${ms(Math.max(...recovery))} (includes the 1 s restart backoff)`,
+  ]);
+
   const gatewayRss = await rssMiB(g.proc.pid);
   rows.push(['gateway VmRSS after the run', `${gatewayRss.toFixed(1)} MiB`]);
 } finally {

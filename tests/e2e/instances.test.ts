@@ -67,8 +67,9 @@ test('workers stop with the gateway and come back with it; a killed gateway leav
   const [second] = await workerPids(id);
   expect(second).not.toBe(first);
 
-  // SIGKILL: the orphaned worker's token is stale for the next gateway, so it exits; one worker remains.
+  // SIGKILL: the worker notices its parent is gone and stops; the next gateway starts one worker.
   await g.stop('SIGKILL');
+  await until('the orphaned worker gone', async () => (await workerPids(id)).length === 0, 10_000);
   g = await start();
   await until('a single worker again', async () => {
     const pids = await workerPids(id);
@@ -76,5 +77,36 @@ test('workers stop with the gateway and come back with it; a killed gateway leav
   });
   const status = await until('running after SIGKILL', async () => (await api(g, 'GET', `/api/instances/${id}`, user.apiKey)).body?.status === 'running');
   expect(status).toBe(true);
+  expect(await g.stop('SIGTERM')).toBe(0);
+});
+
+test('a paired instance survives a gateway SIGKILL: connected again with no scan', async () => {
+  const db = await createTestDatabase();
+  cleanup.push(() => db.drop());
+  const env = { DATABASE_URL: db.url, ADMIN_API_SECRET: 's', DATA_DIR: '/tmp' };
+  let g = await spawnGateway(env);
+  cleanup.push(() => g.stop('SIGKILL'));
+  await g.ready();
+  const user = (await api(g, 'POST', '/admin/users', undefined, { email: 'survivor@example.com' })).body;
+  const id = (await api(g, 'POST', '/api/instances', user.apiKey, { provider: 'sandbox', phone: '4915100000888' })).body.id;
+  expect((await api(g, 'POST', `/api/instances/${id}/sandbox/scan`, user.apiKey)).status).toBe(200);
+
+  await g.stop('SIGKILL');
+  const t0 = Date.now();
+  g = await spawnGateway(env);
+  cleanup.push(() => g.stop('SIGKILL'));
+  await g.ready();
+  const back = await until(
+    'connected again',
+    async () => {
+      const r = await api(g, 'GET', `/api/instances/${id}`, user.apiKey);
+      return r.body?.status === 'running' && r.body?.state === 'connected' && r.body;
+    },
+    30_000,
+  );
+  expect(back.stateReason).toBe('session restored');
+  expect(Date.now() - t0).toBeLessThan(30_000);
+  expect((await api(g, 'POST', `/api/instances/${id}/send`, user.apiKey, { to: '4915199999999', text: 'still here' })).status).toBe(200);
+  expect(await workerPids(id)).toHaveLength(1);
   expect(await g.stop('SIGTERM')).toBe(0);
 });

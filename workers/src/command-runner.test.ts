@@ -92,3 +92,37 @@ test('a throwing reply does not stall later commands', async () => {
   await runner.run(send(2, 'refused'), (r) => seen.push(r.commandId));
   expect(seen).toEqual([2]);
 });
+
+test('held: commands wait for open(), then run in arrival order', async () => {
+  const provider = new SlowProvider();
+  const runner = new CommandRunner(provider, new ResultCache(), log, { held: true });
+  const seen: number[] = [];
+  const done = Promise.all([1, 2].map((id) => runner.run(send(id, 'refused'), (r) => seen.push(r.commandId))));
+  await Bun.sleep(20);
+  expect(provider.calls).toEqual([]);
+  runner.open();
+  await done;
+  expect(seen).toEqual([1, 2]);
+});
+
+test('close(): the running command finishes and replies; queued and later ones never start', async () => {
+  const { provider, runner, replies, run } = setup();
+  void run(send(1, 'a'));
+  void run(send(2, 'b'));
+  await waitFor(() => provider.calls.length === 1, 'a to start');
+  const closed = runner.close();
+  void run(send(3, 'c'));
+  provider.releaseAll();
+  await closed;
+  await Bun.sleep(10);
+  expect(provider.calls).toEqual(['start a', 'end a']);
+  expect(replies.map((r) => r.result.commandId)).toEqual([1]);
+});
+
+test('close() while held: nothing runs, and it resolves at once', async () => {
+  const provider = new SlowProvider();
+  const runner = new CommandRunner(provider, new ResultCache(), log, { held: true });
+  void runner.run(send(1, 'a'), () => {});
+  await runner.close();
+  expect(provider.calls).toEqual([]);
+});

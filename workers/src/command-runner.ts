@@ -14,13 +14,40 @@ export type CommandFrameT = Static<typeof CommandFrame>;
  * while the original still runs waits for it instead of running twice.
  */
 export class CommandRunner {
-  private tail: Promise<void> = Promise.resolve();
+  private tail: Promise<void>;
+  private release: (() => void) | undefined;
+  private closed = false;
 
+  /**
+   * With `held`, commands queue until open(): the worker takes them off the
+   * socket before its provider has started (while it waits for the state
+   * lock) and must not answer them "not ready".
+   */
   constructor(
     private readonly provider: Provider,
     readonly results: ResultCache,
     private readonly log: Logger,
-  ) {}
+    opts: { held?: boolean } = {},
+  ) {
+    this.tail = opts.held ? new Promise<void>((resolve) => (this.release = resolve)) : Promise.resolve();
+  }
+
+  /** Lets queued and later commands run, in arrival order. */
+  open(): void {
+    this.release?.();
+    this.release = undefined;
+  }
+
+  /**
+   * Graceful stop: no command starts from now on (the gateway keeps them
+   * queued and hands them to the next worker). Resolves once the command
+   * already running, if any, has replied.
+   */
+  close(): Promise<void> {
+    this.closed = true;
+    this.open();
+    return this.tail;
+  }
 
   /** Queues the command; `reply` gets its result (fresh or cached). Resolves once replied. */
   run(command: CommandFrameT, reply: (result: ResultFrameT, cached: boolean) => void): Promise<void> {
@@ -29,6 +56,10 @@ export class CommandRunner {
       if (cached) {
         this.log.info({ commandId: command.commandId, command: command.name }, 'command redelivered; answering from cache');
         reply(cached, true);
+        return;
+      }
+      if (this.closed) {
+        this.log.info({ commandId: command.commandId, command: command.name }, 'worker stopping; command left to the next worker');
         return;
       }
       const result = await this.execute(command);

@@ -6,6 +6,8 @@ const REQUIRED = {
   WGS_INSTANCE_ID: '7',
   WGS_WORKER_TOKEN: 'tok-secret-123',
   WGS_PROVIDER: 'sandbox',
+  WGS_STATE_DSN: 'postgres://wgs_i_7:state-pw-secret@127.0.0.1:5432/wgs',
+  WGS_STATE_SCHEMA: 'wgs_i_7',
 };
 
 function configError(env: Record<string, string | undefined>): ConfigError {
@@ -25,8 +27,10 @@ describe('loadConfig', () => {
       workerUrl: 'ws://127.0.0.1:3000/internal/workers/ws',
       instanceId: 7,
       token: 'tok-secret-123',
+      exitWithParent: false,
       provider: 'sandbox',
       logLevel: 'info',
+      state: { dsn: 'postgres://wgs_i_7:state-pw-secret@127.0.0.1:5432/wgs', schema: 'wgs_i_7' },
       sandbox: { qrIntervalMs: 20_000, receiptDelaysMs: [100, 500, 1000] },
     });
   });
@@ -36,10 +40,13 @@ describe('loadConfig', () => {
       ...REQUIRED,
       WGS_GATEWAY_URL: 'wss://gw.example.com/base/',
       LOG_LEVEL: 'debug',
+      WGS_EXIT_WITH_PARENT: '1',
       SANDBOX_QR_INTERVAL_MS: '50',
       SANDBOX_RECEIPT_DELAYS_MS: '0, 0 ,59999',
     });
     expect(c.gatewayUrl).toBe('wss://gw.example.com/base');
+    expect(c.exitWithParent).toBe(true);
+    expect(configError({ ...REQUIRED, WGS_EXIT_WITH_PARENT: 'yes' }).variable).toBe('WGS_EXIT_WITH_PARENT');
     expect(c.workerUrl).toBe('wss://gw.example.com/base/internal/workers/ws');
     expect(c.logLevel).toBe('debug');
     expect(c.sandbox).toEqual({ qrIntervalMs: 50, receiptDelaysMs: [0, 0, 59_999] });
@@ -80,6 +87,13 @@ describe('loadConfig', () => {
       [{ SANDBOX_RECEIPT_DELAYS_MS: '100,500,60000' }, 'SANDBOX_RECEIPT_DELAYS_MS'],
       [{ SANDBOX_RECEIPT_DELAYS_MS: '-1,5,10' }, 'SANDBOX_RECEIPT_DELAYS_MS'],
       [{ SANDBOX_RECEIPT_DELAYS_MS: 'a,b,c' }, 'SANDBOX_RECEIPT_DELAYS_MS'],
+      [{ WGS_STATE_DSN: 'mysql://u:p@127.0.0.1/wgs' }, 'WGS_STATE_DSN'],
+      [{ WGS_STATE_DSN: 'not a url' }, 'WGS_STATE_DSN'],
+      [{ WGS_STATE_DSN: 'postgres://127.0.0.1/wgs' }, 'WGS_STATE_DSN'],
+      [{ WGS_STATE_DSN: 'postgres://u:p@127.0.0.1' }, 'WGS_STATE_DSN'],
+      [{ WGS_STATE_SCHEMA: 'Wgs_I_7' }, 'WGS_STATE_SCHEMA'],
+      [{ WGS_STATE_SCHEMA: 'wgs_i_7,public' }, 'WGS_STATE_SCHEMA'],
+      [{ WGS_STATE_SCHEMA: '7wgs' }, 'WGS_STATE_SCHEMA'],
     ];
     for (const [bad, variable] of cases) {
       const err = configError({ ...REQUIRED, ...bad });
@@ -95,9 +109,26 @@ describe('loadConfig', () => {
     expect(err.message).toContain('implemented: sandbox');
   });
 
+  test('the state variables are required with the sandbox, naming the provider', () => {
+    for (const key of ['WGS_STATE_DSN', 'WGS_STATE_SCHEMA']) {
+      const err = configError({ ...REQUIRED, [key]: undefined });
+      expect(err.variable).toBe(key);
+      expect(err.message).toBe(`invalid configuration: ${key}: required when WGS_PROVIDER is sandbox`);
+    }
+  });
+
+  test('the state DSN is secret: never in an error, whatever is wrong with it', () => {
+    for (const dsn of ['mysql://u:pw-zz9@127.0.0.1/wgs', 'postgres://u:pw-zz9@127.0.0.1', 'pw-zz9', 'postgres://:pw-zz9@127.0.0.1/wgs']) {
+      const err = configError({ ...REQUIRED, WGS_STATE_DSN: dsn });
+      expect(err.variable).toBe('WGS_STATE_DSN');
+      expect(err.message).not.toContain('pw-zz9');
+    }
+  });
+
   test('an error shows the bad value', () => {
     const err = configError({ ...REQUIRED, WGS_INSTANCE_ID: 'x' });
     expect(err.message).toContain('"x"');
     expect(err.message).not.toContain(REQUIRED.WGS_WORKER_TOKEN);
+    expect(err.message).not.toContain('state-pw-secret');
   });
 });

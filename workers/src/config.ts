@@ -3,6 +3,9 @@ import { ConfigError, LogLevelSchema, parseEnv, type LogLevel } from '../../comm
 import { WORKER_WS_PATH } from '../protocol/frames';
 import { IMPLEMENTED_PROVIDERS, type ProviderName } from './providers/names';
 
+/** A plain lower-case Postgres identifier: it goes into search_path unquoted. */
+const SCHEMA_PATTERN = '^[a-z_][a-z0-9_]{0,62}$';
+
 /**
  * Every setting the worker reads from its environment, with its default.
  * The gateway (or whoever runs the worker) sets the WGS_* variables; the
@@ -13,6 +16,14 @@ const EnvSchema = Type.Object({
   WGS_INSTANCE_ID: Type.Integer({ minimum: 1, description: 'the instance this worker serves' }),
   WGS_WORKER_TOKEN: Type.String({ minLength: 1, description: 'per-instance token for the hello frame' }),
   WGS_PROVIDER: Type.String({ minLength: 1, description: 'WhatsApp engine' }),
+  WGS_EXIT_WITH_PARENT: Type.Union([Type.Literal('0'), Type.Literal('1')], {
+    default: '0',
+    description: '1: stop when the parent process goes away (the process engine sets it: workers die with their gateway)',
+  }),
+  WGS_STATE_DSN: Type.Optional(Type.String({ minLength: 1, description: "postgres:// URL of the instance's state role (secret)" })),
+  WGS_STATE_SCHEMA: Type.Optional(
+    Type.String({ pattern: SCHEMA_PATTERN, description: "the instance's Postgres schema, owned by the state role" }),
+  ),
   LOG_LEVEL: LogLevelSchema,
   SANDBOX_QR_INTERVAL_MS: Type.Integer({ minimum: 50, default: 20_000, description: 'sandbox: QR rotation period' }),
   SANDBOX_RECEIPT_DELAYS_MS: Type.String({
@@ -24,7 +35,7 @@ const EnvSchema = Type.Object({
 
 const NUMERIC = ['WGS_INSTANCE_ID', 'SANDBOX_QR_INTERVAL_MS'];
 /** Values never echoed back in error messages. */
-const SECRET = ['WGS_WORKER_TOKEN'];
+const SECRET = ['WGS_WORKER_TOKEN', 'WGS_STATE_DSN'];
 /** The read receipt must come within this long of the send. */
 const MAX_RECEIPT_DELAY_MS = 60_000;
 
@@ -36,6 +47,13 @@ export interface SandboxConfig {
   receiptDelaysMs: readonly [number, number, number];
 }
 
+/** Where the engine keeps its session: the instance's own schema, reached as the instance's own role. */
+export interface StateConfig {
+  /** Secret (it holds the role's password): handed to the store and never logged. */
+  dsn: string;
+  schema: string;
+}
+
 export interface Config {
   /** The base URL as given, without a trailing slash. */
   gatewayUrl: string;
@@ -44,8 +62,11 @@ export interface Config {
   instanceId: number;
   /** Secret: goes into the hello frame and nowhere else. */
   token: string;
+  /** Stop when the parent (the gateway, on the process engine) is gone. */
+  exitWithParent: boolean;
   provider: ProviderName;
   logLevel: LogLevel;
+  state: StateConfig;
   sandbox: SandboxConfig;
 }
 
@@ -53,13 +74,16 @@ export interface Config {
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const e = parseEnv(EnvSchema, env, { numeric: NUMERIC, secret: SECRET });
   const gatewayUrl = parseGatewayUrl(e.WGS_GATEWAY_URL);
+  const provider = parseProvider(e.WGS_PROVIDER);
   return {
     gatewayUrl,
     workerUrl: `${gatewayUrl}${WORKER_WS_PATH}`,
     instanceId: e.WGS_INSTANCE_ID,
     token: e.WGS_WORKER_TOKEN,
-    provider: parseProvider(e.WGS_PROVIDER),
+    exitWithParent: e.WGS_EXIT_WITH_PARENT === '1',
+    provider,
     logLevel: e.LOG_LEVEL as LogLevel,
+    state: parseState(provider, e.WGS_STATE_DSN, e.WGS_STATE_SCHEMA),
     sandbox: {
       qrIntervalMs: e.SANDBOX_QR_INTERVAL_MS,
       receiptDelaysMs: parseReceiptDelays(e.SANDBOX_RECEIPT_DELAYS_MS),
@@ -94,6 +118,29 @@ function parseProvider(value: string): ProviderName {
     );
   }
   return found;
+}
+
+/**
+ * Every engine so far keeps its session in the state store, so both
+ * variables are required with each of them. The DSN never appears in an
+ * error: it carries the role's password.
+ */
+function parseState(provider: ProviderName, dsn: string | undefined, schema: string | undefined): StateConfig {
+  if (dsn === undefined) throw new ConfigError('WGS_STATE_DSN', `required when WGS_PROVIDER is ${provider}`);
+  if (schema === undefined) throw new ConfigError('WGS_STATE_SCHEMA', `required when WGS_PROVIDER is ${provider}`);
+  let url: URL;
+  try {
+    url = new URL(dsn);
+  } catch {
+    throw new ConfigError('WGS_STATE_DSN', 'not a URL (value not shown: it is secret)');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new ConfigError('WGS_STATE_DSN', `must start with postgres:// or postgresql:// (got ${url.protocol}//…)`);
+  }
+  if (!url.hostname) throw new ConfigError('WGS_STATE_DSN', 'must name a host');
+  if (!url.username) throw new ConfigError('WGS_STATE_DSN', "must name the instance's role as its user");
+  if (url.pathname.replace(/^\/+/, '') === '') throw new ConfigError('WGS_STATE_DSN', 'must name a database');
+  return { dsn, schema };
 }
 
 /** Shared with the gateway, which checks the value it passes to workers at its own start. */

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { CloseCodes, PROTOCOL_VERSION, type CommandName, type WorkerEvent } from '../protocol/frames';
 import { GatewayConnection, type ConnectionOptions } from './connection';
 import { createLogger } from './logger';
-import { ProviderError, type Provider, type ProviderContext } from './providers/types';
+import { ProviderError, type Provider, type SessionReporter } from './providers/types';
 import { FakeGateway, waitFor, type FakeGatewayOptions, type GatewayConn } from './testing/fake-gateway';
 import { WORKER_VERSION } from './version';
 
@@ -12,12 +12,13 @@ const TOKEN = 'wgs-test-token-do-not-log';
 /** Counts executions; commands named in `hold` wait for release(). */
 class FakeProvider implements Provider {
   readonly name = 'fake';
-  ctx!: ProviderContext;
+  ctx!: SessionReporter;
   readonly executed: { name: CommandName; args: unknown }[] = [];
   hold = false;
   private releases: (() => void)[] = [];
 
-  async start(ctx: ProviderContext) {
+  /** The connection's reporter is all this provider uses; the store is main's business. */
+  async start(ctx: SessionReporter) {
     this.ctx = ctx;
     ctx.setState('connected', 'fake engine');
   }

@@ -13,7 +13,7 @@ import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff';
 import { CommandRunner } from './command-runner';
 import { EventBuffer, MAX_BUFFERED_EVENTS } from './event-buffer';
 import type { Logger } from './logger';
-import type { Provider, ProviderContext } from './providers/types';
+import type { Provider, SessionReporter } from './providers/types';
 import { MAX_CACHED_RESULTS, ResultCache, type ResultFrameT } from './result-cache';
 import { WORKER_VERSION } from './version';
 
@@ -40,6 +40,8 @@ export interface ConnectionOptions {
   maxResults?: number;
   /** How long stop() waits for the close handshake. */
   closeTimeoutMs?: number;
+  /** Queue the gateway's commands until acceptCommands() (the provider starts after the socket). */
+  holdCommands?: boolean;
 }
 
 const PING_INTERVAL_MS = 15_000;
@@ -57,7 +59,7 @@ const DROP_WARN_EVERY = 1_000;
  * reports through `context`, which never blocks.
  */
 export class GatewayConnection {
-  readonly context: ProviderContext;
+  readonly context: SessionReporter;
   readonly events: EventBuffer;
   readonly results: ResultCache;
   private readonly runner: CommandRunner;
@@ -78,7 +80,9 @@ export class GatewayConnection {
     this.log = opts.log.child({ component: 'connection' });
     this.events = new EventBuffer(opts.maxEvents ?? MAX_BUFFERED_EVENTS);
     this.results = new ResultCache(opts.maxResults ?? MAX_CACHED_RESULTS);
-    this.runner = new CommandRunner(opts.provider, this.results, opts.log.child({ component: 'commands' }));
+    this.runner = new CommandRunner(opts.provider, this.results, opts.log.child({ component: 'commands' }), {
+      held: opts.holdCommands,
+    });
     const providerLog = opts.log.child({ component: 'provider', provider: opts.provider.name });
     this.context = {
       setState: (state, reason) => this.setState(state, reason),
@@ -93,6 +97,16 @@ export class GatewayConnection {
   start(): void {
     if (this.stopped) throw new Error('connection already stopped');
     this.connect();
+  }
+
+  /** Runs the commands held since the start (holdCommands) and every later one. */
+  acceptCommands(): void {
+    this.runner.open();
+  }
+
+  /** No command starts from now on; resolves when the running one has replied (or been marked unsent). */
+  stopCommands(): Promise<void> {
+    return this.runner.close();
   }
 
   /** No more reconnects; closes the socket with 1000 and waits (bounded) for the close. */

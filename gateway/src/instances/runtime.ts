@@ -78,6 +78,8 @@ export class InstanceRuntime implements WorkerHandlers {
       .returning();
     if (!instance) return;
     await recordStatus(this.db, instanceId, 'starting', 'starting worker');
+    // Until the new worker reports, the session state is unknown (it keeps `paired`).
+    await this.forgetSession(instanceId, 'worker starting');
     const state = await grantInstanceState(this.opts.state.sql, this.opts.state.databaseUrl, instanceId);
     try {
       await this.engine.ensure({
@@ -176,9 +178,16 @@ export class InstanceRuntime implements WorkerHandlers {
     this.changes.emit('change', instanceId);
   }
 
+  private async forgetSession(instanceId: number, reason: string): Promise<void> {
+    this.sessionState.delete(instanceId);
+    await recordState(this.db, instanceId, 'starting', reason);
+    this.changes.emit('change', instanceId);
+  }
+
   private async workerExited(exit: WorkerExit): Promise<void> {
     this.sessionState.delete(exit.instanceId);
     if (exit.requested || this.stopping) return;
+    await this.forgetSession(exit.instanceId, 'worker exited');
     const [instance] = await this.db.select().from(instances).where(eq(instances.id, exit.instanceId));
     if (!instance || instance.desiredState !== 'running') return;
     const crashes = exit.ranMs >= HEALTHY_RUN_MS ? 1 : (this.crashes.get(exit.instanceId) ?? 0) + 1;

@@ -4,7 +4,7 @@ import { SandboxProvider } from './sandbox';
 import type { Provider } from './types';
 
 export { IMPLEMENTED_PROVIDERS, type ProviderName };
-export { ProviderError, type Provider, type ProviderContext } from './types';
+export { ProviderError, type Provider, type ProviderContext, type SessionReporter } from './types';
 
 /** The engine named by WGS_PROVIDER, configured from the worker's config. */
 export function createProvider(name: ProviderName, config: Config): Provider {

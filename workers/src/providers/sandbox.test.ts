@@ -1,7 +1,9 @@
-import { afterEach, describe, expect, test } from 'bun:test';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test';
 import type { SessionState, WorkerEvent } from '../../protocol/frames';
 import { createLogger } from '../logger';
+import { openStateStore, type StateStore } from '../state/store';
 import { waitFor } from '../testing/fake-gateway';
+import { TestStateDb } from '../testing/state-db';
 import { SandboxProvider } from './sandbox';
 import { ProviderError, type ProviderContext } from './types';
 
@@ -15,6 +17,8 @@ class RecordingContext implements ProviderContext {
     | { kind: 'event'; event: WorkerEvent }
   )[] = [];
   log = createLogger({ level: 'silent', instanceId: 9 });
+
+  constructor(readonly store: StateStore) {}
 
   setState(state: SessionState, reason?: string) {
     this.timeline.push({ kind: 'state', state, reason });
@@ -39,21 +43,50 @@ class RecordingContext implements ProviderContext {
   }
 }
 
-const started: SandboxProvider[] = [];
-afterEach(async () => {
-  await Promise.all(started.splice(0).map((p) => p.stop()));
+let db: TestStateDb;
+beforeAll(async () => {
+  db = await TestStateDb.create();
+});
+afterAll(async () => {
+  await db.cleanup();
 });
 
-async function startSandbox(receiptDelaysMs: [number, number, number] = [5, 10, 15]) {
+const started: SandboxProvider[] = [];
+const stores: StateStore[] = [];
+const lost: Error[] = [];
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((p) => p.stop()));
+  await Promise.all(stores.splice(0).map((s) => s.close()));
+  expect(lost.splice(0)).toEqual([]);
+});
+
+/** Advisory locks are per database, not per role: each simulated instance needs its own id. */
+let nextInstanceId = 1;
+
+/** A fresh instance (role and schema) and its open store. */
+async function newStore(): Promise<StateStore> {
+  const inst = await db.createInstance();
+  const store = await openStateStore({
+    dsn: inst.dsn,
+    schema: inst.schema,
+    instanceId: nextInstanceId++,
+    log: createLogger({ level: 'silent', instanceId: 9 }),
+    onLost: (err) => lost.push(err),
+  });
+  stores.push(store);
+  return store;
+}
+
+async function startSandbox(receiptDelaysMs: [number, number, number] = [5, 10, 15], store?: StateStore) {
   const provider = new SandboxProvider({ instanceId: 9, qrIntervalMs: QR_INTERVAL_MS, receiptDelaysMs });
-  const ctx = new RecordingContext();
+  const ctx = new RecordingContext(store ?? (await newStore()));
   started.push(provider);
   await provider.start(ctx);
   return { provider, ctx };
 }
 
-async function startPaired(receiptDelaysMs?: [number, number, number]) {
-  const s = await startSandbox(receiptDelaysMs);
+async function startPaired(receiptDelaysMs?: [number, number, number], store?: StateStore) {
+  const s = await startSandbox(receiptDelaysMs, store);
   await s.provider.execute('sandbox.scan', {});
   return s;
 }
@@ -201,5 +234,101 @@ describe('sandbox provider', () => {
     await Bun.sleep(QR_INTERVAL_MS * 3);
     expect([paired.ctx.timeline.length, qrOnly.ctx.timeline.length]).toEqual(lengths);
     expect((await providerError(paired.provider.execute('send', SEND))).code).toBe('not_ready');
+  });
+});
+
+/** Receipt statuses of the message.status events, in order. */
+const statuses = (events: WorkerEvent[]) =>
+  events.map((e) => (e.type === 'message.status' ? `${e.data.messageId}:${e.data.status}` : e.type));
+
+describe('sandbox provider on the state store', () => {
+  test('a pairing survives a restart: the next provider is connected at once, without a QR', async () => {
+    const a = await startPaired();
+    const [device] = await a.ctx.store.sql<{ device_id: string }[]>`select device_id from sandbox_device`;
+    expect(device?.device_id).toMatch(/^sandbox-device-[0-9a-f]{16}$/);
+    await a.provider.stop();
+
+    const b = await startSandbox(undefined, a.ctx.store);
+    expect(b.ctx.timeline).toEqual([
+      { kind: 'state', state: 'starting', reason: undefined },
+      { kind: 'state', state: 'connected', reason: 'session restored' },
+    ]);
+    await Bun.sleep(QR_INTERVAL_MS * 2);
+    expect(b.ctx.qrs()).toEqual([]);
+    // Connected for real: it sends, and a scan is refused.
+    expect(await b.provider.execute('send', SEND)).toMatchObject({ status: 'sent' });
+    expect((await providerError(b.provider.execute('sandbox.scan', {}))).code).toBe('already_connected');
+  });
+
+  test('logout deletes the pairing and the pending receipts: the next provider shows a QR', async () => {
+    const a = await startPaired([1_000, 2_000, 3_000]);
+    await a.provider.execute('send', SEND);
+    expect(await a.ctx.store.sql`select 1 from sandbox_receipts`).toHaveLength(1);
+    await a.provider.execute('logout', {});
+    expect(await a.ctx.store.sql`select 1 from sandbox_device`).toHaveLength(0);
+    expect(await a.ctx.store.sql`select 1 from sandbox_receipts`).toHaveLength(0);
+    await a.provider.stop();
+
+    const b = await startSandbox(undefined, a.ctx.store);
+    expect(b.ctx.states()).toEqual(['starting', 'qr']);
+    expect(b.ctx.qrs()).toHaveLength(1);
+  });
+
+  test('each receipt is recorded before it is emitted; the row goes after read', async () => {
+    const { provider, ctx } = await startPaired([0, 300, 600]);
+    await provider.execute('send', SEND);
+    const row = () => ctx.store.sql<{ next_status: string }[]>`select next_status from sandbox_receipts where message_id = 'm-1'`;
+    await waitFor(() => ctx.events().length === 1, 'the sent receipt');
+    expect((await row())[0]?.next_status).toBe('delivered');
+    await waitFor(() => ctx.events().length === 2, 'the delivered receipt');
+    expect((await row())[0]?.next_status).toBe('read');
+    await waitFor(() => ctx.events().length === 3, 'the read receipt');
+    expect(await row()).toHaveLength(0);
+  });
+
+  test('receipts resume after a restart, on the schedule of the original send', async () => {
+    const a = await startPaired([0, 400, 800]);
+    const sentAt = Date.now();
+    await a.provider.execute('send', SEND);
+    await waitFor(() => a.ctx.events().length === 1, 'the sent receipt');
+    await a.provider.stop();
+    expect(statuses(a.ctx.events())).toEqual(['m-1:sent']);
+
+    const b = await startSandbox([0, 400, 800], a.ctx.store);
+    expect(b.ctx.states()).toEqual(['starting', 'connected']);
+    await waitFor(() => b.ctx.events().length === 2, 'the read receipt after the restart', 5_000);
+    expect(statuses(b.ctx.events())).toEqual(['m-1:delivered', 'm-1:read']);
+    // Not earlier than the original schedule said (a little slack for clock rounding in timestamptz).
+    const readAt = Date.parse(b.ctx.events()[1]!.data.timestamp);
+    expect(readAt).toBeGreaterThanOrEqual(sentAt + 800 - 5);
+    expect(await b.ctx.store.sql`select 1 from sandbox_receipts`).toHaveLength(0);
+  });
+
+  test('receipts that fell due while no worker ran are emitted at once, in order', async () => {
+    const a = await startPaired([50, 60, 70]);
+    await a.provider.execute('send', SEND);
+    await a.provider.execute('send', { ...SEND, messageId: 'm-2' });
+    await a.provider.stop(); // before any receipt
+    expect(a.ctx.events()).toEqual([]);
+    await Bun.sleep(100); // every receipt is now overdue
+
+    const started = Date.now();
+    const b = await startSandbox([50, 60, 70], a.ctx.store);
+    await waitFor(() => b.ctx.events().length === 6, 'six receipts');
+    expect(Date.now() - started).toBeLessThan(1_000);
+    const byMessage = (id: string) => statuses(b.ctx.events()).filter((s) => s.startsWith(`${id}:`));
+    expect(byMessage('m-1')).toEqual(['m-1:sent', 'm-1:delivered', 'm-1:read']);
+    expect(byMessage('m-2')).toEqual(['m-2:sent', 'm-2:delivered', 'm-2:read']);
+  });
+
+  test('a send redelivered after a restart does not start its receipts twice', async () => {
+    const a = await startPaired([200, 250, 300]);
+    await a.provider.execute('send', SEND);
+    await a.provider.stop();
+    const b = await startSandbox([200, 250, 300], a.ctx.store);
+    expect(await b.provider.execute('send', SEND)).toMatchObject({ messageId: 'm-1', status: 'sent' });
+    await waitFor(() => b.ctx.events().length >= 3, 'three receipts');
+    await Bun.sleep(350);
+    expect(statuses(b.ctx.events())).toEqual(['m-1:sent', 'm-1:delivered', 'm-1:read']);
   });
 });

@@ -12,14 +12,33 @@ export interface SandboxOptions extends SandboxConfig {
 
 /** The receipts a send produces, in the order the delays list them. */
 const RECEIPTS: readonly Exclude<MessageStatus, 'queued' | 'failed'>[] = ['sent', 'delivered', 'read'];
+type Receipt = (typeof RECEIPTS)[number];
+
+/** The sandbox's tables in the instance schema (see StateStore). */
+export const SANDBOX_TABLES = [
+  `create table if not exists sandbox_device (
+     id int primary key check (id = 1),
+     device_id text not null,
+     paired_at timestamptz not null
+   )`,
+  `create table if not exists sandbox_receipts (
+     message_id text primary key,
+     sent_at timestamptz not null,
+     next_status text not null check (next_status in ('sent', 'delivered', 'read'))
+   )`,
+] as const;
 
 /**
  * A simulated WhatsApp account with no network: it shows rotating QR codes
  * until the `sandbox.scan` command "scans" one, then sends (with timed
  * receipts) and receives (`sandbox.inbound`) text messages.
  *
- * The pairing lives in memory only, so a restarted sandbox worker asks for a
- * new scan; keeping it in Postgres is a later issue.
+ * Its session lives in the instance's state store: the pairing
+ * (`sandbox_device`, one row while paired) and the receipts still to come
+ * (`sandbox_receipts`, one row per message until its read receipt). A
+ * restarted worker is connected again at once, without a QR, and emits the
+ * receipts due meanwhile. Each write happens before the event it stands for
+ * is emitted.
  */
 export class SandboxProvider implements Provider {
   readonly name = 'sandbox';
@@ -28,7 +47,13 @@ export class SandboxProvider implements Provider {
   private qrTimer: Timer | undefined;
   /** Pending receipt timers, so logout and stop can cancel them. */
   private readonly receiptTimers = new Set<Timer>();
+  /** Receipt writes in flight; stop() lets them finish (and emit) before returning. */
+  private readonly receiptWrites = new Set<Promise<void>>();
+  /** Bumped by logout: receipts of an earlier session are dropped. */
+  private session = 0;
   private stopped = false;
+  /** Set when stop() returns: no context calls afterwards. */
+  private finished = false;
 
   constructor(private readonly opts: SandboxOptions) {}
 
@@ -36,13 +61,33 @@ export class SandboxProvider implements Provider {
     if (this.ctx) throw new Error('sandbox provider started twice');
     this.ctx = ctx;
     this.setState('starting');
-    this.beginQrCycle();
+    const { sql } = ctx.store;
+    await ctx.store.migrate('sandbox', SANDBOX_TABLES);
+    const [device] = await sql<{ device_id: string; paired_at: Date }[]>`select device_id, paired_at from sandbox_device where id = 1`;
+    if (this.stopped) return;
+    if (!device) {
+      // Receipts without a pairing belong to a session that was logged out.
+      await sql`delete from sandbox_receipts`;
+      this.beginQrCycle();
+      return;
+    }
+    const pending = await sql<{ message_id: string; sent_at: Date; next_status: Receipt }[]>`
+      select message_id, sent_at, next_status from sandbox_receipts order by sent_at, message_id`;
+    if (this.stopped) return;
+    ctx.log.info({ deviceId: device.device_id, pairedAt: device.paired_at, pendingReceipts: pending.length }, 'sandbox session restored');
+    this.setState('connected', 'session restored');
+    for (const row of pending) {
+      const index = RECEIPTS.indexOf(row.next_status);
+      if (index >= 0) this.scheduleReceipt(row.message_id, row.sent_at.getTime(), index);
+    }
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     this.stopQrRotation();
     this.cancelReceipts();
+    await Promise.allSettled([...this.receiptWrites]);
+    this.finished = true;
   }
 
   async execute(name: CommandName, args: unknown): Promise<Record<string, unknown>> {
@@ -64,36 +109,72 @@ export class SandboxProvider implements Provider {
     }
   }
 
-  private scan(): Record<string, unknown> {
+  private async scan(): Promise<Record<string, unknown>> {
     if (this.state === 'connected') throw new ProviderError('already_connected', 'already paired and connected');
     if (this.state !== 'qr') throw new ProviderError('not_ready', `no QR code to scan in state ${this.state}`);
     this.stopQrRotation();
     this.setState('pairing', 'QR code scanned');
+    const deviceId = `sandbox-device-${randomBytes(8).toString('hex')}`;
+    try {
+      await this.ctx!.store.sql`
+        insert into sandbox_device (id, device_id, paired_at) values (1, ${deviceId}, now())
+        on conflict (id) do update set device_id = excluded.device_id, paired_at = excluded.paired_at`;
+    } catch (err) {
+      if (!this.stopped) this.beginQrCycle();
+      throw err;
+    }
     this.setState('connected', 'paired by sandbox scan');
     return { state: 'connected' };
   }
 
-  private send(args: CommandArgs<'send'>): Record<string, unknown> {
+  private async send(args: CommandArgs<'send'>): Promise<Record<string, unknown>> {
     this.requireConnected();
     const providerMessageId = newMessageId();
-    this.scheduleReceipts(args.messageId, 0);
+    const sentAt = new Date();
+    // A send redelivered to a restarted worker finds its row: its receipts are already under way.
+    const inserted = await this.ctx!.store.sql`
+      insert into sandbox_receipts (message_id, sent_at, next_status) values (${args.messageId}, ${sentAt}, 'sent')
+      on conflict (message_id) do nothing returning message_id`;
+    if (inserted.length > 0) this.scheduleReceipt(args.messageId, sentAt.getTime(), 0);
     this.ctx!.log.debug({ messageId: args.messageId, providerMessageId }, 'sandbox message sent');
     return { messageId: args.messageId, providerMessageId, status: 'sent' };
   }
 
-  /** Chained rather than three parallel timers so equal delays still arrive in order. */
-  private scheduleReceipts(messageId: string, index: number): void {
+  /**
+   * Emits receipt `index` when it is due (sentAt + its delay; at once if that
+   * has passed), then schedules the next. Chained rather than parallel timers
+   * so equal delays still arrive in order.
+   */
+  private scheduleReceipt(messageId: string, sentAtMs: number, index: number): void {
     const status = RECEIPTS[index];
-    if (!status) return;
-    const delays = this.opts.receiptDelaysMs;
-    const wait = (delays[index] ?? 0) - (index > 0 ? (delays[index - 1] ?? 0) : 0);
+    if (!status || this.stopped) return;
+    const session = this.session;
+    const dueMs = sentAtMs + (this.opts.receiptDelaysMs[index] ?? 0);
     const timer = setTimeout(() => {
       this.receiptTimers.delete(timer);
-      if (this.stopped) return;
-      this.ctx!.emit({ type: 'message.status', data: { messageId, status, timestamp: new Date().toISOString() } });
-      this.scheduleReceipts(messageId, index + 1);
-    }, wait);
+      if (this.stopped || session !== this.session) return;
+      const write = this.advanceReceipt(messageId, index)
+        .then((advanced) => {
+          if (!advanced || this.finished || session !== this.session) return;
+          this.ctx!.emit({ type: 'message.status', data: { messageId, status, timestamp: new Date().toISOString() } });
+          this.scheduleReceipt(messageId, sentAtMs, index + 1);
+        })
+        .catch((err: unknown) => this.ctx!.log.error({ err, messageId, status }, 'recording a sandbox receipt failed; not emitting it'))
+        .finally(() => this.receiptWrites.delete(write));
+      this.receiptWrites.add(write);
+    }, Math.max(0, dueMs - Date.now()));
     this.receiptTimers.add(timer);
+  }
+
+  /** Records receipt `index` as emitted: the row moves on to the next status, or goes after 'read'. False when the row is gone. */
+  private async advanceReceipt(messageId: string, index: number): Promise<boolean> {
+    const { sql } = this.ctx!.store;
+    const status = RECEIPTS[index]!;
+    const next = RECEIPTS[index + 1];
+    const rows = next
+      ? await sql`update sandbox_receipts set next_status = ${next} where message_id = ${messageId} and next_status = ${status} returning 1`
+      : await sql`delete from sandbox_receipts where message_id = ${messageId} and next_status = ${status} returning 1`;
+    return rows.length > 0;
   }
 
   private inbound(args: CommandArgs<'sandbox.inbound'>): Record<string, unknown> {
@@ -106,10 +187,15 @@ export class SandboxProvider implements Provider {
     return { id };
   }
 
-  private logout(): Record<string, unknown> {
+  private async logout(): Promise<Record<string, unknown>> {
     // Receipts of messages sent before the logout would describe a session that no longer exists.
+    this.session += 1;
     this.cancelReceipts();
     this.stopQrRotation();
+    await this.ctx!.store.sql.begin(async (tx) => {
+      await tx`delete from sandbox_receipts`;
+      await tx`delete from sandbox_device`;
+    });
     this.setState('logged_out', 'logged out via API');
     this.beginQrCycle();
     return { state: 'logged_out' };

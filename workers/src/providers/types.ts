@@ -1,12 +1,14 @@
 import type { CommandName, SessionState, WorkerEvent } from '../../protocol/frames';
 import type { Logger } from '../logger';
+import type { StateStore } from '../state/store';
 
 /**
- * What the worker gives an engine: a way to report the WhatsApp session to
- * the gateway. Calls never block or fail; while the gateway is unreachable
- * the connection buffers them (latest state and QR, every event in order).
+ * How an engine reports the WhatsApp session to the gateway (the gateway
+ * connection implements it). Calls never block or fail; while the gateway is
+ * unreachable the connection buffers them (latest state and QR, every event
+ * in order).
  */
-export interface ProviderContext {
+export interface SessionReporter {
   setState(state: SessionState, reason?: string): void;
   /** A new QR code replaces the previous one. */
   setQr(code: string, expiresAt: Date): void;
@@ -15,6 +17,17 @@ export interface ProviderContext {
   /** The instance's own phone number from the welcome frame; undefined before the first welcome. */
   phone(): string | undefined;
   log: Logger;
+}
+
+/**
+ * What the worker gives an engine: the reporter, plus the instance's state
+ * store, where the engine keeps whatever must survive a restart (a pairing,
+ * credentials and signal keys, pending work) in tables of its own. The worker
+ * holds the instance's lock for as long as the store is open, so no other
+ * worker writes there meanwhile.
+ */
+export interface ProviderContext extends SessionReporter {
+  store: StateStore;
 }
 
 /**

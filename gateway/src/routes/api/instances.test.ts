@@ -270,6 +270,28 @@ describe('worker lifecycle', () => {
     expect(history.map((r) => r.reason)).toContainEqual(expect.stringContaining('worker exited (signal SIGKILL); restarting in'));
   });
 
+  test('kill -9 of a paired worker: connected again with no scan; a send right after the kill is delivered', async () => {
+    const inst = await paired(alice.apiKey);
+    const before = (await t.engine.inspect(inst.id))!;
+    process.kill(before.pid!, 'SIGKILL');
+    await until('worker gone', () => !t.runtime.isWorkerConnected(inst.id));
+    const queued = await t.call('POST', `/api/instances/${inst.id}/send`, { key: alice.apiKey, body: { to: '4915199999995', text: 'after the crash' } });
+    expect(queued.status).toBe(202);
+    expect(queued.body.status).toBe('queued');
+    const back = await until(
+      'connected again',
+      async () => {
+        const r = await t.call('GET', `/api/instances/${inst.id}`, { key: alice.apiKey });
+        return r.body.status === 'running' && r.body.state === 'connected' && r.body;
+      },
+      10_000,
+    );
+    expect(back.stateReason).toBe('session restored');
+    await until('queued message read', async () => (await messageStatus(alice.apiKey, inst.id, queued.body.id)).status === 'read');
+    const events = await t.db.database.sql`select data->>'state' as state from events where instance_id = ${inst.id} and type = 'instance.status' and id > (select max(id) from events where instance_id = ${inst.id} and data->>'statusReason' like 'worker exited%')`;
+    expect(events.map((e) => e.state)).not.toContain('qr');
+  });
+
   test('logout ends the session: state back to qr, sends are 503', async () => {
     const inst = await paired(alice.apiKey);
     expect((await t.call('POST', `/api/instances/${inst.id}/logout`, { key: alice.apiKey })).body).toEqual({ state: 'logged_out' });
