@@ -7,6 +7,9 @@ import { createApp } from './http/app';
 import { createLogger, type Logger } from './logging/logger';
 import { createRuntime } from './instances/setup';
 
+/** How often the control loop compares what should run with what runs. */
+const RECONCILE_INTERVAL_MS = 10_000;
+
 export interface RunningGateway {
   url: string;
   logger: Logger;
@@ -59,6 +62,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
     logger.info({ url: url_ }, 'wgs gateway listening');
     const booted = await runtime.boot();
     if (booted) logger.info({ instances: booted }, 'started the workers of instances that should run');
+    runtime.startReconciler(RECONCILE_INTERVAL_MS);
 
     const db = database;
     const pg = embedded;

@@ -46,6 +46,9 @@ export class InstanceRuntime implements WorkerHandlers {
   /** Phone and provider never change after creation: read once per instance. */
   private readonly identities = new Map<number, { id: number; phone: string; provider: string }>();
   private stopping = false;
+  /** Instances whose start() is under way (not yet visible in the engine's list). */
+  private readonly starting = new Set<number>();
+  private reconcileTimer: Timer | undefined;
 
   constructor(
     private readonly db: Db,
@@ -68,6 +71,15 @@ export class InstanceRuntime implements WorkerHandlers {
 
   /** Starts (or re-starts) the worker of an instance with a fresh token. */
   async start(instanceId: number): Promise<void> {
+    this.starting.add(instanceId);
+    try {
+      await this.startWorker(instanceId);
+    } finally {
+      this.starting.delete(instanceId);
+    }
+  }
+
+  private async startWorker(instanceId: number): Promise<void> {
     clearTimeout(this.restartTimers.get(instanceId));
     this.restartTimers.delete(instanceId);
     const { token, hash } = newWorkerToken();
@@ -140,9 +152,50 @@ export class InstanceRuntime implements WorkerHandlers {
     return rows.length;
   }
 
+  /**
+   * One pass of the control loop: what should run (desired `running` on a
+   * process node, not given up on as `error`) against what the engine runs.
+   * A missing worker is started, a worker that should not run is removed.
+   * Crashes are handled as they happen (workerExited); this catches the rest.
+   */
+  async reconcile(): Promise<{ started: number[]; removed: number[] }> {
+    const wanted = await this.db
+      .select({ id: instances.id, status: instances.status })
+      .from(instances)
+      .innerJoin(nodes, eq(nodes.id, instances.nodeId))
+      .where(and(eq(instances.desiredState, 'running'), eq(nodes.engine, 'process')));
+    const running = new Set((await this.engine.list()).filter((w) => w.state === 'running').map((w) => w.instanceId));
+    const wantedIds = new Set(wanted.map((w) => w.id));
+    const started: number[] = [];
+    const removed: number[] = [];
+    for (const { id, status } of wanted) {
+      if (running.has(id) || this.starting.has(id) || this.restartTimers.has(id) || status === 'error' || this.stopping) continue;
+      this.logger.warn({ instanceId: id }, 'reconciler: worker missing; starting it');
+      started.push(id);
+      await this.start(id).catch((err) => this.logger.error({ err, instanceId: id }, 'reconciler: start failed'));
+    }
+    for (const id of running) {
+      if (wantedIds.has(id) || this.starting.has(id)) continue;
+      this.logger.warn({ instanceId: id }, 'reconciler: worker should not run; removing it');
+      removed.push(id);
+      await this.engine.remove(id).catch((err) => this.logger.error({ err, instanceId: id }, 'reconciler: remove failed'));
+    }
+    return { started, removed };
+  }
+
+  /** Runs reconcile() every `intervalMs` until shutdown. */
+  startReconciler(intervalMs: number): void {
+    const loop = async () => {
+      await this.reconcile().catch((err) => this.logger.error({ err }, 'reconcile failed'));
+      if (!this.stopping) this.reconcileTimer = setTimeout(loop, intervalMs);
+    };
+    this.reconcileTimer = setTimeout(loop, intervalMs);
+  }
+
   /** Gateway shutdown: stop restarting, stop workers, record why. */
   async shutdown(stopWorkers: () => Promise<void>): Promise<void> {
     this.stopping = true;
+    clearTimeout(this.reconcileTimer);
     for (const timer of this.restartTimers.values()) clearTimeout(timer);
     const ids = (await this.engine.list()).filter((w) => w.state === 'running').map((w) => w.instanceId);
     await stopWorkers();

@@ -292,6 +292,21 @@ describe('worker lifecycle', () => {
     expect(events.map((e) => e.state)).not.toContain('qr');
   });
 
+  test('the reconciler starts a missing worker and removes one that should not run', async () => {
+    const missing = await createSandbox(alice.apiKey);
+    const unwanted = await createSandbox(alice.apiKey);
+    await t.engine.remove(missing.id); // gone behind the runtime's back (a requested stop: no crash restart)
+    await t.db.database.sql`update instances set desired_state = 'stopped' where id = ${unwanted.id}`;
+    const { started, removed } = await t.runtime.reconcile();
+    expect(started).toContain(missing.id);
+    expect(removed).toContain(unwanted.id);
+    expect((await t.engine.inspect(unwanted.id))).toBeNull();
+    await until('missing worker back', async () => (await t.call('GET', `/api/instances/${missing.id}`, { key: alice.apiKey })).body.status === 'running');
+    const again = await t.runtime.reconcile();
+    expect(again.started).not.toContain(missing.id);
+    expect(again.removed).toEqual([]);
+  });
+
   test('logout ends the session: state back to qr, sends are 503', async () => {
     const inst = await paired(alice.apiKey);
     expect((await t.call('POST', `/api/instances/${inst.id}/logout`, { key: alice.apiKey })).body).toEqual({ state: 'logged_out' });
