@@ -51,6 +51,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
       },
     });
     const app = createApp({ database, logger, adminSecret: admin.value, runtime });
+    await runtime.prepareBoot();
     try {
       // Elysia turns SO_REUSEPORT on by default: a second gateway on the same
       // port would then share its traffic silently instead of failing.

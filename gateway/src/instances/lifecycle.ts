@@ -1,6 +1,6 @@
 import { and, eq, ne, or, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { events, instances, type Instance } from '../db/schema';
+import { events, instances, nodes, type Instance } from '../db/schema';
 import type { SessionState } from '../../../workers/protocol/frames';
 
 export type InstanceStatus = Instance['status'];
@@ -53,4 +53,29 @@ export async function recordState(db: Db, instanceId: number, state: SessionStat
     });
     return true;
   });
+}
+
+/**
+ * At gateway start, what the database says about the process engine's
+ * workers is stale: they died with the previous gateway. Every instance that
+ * should run goes to `starting` (status and session) in one statement, with
+ * its `instance.status` event, before the API answers anyone.
+ */
+export async function markWorkersStarting(db: Db, reason: string): Promise<number> {
+  const rows = await db.execute(sql`
+    with changed as (
+      update ${instances} i set
+        status = 'starting', status_reason = ${reason}, status_changed_at = now(),
+        state = 'starting', state_reason = 'worker starting', state_changed_at = now(),
+        qr_code = null, qr_expires_at = null, updated_at = now()
+      from ${nodes} n
+      where n.id = i.node_id and n.engine = 'process' and i.desired_state = 'running' and i.status <> 'error'
+      returning i.id
+    )
+    insert into ${events} (instance_id, type, data)
+    select id, 'instance.status',
+           jsonb_build_object('status', 'starting', 'statusReason', ${reason}::text, 'state', 'starting', 'stateReason', 'worker starting')
+    from changed
+    returning instance_id`);
+  return rows.length;
 }

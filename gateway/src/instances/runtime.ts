@@ -9,7 +9,7 @@ import type { Command } from '../db/schema';
 import { WorkerHub, type ResultFrame, type WorkerHandlers } from '../workers/hub';
 import { newWorkerToken } from '../workers/tokens';
 import { advanceMessage, advanceMessages, type Advance } from '../messages/messages';
-import { recordState, recordStatus, type InstanceStatus } from './lifecycle';
+import { markWorkersStarting, recordState, recordStatus, type InstanceStatus } from './lifecycle';
 import { dropInstanceState, grantInstanceState } from './state-store';
 import type { Sql } from 'postgres';
 import { routeSandboxMessages } from '../sandbox/network';
@@ -22,7 +22,7 @@ export interface RuntimeOptions {
   state: { sql: Sql; databaseUrl: string };
   /** Extra environment for every worker (sandbox timings, log level). */
   workerEnv?: Record<string, string>;
-  /** Restart backoff: first delay and cap. */
+  /** Restart backoff after the first (immediate) restart: first delay and cap. */
   backoffMs?: { initial: number; max: number };
 }
 
@@ -139,6 +139,11 @@ export class InstanceRuntime implements WorkerHandlers {
     await this.start(instanceId);
   }
 
+  /** Before the API serves: forget what the previous gateway's workers reported. */
+  async prepareBoot(): Promise<void> {
+    await markWorkersStarting(this.db, 'gateway started; starting worker');
+  }
+
   /** Starts every instance that should run on this gateway's process nodes. */
   async boot(): Promise<number> {
     const rows = await this.db
@@ -250,8 +255,9 @@ export class InstanceRuntime implements WorkerHandlers {
       await this.setStatus(exit.instanceId, 'error', `worker crashed ${crashes} times in a row (last: ${how}); not restarting`);
       return;
     }
+    // The first crash after a healthy run restarts at once; repeats back off.
     const { initial, max } = this.opts.backoffMs ?? { initial: 1000, max: 30_000 };
-    const delay = Math.min(max, initial * 2 ** (crashes - 1));
+    const delay = crashes === 1 ? 0 : Math.min(max, initial * 2 ** (crashes - 2));
     await this.setStatus(exit.instanceId, 'starting', `worker exited (${how}); restarting in ${(delay / 1000).toFixed(1)} s`);
     this.restartTimers.set(
       exit.instanceId,
