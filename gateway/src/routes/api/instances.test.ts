@@ -292,6 +292,25 @@ describe('worker lifecycle', () => {
     expect(events.map((e) => e.state)).not.toContain('qr');
   });
 
+  test('a worker that keeps crashing marks the instance error instead of spinning', async () => {
+    const inst = await createSandbox(alice.apiKey);
+    // From now on every worker for it exits at once (a provider the worker program rejects).
+    await t.db.database.sql`update instances set provider = 'baileys' where id = ${inst.id}`;
+    process.kill((await t.engine.inspect(inst.id))!.pid!, 'SIGKILL');
+    const failed = await until(
+      'status error',
+      async () => {
+        const r = await t.call('GET', `/api/instances/${inst.id}`, { key: alice.apiKey });
+        return r.body.status === 'error' && r.body;
+      },
+      30_000,
+    );
+    expect(failed.statusReason).toMatch(/^worker crashed 10 times in a row \(last: code 1\); not restarting$/);
+    const restarts = await t.db.database.sql`select count(*)::int as n from events where instance_id = ${inst.id} and data->>'statusReason' like 'worker exited%'`;
+    expect(restarts[0]!.n).toBe(9);
+    expect((await t.runtime.reconcile()).started).not.toContain(inst.id);
+  });
+
   test('the reconciler starts a missing worker and removes one that should not run', async () => {
     const missing = await createSandbox(alice.apiKey);
     const unwanted = await createSandbox(alice.apiKey);
