@@ -1,4 +1,6 @@
-import { resolveAdminSecret } from './config/admin-secret';
+import { resolveAdminSecret, resolveWebhookKey } from './config/admin-secret';
+import { SecretBox } from './lib/secret-box';
+import { WebhookDispatcher } from './webhooks/dispatcher';
 import { redactConfig, type Config } from './config/config';
 import { connect, type Database } from './db/client';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './db/embedded';
@@ -50,7 +52,17 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
         SANDBOX_RECEIPT_DELAYS_MS: config.sandbox.receiptDelaysMs,
       },
     });
-    const app = createApp({ database, logger, adminSecret: admin.value, runtime });
+    const webhookKey = await resolveWebhookKey(config.dataDir, config.webhooks.secretKey);
+    const webhookSecrets = new SecretBox(webhookKey.value);
+    const dispatcher = new WebhookDispatcher(database.db, database.sql, webhookSecrets, logger.child({ component: 'webhooks' }), config.webhooks);
+    const app = createApp({
+      database,
+      logger,
+      adminSecret: admin.value,
+      runtime,
+      webhookSecrets,
+      allowPrivateWebhooks: config.webhooks.allowPrivateNetworks,
+    });
     await runtime.prepareBoot();
     try {
       // Elysia turns SO_REUSEPORT on by default: a second gateway on the same
@@ -64,6 +76,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
     const booted = await runtime.boot();
     if (booted) logger.info({ instances: booted }, 'started the workers of instances that should run');
     runtime.startReconciler(RECONCILE_INTERVAL_MS);
+    await dispatcher.start();
 
     const db = database;
     const pg = embedded;
@@ -73,6 +86,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
       async stop() {
         logger.info('stopping wgs gateway');
         await runtime.shutdown(() => engine.stopAll());
+        await dispatcher.stop();
         await app.stop();
         await db.close();
         await pg?.stop();

@@ -7,6 +7,9 @@ import { createApp } from '../../gateway/src/http/app';
 import { createLogger } from '../../gateway/src/logging/logger';
 import { createRuntime } from '../../gateway/src/instances/setup';
 import { createTestDatabase, type TestDatabase } from './postgres';
+import { SecretBox } from '../../gateway/src/lib/secret-box';
+import { WebhookDispatcher } from '../../gateway/src/webhooks/dispatcher';
+import { randomBytes } from 'node:crypto';
 
 export const ADMIN_SECRET = 'test-admin-secret';
 
@@ -31,6 +34,7 @@ export interface TestApp {
   app: ReturnType<typeof createApp>;
   runtime: ReturnType<typeof createRuntime>['runtime'];
   engine: ReturnType<typeof createRuntime>['engine'];
+  dispatcher: WebhookDispatcher;
   /** http://127.0.0.1:<port> when listening. */
   url?: string;
   call(method: string, path: string, opts?: Call): Promise<CallResult>;
@@ -41,7 +45,9 @@ export interface TestApp {
 
 let counter = 0;
 
-export async function createTestApp(opts: { listen?: boolean; workerEnv?: Record<string, string> } = {}): Promise<TestApp> {
+export async function createTestApp(
+  opts: { listen?: boolean; workerEnv?: Record<string, string>; webhooks?: boolean; allowPrivateWebhooks?: boolean; retryScheduleS?: number[] } = {},
+): Promise<TestApp> {
   const db = await createTestDatabase();
   const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
   const { runtime, engine } = createRuntime(db.database, logger, {
@@ -55,7 +61,15 @@ export async function createTestApp(opts: { listen?: boolean; workerEnv?: Record
     },
     backoffMs: { initial: 200, max: 1000 },
   });
-  const app = createApp({ database: db.database, logger, adminSecret: ADMIN_SECRET, runtime });
+  const webhookSecrets = new SecretBox(randomBytes(32).toString('base64'));
+  const app = createApp({ database: db.database, logger, adminSecret: ADMIN_SECRET, runtime, webhookSecrets, allowPrivateWebhooks: opts.allowPrivateWebhooks ?? true });
+  const dispatcher = new WebhookDispatcher(db.database.db, db.database.sql, webhookSecrets, logger, {
+    retryScheduleS: opts.retryScheduleS ?? [0, 1, 1, 2],
+    allowPrivateNetworks: opts.allowPrivateWebhooks ?? true,
+    timeoutMs: 2000,
+    pollMs: 100,
+  });
+  if (opts.webhooks) await dispatcher.start();
   let url: string | undefined;
   if (opts.listen) {
     app.listen({ port: 0, hostname: '127.0.0.1', reusePort: false, development: false });
@@ -97,7 +111,9 @@ export async function createTestApp(opts: { listen?: boolean; workerEnv?: Record
       if (res.status !== 201) throw new Error(`creating user failed: ${res.status} ${JSON.stringify(res.body)}`);
       return res.body;
     },
+    dispatcher,
     async close() {
+      await dispatcher.stop();
       await runtime.shutdown(() => engine.stopAll(2000));
       if (url) await app.stop(true);
       await db.drop();

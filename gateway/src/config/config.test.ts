@@ -14,6 +14,7 @@ describe('loadConfig', () => {
       embeddedPostgresPort: 0,
       workerGatewayUrl: 'ws://127.0.0.1:3000',
       sandbox: { qrIntervalMs: 20_000, receiptDelaysMs: '100,500,1000' },
+      webhooks: { secretKey: undefined, retryScheduleS: [0, 5, 300, 1800, 7200, 18000, 36000, 36000], allowPrivateNetworks: false, timeoutMs: 15_000 },
     });
   });
   test('reads every variable', () => {
@@ -28,6 +29,9 @@ describe('loadConfig', () => {
       WORKER_GATEWAY_URL: 'ws://gw.internal:3111',
       SANDBOX_QR_INTERVAL_MS: '500',
       SANDBOX_RECEIPT_DELAYS_MS: '0,10,20',
+      WEBHOOK_RETRY_SCHEDULE: '0,1,1,2',
+      WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
+      WEBHOOK_TIMEOUT_MS: '2000',
     });
     expect(c).toEqual({
       port: 3111,
@@ -39,6 +43,7 @@ describe('loadConfig', () => {
       embeddedPostgresPort: 5999,
       workerGatewayUrl: 'ws://gw.internal:3111',
       sandbox: { qrIntervalMs: 500, receiptDelaysMs: '0,10,20' },
+      webhooks: { secretKey: undefined, retryScheduleS: [0, 1, 1, 2], allowPrivateNetworks: true, timeoutMs: 2000 },
     });
     expect(loadConfig({ HOST: '0.0.0.0', PORT: '4000' }).workerGatewayUrl).toBe('ws://127.0.0.1:4000');
     expect(loadConfig({ HOST: '10.1.2.3' }).workerGatewayUrl).toBe('ws://10.1.2.3:3000');
@@ -58,6 +63,9 @@ describe('loadConfig', () => {
       [{ SANDBOX_QR_INTERVAL_MS: '10' }, 'SANDBOX_QR_INTERVAL_MS'],
       [{ SANDBOX_RECEIPT_DELAYS_MS: '1,2' }, 'SANDBOX_RECEIPT_DELAYS_MS'],
       [{ SANDBOX_RECEIPT_DELAYS_MS: '500,100,900' }, 'SANDBOX_RECEIPT_DELAYS_MS'],
+      [{ WEBHOOK_RETRY_SCHEDULE: '0,5,x' }, 'WEBHOOK_RETRY_SCHEDULE'],
+      [{ WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'yes' }, 'WEBHOOK_ALLOW_PRIVATE_NETWORKS'],
+      [{ WEBHOOK_SECRET_KEY: 'short' }, 'WEBHOOK_SECRET_KEY'],
     ];
     for (const [env, variable] of cases) {
       let err: unknown;

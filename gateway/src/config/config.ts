@@ -33,6 +33,16 @@ const EnvSchema = Type.Object({
     default: '100,500,1000',
     description: 'ms after a sandbox send until the sent, delivered and read receipts',
   }),
+  WEBHOOK_SECRET_KEY: Type.Optional(
+    Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$', description: 'base64 of 32 bytes: encrypts webhook signing secrets; generated into DATA_DIR when unset' }),
+  ),
+  WEBHOOK_RETRY_SCHEDULE: Type.String({
+    pattern: '^[0-9]{1,6}(,[0-9]{1,6}){0,19}$',
+    default: '0,5,300,1800,7200,18000,36000,36000',
+    description: 'seconds before each delivery attempt (the first is the first attempt)',
+  }),
+  WEBHOOK_ALLOW_PRIVATE_NETWORKS: Type.Union([Type.Literal('true'), Type.Literal('false')], { default: 'false' }),
+  WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 15_000 }),
   EMBEDDED_POSTGRES_PORT: Type.Integer({
     minimum: 0,
     maximum: 65535,
@@ -54,15 +64,16 @@ export interface Config {
   embeddedPostgresPort: number;
   workerGatewayUrl: string;
   sandbox: { qrIntervalMs: number; receiptDelaysMs: string };
+  webhooks: { secretKey: string | undefined; retryScheduleS: number[]; allowPrivateNetworks: boolean; timeoutMs: number };
 }
 
 export { ConfigError };
 
-const NUMERIC = ['PORT', 'EMBEDDED_POSTGRES_PORT', 'SANDBOX_QR_INTERVAL_MS'];
+const NUMERIC = ['PORT', 'EMBEDDED_POSTGRES_PORT', 'SANDBOX_QR_INTERVAL_MS', 'WEBHOOK_TIMEOUT_MS'];
 
 /** Parses the environment once; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  const e = parseEnv(EnvSchema, env, { numeric: NUMERIC, secret: ['ADMIN_API_SECRET', 'DATABASE_URL'] });
+  const e = parseEnv(EnvSchema, env, { numeric: NUMERIC, secret: ['ADMIN_API_SECRET', 'DATABASE_URL', 'WEBHOOK_SECRET_KEY'] });
   parseReceiptDelays(e.SANDBOX_RECEIPT_DELAYS_MS); // the workers' own check, at the gateway's start
   return {
     port: e.PORT,
@@ -74,6 +85,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     embeddedPostgresPort: e.EMBEDDED_POSTGRES_PORT,
     workerGatewayUrl: e.WORKER_GATEWAY_URL ?? defaultWorkerUrl(e.HOST, e.PORT),
     sandbox: { qrIntervalMs: e.SANDBOX_QR_INTERVAL_MS, receiptDelaysMs: e.SANDBOX_RECEIPT_DELAYS_MS },
+    webhooks: {
+      secretKey: e.WEBHOOK_SECRET_KEY,
+      retryScheduleS: e.WEBHOOK_RETRY_SCHEDULE.split(',').map(Number),
+      allowPrivateNetworks: e.WEBHOOK_ALLOW_PRIVATE_NETWORKS === 'true',
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+    },
   };
 }
 
@@ -89,6 +106,7 @@ export function redactConfig(config: Config): Record<string, unknown> {
   return {
     ...config,
     adminApiSecret: config.adminApiSecret ? '<redacted>' : undefined,
+    webhooks: { ...config.webhooks, secretKey: config.webhooks.secretKey ? '<redacted>' : undefined },
     databaseUrl: config.databaseUrl ? redactUrl(config.databaseUrl) : undefined,
   };
 }

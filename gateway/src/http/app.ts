@@ -9,6 +9,7 @@ import { adminUserRoutes } from '../routes/admin/users';
 import { adminNodeRoutes } from '../routes/admin/nodes';
 import { meRoutes } from '../routes/api/me';
 import { instanceRoutes } from '../routes/api/instances';
+import { webhookRoutes } from '../routes/api/webhooks';
 import { workerSocketRoute } from '../routes/internal/workers';
 
 export const API_VERSION = '0.1.0';
@@ -84,6 +85,7 @@ export function createApp(deps: AppDeps) {
       .use(adminNodeRoutes(deps))
       .use(meRoutes(deps))
       .use(instanceRoutes(deps))
+      .use(webhookRoutes(deps))
       .use(workerSocketRoute(deps))
   );
 }

@@ -1,6 +1,7 @@
 import type { Database } from '../db/client';
 import type { Logger } from '../logging/logger';
 import type { InstanceRuntime } from '../instances/runtime';
+import type { SecretBox } from '../lib/secret-box';
 
 /** What route modules need; built once in main.ts (or by a test). */
 export interface AppDeps {
@@ -8,4 +9,8 @@ export interface AppDeps {
   logger: Logger;
   adminSecret: string;
   runtime: InstanceRuntime;
+  /** Encrypts webhook signing secrets at rest. */
+  webhookSecrets: SecretBox;
+  /** WEBHOOK_ALLOW_PRIVATE_NETWORKS: let webhook URLs reach loopback and private addresses. */
+  allowPrivateWebhooks: boolean;
 }

@@ -41,6 +41,7 @@ export function apiDocs(version: string) {
             { name: 'admin', description: 'operator API: users, API keys, nodes' },
             { name: 'tenant', description: 'tenant API' },
             { name: 'instances', description: 'WhatsApp numbers: lifecycle, QR, messages' },
+            { name: 'webhooks', description: 'signed event deliveries (Standard Webhooks), retries, delivery log, replay' },
             { name: 'sandbox', description: 'the simulated WhatsApp network, for development and tests' },
           ],
           components: {

@@ -325,7 +325,10 @@ export class InstanceRuntime implements WorkerHandlers {
   }
 
   async qr(instanceId: number, code: string, expiresAt: Date): Promise<void> {
-    await this.db.update(instances).set({ qrCode: code, qrExpiresAt: expiresAt }).where(eq(instances.id, instanceId));
+    await this.db.transaction(async (tx) => {
+      await tx.update(instances).set({ qrCode: code, qrExpiresAt: expiresAt }).where(eq(instances.id, instanceId));
+      await tx.insert(events).values({ instanceId, type: 'instance.qr', data: { qr: code, expiresAt: expiresAt.toISOString() } });
+    });
     this.changes.emit('change', instanceId);
   }
 

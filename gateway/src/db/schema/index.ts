@@ -5,3 +5,4 @@ export * from './instances';
 export * from './commands';
 export * from './messages';
 export * from './events';
+export * from './webhooks';

@@ -5,7 +5,8 @@ import type { AppDeps } from '../../http/context';
 import { tenant, tenantSecurity } from '../../http/auth';
 import { ApiError, conflict, errorResponses, noContent, notFound, sqlState, UNIQUE_VIOLATION } from '../../http/errors';
 import { Id, IdParams } from '../../http/params';
-import { instances, messages, nodes, type Instance } from '../../db/schema';
+import { instances, messages, nodes, webhooks, type Instance } from '../../db/schema';
+import { checkWebhookInput, newSigningSecret } from '../../webhooks/subscriptions';
 import {
   checkCreateInstance,
   checkSend,
@@ -42,7 +43,7 @@ function commandError(outcome: CommandOutcome): ApiError {
   return new ApiError(502, code, message);
 }
 
-export function instanceRoutes({ database, runtime }: AppDeps) {
+export function instanceRoutes({ database, runtime, webhookSecrets, allowPrivateWebhooks }: AppDeps) {
   const { db } = database;
 
   async function view(userId: number, id: number) {
@@ -74,6 +75,7 @@ export function instanceRoutes({ database, runtime }: AppDeps) {
       async ({ request, body }) => {
         const user = tenant(request);
         const input = checkCreateInstance(body);
+        if (input.webhookUrl) await checkWebhookInput('webhook', { url: input.webhookUrl }, allowPrivateWebhooks);
         const [node] = await db.select().from(nodes).where(eq(nodes.engine, 'process')).orderBy(asc(nodes.id)).limit(1);
         if (!node) throw new ApiError(503, 'no_node_available', 'no node can run this instance: register a process node');
         const [created] = await db
@@ -85,6 +87,12 @@ export function instanceRoutes({ database, runtime }: AppDeps) {
             throw err;
           });
         const id = created!.id;
+        // The seed's `webhook` field is a subscription to every event, like one made with POST .../webhooks.
+        let webhookSecret: string | undefined;
+        if (input.webhookUrl) {
+          webhookSecret = newSigningSecret();
+          await db.insert(webhooks).values({ instanceId: id, url: input.webhookUrl, secretEncrypted: webhookSecrets.seal(webhookSecret) });
+        }
         await runtime.start(id).catch(() => {}); // the status says what failed
         const row = await runtime.waitUntil(id, (i) => i.status === 'running' || i.status === 'error', START_TIMEOUT_MS);
         if (row?.status !== 'running') {
@@ -92,12 +100,15 @@ export function instanceRoutes({ database, runtime }: AppDeps) {
         }
         // The worker reports its session right after connecting: answer with it (and a QR ready to serve).
         await runtime.waitUntil(id, sessionReported, SESSION_REPORT_TIMEOUT_MS);
-        return view(user.id, id);
+        return { ...(await view(user.id, id)), ...(webhookSecret && { webhookSecret }) };
       },
       {
         body: CreateInstanceBody,
         detail: { summary: 'Create an instance (a WhatsApp number); answers once its worker runs' },
-        response: { 200: InstanceView, ...errorResponses(400, 401, 409, 503) },
+        response: {
+          200: t.Composite([InstanceView, t.Object({ webhookSecret: t.Optional(t.String({ description: 'whsec_… signing secret of the `webhook` subscription, shown once' })) })]),
+          ...errorResponses(400, 401, 409, 503),
+        },
       },
     )
     .get(

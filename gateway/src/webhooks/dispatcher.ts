@@ -1,0 +1,224 @@
+import { Webhook as Signer } from 'standardwebhooks';
+import { eq, sql } from 'drizzle-orm';
+import type { Sql } from 'postgres';
+import type { Db } from '../db/client';
+import { events, webhookDeliveries, webhooks } from '../db/schema';
+import type { Logger } from '../logging/logger';
+import type { SecretBox } from '../lib/secret-box';
+import { refuseDestination } from './destination';
+
+export interface DispatcherOptions {
+  /** Seconds before each attempt: [0, 5, 300, ...]; its length is the number of attempts. */
+  retryScheduleS: number[];
+  allowPrivateNetworks: boolean;
+  timeoutMs: number;
+  /** Deliveries claimed per round. */
+  batchSize?: number;
+  /** How often to look for due retries when no NOTIFY came. */
+  pollMs?: number;
+}
+
+export type DeliveryOutcome = 'succeeded' | 'retrying' | 'failed' | 'disabled';
+
+const EXCERPT_BYTES = 256;
+/** A claimed delivery is another dispatcher's to take after this long (a crashed gateway). */
+const LEASE_S = 120;
+
+interface Claimed {
+  id: number;
+  attempts: number;
+  webhook_id: number;
+  url: string;
+  secret_encrypted: string;
+  event_id: number;
+  instance_id: number;
+  type: string;
+  data: Record<string, unknown>;
+  created_at: string;
+}
+
+/**
+ * Delivers the outbox (`webhook_deliveries`): claims due rows with
+ * `FOR UPDATE SKIP LOCKED` (replicas never take the same one), posts them
+ * signed per Standard Webhooks, and records the outcome: 2xx succeeds,
+ * `410 Gone` disables the subscription, anything else is retried on the
+ * schedule (with jitter, at least `Retry-After`) until it runs out, which
+ * fails the delivery and records a `webhook.failed` event.
+ */
+export class WebhookDispatcher {
+  /** Hook point for metrics: deliveries by outcome. */
+  readonly counts: Record<DeliveryOutcome, number> = { succeeded: 0, retrying: 0, failed: 0, disabled: 0 };
+  private running = false;
+  private wake?: () => void;
+  private loop?: Promise<void>;
+  private unlisten?: () => Promise<void>;
+
+  constructor(
+    private readonly db: Db,
+    private readonly sql: Sql,
+    private readonly box: SecretBox,
+    private readonly logger: Logger,
+    private readonly opts: DispatcherOptions,
+  ) {}
+
+  async start(): Promise<void> {
+    this.running = true;
+    const listener = await this.sql.listen('wgs_webhook_deliveries', () => this.wake?.());
+    this.unlisten = () => listener.unlisten();
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+    await this.unlisten?.().catch(() => {});
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      let claimed = 0;
+      try {
+        claimed = await this.round();
+      } catch (err) {
+        this.logger.error({ err }, 'webhook dispatch round failed');
+      }
+      if (claimed > 0 || !this.running) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.opts.pollMs ?? 1000);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+    }
+  }
+
+  /** Claims and delivers one batch of due deliveries; returns how many. */
+  async round(): Promise<number> {
+    const rows = (await this.db.execute(sql`
+      with due as (
+        select id from ${webhookDeliveries}
+        where status = 'pending' and next_attempt_at <= now() and (locked_until is null or locked_until < now())
+        order by id
+        limit ${this.opts.batchSize ?? 100}
+        for update skip locked
+      ), claimed as (
+        update ${webhookDeliveries} d set locked_until = now() + make_interval(secs => ${LEASE_S}), attempts = d.attempts + 1
+        from due where d.id = due.id
+        returning d.id, d.attempts, d.webhook_id, d.event_id
+      )
+      select c.id, c.attempts, c.webhook_id, w.url, w.secret_encrypted, c.event_id,
+             e.instance_id, e.type, e.data, e.created_at
+      from claimed c join ${webhooks} w on w.id = c.webhook_id join ${events} e on e.id = c.event_id
+      order by c.id`)) as unknown as Claimed[];
+    // bigint columns arrive as strings from the raw query
+    for (const row of rows) {
+      row.id = Number(row.id);
+      row.event_id = Number(row.event_id);
+    }
+    await Promise.all(rows.map((row) => this.deliver(row)));
+    return rows.length;
+  }
+
+  private async deliver(row: Claimed): Promise<void> {
+    const body = JSON.stringify({ instance: row.instance_id, timestamp: new Date(row.created_at).toISOString(), type: row.type, data: row.data });
+    const refused = await refuseDestination(row.url, this.opts.allowPrivateNetworks);
+    let statusCode: number | null = null;
+    let error: string | null = null;
+    let excerpt: string | null = null;
+    let retryAfterS = 0;
+    const started = performance.now();
+    if (refused) {
+      error = `destination refused: ${row.url} ${refused}`;
+    } else {
+      const messageId = `evt_${row.event_id}`;
+      const now = new Date();
+      try {
+        const signature = new Signer(this.box.open(row.secret_encrypted)).sign(messageId, now, body);
+        const res = await fetch(row.url, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'user-agent': 'wgs-webhooks/1',
+            'webhook-id': messageId,
+            'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+            'webhook-signature': signature,
+          },
+          body,
+          redirect: 'manual',
+          signal: AbortSignal.timeout(this.opts.timeoutMs),
+        });
+        statusCode = res.status;
+        excerpt = (await readExcerpt(res)) || null;
+        retryAfterS = parseRetryAfter(res.headers.get('retry-after'));
+      } catch (err) {
+        error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+      }
+    }
+    const latencyMs = Math.round(performance.now() - started);
+    const record = { lastStatusCode: statusCode, lastLatencyMs: latencyMs, lastError: error, responseExcerpt: excerpt, lockedUntil: null };
+
+    if (statusCode !== null && statusCode >= 200 && statusCode < 300) {
+      await this.db.update(webhookDeliveries).set({ ...record, status: 'succeeded', completedAt: sql`now()` }).where(eq(webhookDeliveries.id, row.id));
+      this.counts.succeeded++;
+      return;
+    }
+    if (statusCode === 410) {
+      await this.db.transaction(async (tx) => {
+        await tx.update(webhookDeliveries).set({ ...record, status: 'failed', completedAt: sql`now()` }).where(eq(webhookDeliveries.id, row.id));
+        await tx
+          .update(webhooks)
+          .set({ enabled: false, disabledReason: `the receiver answered 410 Gone at ${new Date().toISOString()}`, updatedAt: sql`now()` })
+          .where(eq(webhooks.id, row.webhook_id));
+      });
+      this.counts.disabled++;
+      return;
+    }
+    const schedule = this.opts.retryScheduleS;
+    if (row.attempts < schedule.length) {
+      const base = schedule[row.attempts]!;
+      const delayS = Math.max(base * (0.9 + Math.random() * 0.2), retryAfterS); // ±10 % jitter, at least Retry-After
+      await this.db
+        .update(webhookDeliveries)
+        .set({ ...record, nextAttemptAt: sql`now() + make_interval(secs => ${delayS})` })
+        .where(eq(webhookDeliveries.id, row.id));
+      this.counts.retrying++;
+      return;
+    }
+    await this.db.transaction(async (tx) => {
+      await tx.update(webhookDeliveries).set({ ...record, status: 'failed', completedAt: sql`now()` }).where(eq(webhookDeliveries.id, row.id));
+      await tx.insert(events).values({
+        instanceId: row.instance_id,
+        type: 'webhook.failed',
+        data: { webhookId: row.webhook_id, deliveryId: row.id, eventId: row.event_id, eventType: row.type, attempts: row.attempts, lastStatusCode: statusCode, lastError: error },
+      });
+    });
+    this.counts.failed++;
+    this.logger.warn({ webhookId: row.webhook_id, deliveryId: row.id, attempts: row.attempts }, 'webhook delivery failed for good');
+  }
+}
+
+/** Seconds from a Retry-After header (delta-seconds or HTTP date); 0 when absent or bad; capped at a day. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number {
+  if (!value) return 0;
+  const seconds = /^\d+$/.test(value.trim()) ? Number(value.trim()) : (Date.parse(value) - now) / 1000;
+  return Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds, 86_400) : 0;
+}
+
+/** The first bytes of a response body, without reading more than needed. */
+async function readExcerpt(res: Response): Promise<string> {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  while (size < EXCERPT_BYTES) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    size += value.length;
+  }
+  await reader.cancel().catch(() => {});
+  return new TextDecoder().decode(Buffer.concat(chunks).subarray(0, EXCERPT_BYTES));
+}
