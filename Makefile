@@ -26,6 +26,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BUN) bench/gateway.ts
 	$(BUN) bench/instances.ts
+	$(BUN) bench/webhooks.ts
 
 ## Generate a drizzle-kit migration after changing gateway/src/db/schema.
 migration: $(STAMP)

@@ -35,6 +35,7 @@ export interface TestApp {
   runtime: ReturnType<typeof createRuntime>['runtime'];
   engine: ReturnType<typeof createRuntime>['engine'];
   dispatcher: WebhookDispatcher;
+  webhookSecrets: SecretBox;
   /** http://127.0.0.1:<port> when listening. */
   url?: string;
   call(method: string, path: string, opts?: Call): Promise<CallResult>;
@@ -112,6 +113,7 @@ export async function createTestApp(
       return res.body;
     },
     dispatcher,
+    webhookSecrets,
     async close() {
       await dispatcher.stop();
       await runtime.shutdown(() => engine.stopAll(2000));

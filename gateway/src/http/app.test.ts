@@ -115,6 +115,14 @@ describe('OpenAPI', () => {
       ['get', '/api/instances/{id}/messages/{messageId}', 'apiKey'],
       ['post', '/api/instances/{id}/sandbox/scan', 'apiKey'],
       ['post', '/api/instances/{id}/sandbox/inbound', 'apiKey'],
+      ['post', '/api/instances/{id}/webhooks', 'apiKey'],
+      ['get', '/api/instances/{id}/webhooks', 'apiKey'],
+      ['get', '/api/instances/{id}/webhooks/{wid}', 'apiKey'],
+      ['patch', '/api/instances/{id}/webhooks/{wid}', 'apiKey'],
+      ['delete', '/api/instances/{id}/webhooks/{wid}', 'apiKey'],
+      ['post', '/api/instances/{id}/webhooks/{wid}/rotate-secret', 'apiKey'],
+      ['get', '/api/instances/{id}/webhooks/{wid}/deliveries', 'apiKey'],
+      ['post', '/api/instances/{id}/webhooks/{wid}/deliveries/{deliveryId}/replay', 'apiKey'],
     ];
     // The worker socket is internal: not part of the public API document.
     expect(Object.keys(spec.paths).some((p) => p.startsWith('/internal'))).toBe(false);

@@ -3,6 +3,8 @@ import { Webhook } from 'standardwebhooks';
 import type { Server } from 'bun';
 import { createTestApp, type TestApp } from '../../../../tests/support/app';
 import { until } from '../../../../tests/support/poll';
+import { WebhookDispatcher } from '../../webhooks/dispatcher';
+import { createLogger } from '../../logging/logger';
 
 /** A real receiver on loopback; `answer` decides each response. */
 interface Received {
@@ -221,5 +223,40 @@ describe('SSRF protection (private networks not allowed)', () => {
     expect(d!.last_error).toContain('destination refused');
     expect(d!.status).toBe('pending'); // retried later: DNS may change back
     expect(r.got).toHaveLength(0);
+  });
+});
+
+describe('replicas', () => {
+  test('two dispatchers claiming at once never deliver the same event twice', async () => {
+    const r = recv();
+    const w = await subscribe(r.url, { events: ['instance.qr'] });
+    await t.dispatcher.stop(); // only the two below run
+    const ids = await t.db.database.sql`
+      insert into events (instance_id, type, data)
+      select ${instanceId}, 'instance.qr', jsonb_build_object('n', n) from generate_series(1, 200) n returning id`;
+    const make = () =>
+      new WebhookDispatcher(t.db.database.db, t.db.database.sql, t.webhookSecrets, createLogger('silent'), {
+        retryScheduleS: [0, 1],
+        allowPrivateNetworks: true,
+        timeoutMs: 2000,
+        batchSize: 25,
+      });
+    const a = make();
+    const b = make();
+    const drain = async (d: WebhookDispatcher) => {
+      let n = 0;
+      for (let claimed = 1; claimed > 0; ) n += claimed = await d.round();
+      return n;
+    };
+    const [na, nb] = await Promise.all([drain(a), drain(b)]);
+    expect(na + nb).toBeGreaterThanOrEqual(200); // the other subscriptions of this instance get these events too
+    expect(na).toBeGreaterThan(0);
+    expect(nb).toBeGreaterThan(0);
+    const delivered = r.got.map((g) => g.headers['webhook-id']);
+    expect(delivered).toHaveLength(200);
+    expect(new Set(delivered).size).toBe(200);
+    expect(ids).toHaveLength(200);
+    expect((await deliveries(w.id)).every((d: any) => d.status === 'succeeded' && d.attempts === 1)).toBe(true);
+    await t.dispatcher.start();
   });
 });
