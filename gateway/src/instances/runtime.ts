@@ -1,18 +1,17 @@
 import { EventEmitter } from 'node:events';
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { events, instances, nodes, type Instance } from '../db/schema';
+import type { Sql } from 'postgres';
+import { events, instances, nodes, type Command, type Instance } from '../db/schema';
 import type { Logger } from '../logging/logger';
 import type { Engine, WorkerExit } from '../engines/engine';
 import { CommandQueue, NEEDS_CONNECTION } from '../commands/queue';
-import type { Command } from '../db/schema';
 import { WorkerHub, type ResultFrame, type WorkerHandlers } from '../workers/hub';
 import { newWorkerToken } from '../workers/tokens';
 import { advanceMessage, advanceMessages, type Advance } from '../messages/messages';
+import { routeSandboxMessages } from '../sandbox/network';
 import { markWorkersStarting, recordState, recordStatus, type InstanceStatus } from './lifecycle';
 import { dropInstanceState, grantInstanceState } from './state-store';
-import type { Sql } from 'postgres';
-import { routeSandboxMessages } from '../sandbox/network';
 import type { SessionState, WorkerEvent } from '../../../workers/protocol/frames';
 
 export interface RuntimeOptions {
