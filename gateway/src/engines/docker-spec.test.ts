@@ -1,0 +1,54 @@
+import { describe, expect, test } from 'bun:test';
+import { containerName, containerSpec, LABELS, memoryBytes, nanoCpus } from './docker-spec';
+
+describe('container spec', () => {
+  const spec = {
+    instanceId: 12,
+    name: 'Support Line #1',
+    provider: 'sandbox',
+    env: { WGS_INSTANCE_ID: '12', WGS_WORKER_TOKEN: 'secret-token' },
+    resources: { cpu: '0.5', memory: '512m' },
+  };
+
+  test('name, labels, limits, init, network and environment', () => {
+    const c = containerSpec(spec, { name: 'vps-1', network: 'host' }, { image: 'wgs-worker-ts:local', gatewayId: 'gw-a' });
+    expect(c.name).toBe('wgs-12-support-line-1');
+    expect(c.Image).toBe('wgs-worker-ts:local');
+    expect(c.Labels).toEqual({ [LABELS.instance]: '12', [LABELS.node]: 'vps-1', [LABELS.provider]: 'sandbox', [LABELS.gateway]: 'gw-a' });
+    expect(c.HostConfig).toEqual({
+      Init: true,
+      NetworkMode: 'host',
+      RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 0 },
+      NanoCpus: 500_000_000,
+      Memory: 512 * 1024 * 1024,
+      MemorySwap: 512 * 1024 * 1024,
+    });
+    expect(c.Env).toEqual(['WGS_INSTANCE_ID=12', 'WGS_WORKER_TOKEN=secret-token']);
+    expect(c.Cmd).toBeUndefined();
+  });
+
+  test('no limits when none were asked for', () => {
+    const c = containerSpec({ ...spec, resources: undefined }, { name: 'n', network: 'wgs' }, { image: 'i', gatewayId: 'g', cmd: ['run'] });
+    expect(c.HostConfig!.NanoCpus).toBeUndefined();
+    expect(c.HostConfig!.Memory).toBeUndefined();
+    expect(c.HostConfig!.NetworkMode).toBe('wgs');
+    expect(c.Cmd).toEqual(['run']);
+  });
+
+  test('names are safe and bounded', () => {
+    expect(containerName(3)).toBe('wgs-3');
+    expect(containerName(3, null)).toBe('wgs-3');
+    expect(containerName(3, '---')).toBe('wgs-3');
+    expect(containerName(3, 'Ünïcode ✓ name')).toBe('wgs-3-n-code-name');
+    expect(containerName(3, 'x'.repeat(100))).toBe(`wgs-3-${'x'.repeat(40)}`);
+  });
+
+  test('resource strings convert and bad ones are typed errors', () => {
+    expect(nanoCpus('2')).toBe(2_000_000_000);
+    expect(nanoCpus('0.25')).toBe(250_000_000);
+    expect(memoryBytes('1g')).toBe(1024 ** 3);
+    expect(nanoCpus(null)).toBeUndefined();
+    expect(() => nanoCpus('lots')).toThrow(expect.objectContaining({ name: 'EngineError', code: 'start_failed' }));
+    expect(() => memoryBytes('1.5g')).toThrow(expect.objectContaining({ name: 'EngineError' }));
+  });
+});

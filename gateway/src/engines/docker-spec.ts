@@ -1,0 +1,78 @@
+import type { ContainerCreateOptions } from 'dockerode';
+import { parseCpu, parseMemory } from '../lib/resources';
+import { EngineError, type WorkerSpec } from './engine';
+
+/** Labels every wgs container carries; `list` filters on the gateway's. */
+export const LABELS = {
+  instance: 'wgs.instance',
+  node: 'wgs.node',
+  provider: 'wgs.provider',
+  gateway: 'wgs.gateway',
+} as const;
+
+export interface DockerNodeSettings {
+  /** The node's name, recorded as a label. */
+  name: string;
+  /** `host` in tests; a named Docker network in production. */
+  network: string;
+}
+
+/** `wgs-<id>` plus the instance name made safe for a container name, when it has one. */
+export function containerName(instanceId: number, name?: string | null): string {
+  const safe = (name ?? '')
+    .toLowerCase()
+    .replace(/[^a-z0-9_.-]+/g, '-')
+    .replace(/^[-.]+|[-.]+$/g, '')
+    .slice(0, 40);
+  return safe ? `wgs-${instanceId}-${safe}` : `wgs-${instanceId}`;
+}
+
+/** "0.5" cores → 500000000 NanoCpus; null when absent. */
+export function nanoCpus(cpu: string | null | undefined): number | undefined {
+  if (cpu === null || cpu === undefined) return undefined;
+  const milli = /^[0-9]+(\.[0-9]+)?$/.test(cpu.trim()) ? parseCpu(Number(cpu)) : null;
+  if (milli === null) throw new EngineError('start_failed', `invalid cpu limit "${cpu}": a positive number of cores, e.g. "0.5"`);
+  return milli * 1_000_000;
+}
+
+/** "512m" → bytes; null when absent. */
+export function memoryBytes(memory: string | null | undefined): number | undefined {
+  if (memory === null || memory === undefined) return undefined;
+  const bytes = parseMemory(memory);
+  if (bytes === null) throw new EngineError('start_failed', `invalid memory limit "${memory}": a size like "512m"`);
+  return bytes;
+}
+
+/**
+ * The create call for one worker container: `--init` (Bun as PID 1 ignores
+ * SIGTERM), the instance's limits, restart on failure (the gateway's
+ * reconciler handles the rest), labels, and the environment, which travels
+ * only in this call.
+ */
+export function containerSpec(
+  spec: WorkerSpec,
+  node: DockerNodeSettings,
+  opts: { image: string; gatewayId: string; cmd?: string[] },
+): ContainerCreateOptions {
+  const NanoCpus = nanoCpus(spec.resources?.cpu);
+  const Memory = memoryBytes(spec.resources?.memory);
+  return {
+    name: containerName(spec.instanceId, spec.name),
+    Image: opts.image,
+    ...(opts.cmd && { Cmd: opts.cmd }),
+    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    Labels: {
+      [LABELS.instance]: String(spec.instanceId),
+      [LABELS.node]: node.name,
+      [LABELS.provider]: spec.provider,
+      [LABELS.gateway]: opts.gatewayId,
+    },
+    HostConfig: {
+      Init: true,
+      NetworkMode: node.network,
+      RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 0 },
+      ...(NanoCpus !== undefined && { NanoCpus }),
+      ...(Memory !== undefined && { Memory, MemorySwap: Memory }),
+    },
+  };
+}

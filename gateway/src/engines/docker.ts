@@ -1,0 +1,158 @@
+import type Dockerode from 'dockerode';
+import type { Logger } from '../logging/logger';
+import { EngineError, type Engine, type WorkerExit, type WorkerInfo, type WorkerSpec } from './engine';
+import { containerSpec, LABELS, type DockerNodeSettings } from './docker-spec';
+
+const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+
+/**
+ * One container per worker on one Docker Engine endpoint (a node), through
+ * the Engine API (dockerode). Containers carry the gateway's label, so
+ * `list` sees only this gateway's workers. Specs come from docker-spec.ts.
+ */
+export class DockerEngine implements Engine {
+  readonly kind = 'docker' as const;
+  private readonly listeners: ((exit: WorkerExit) => void)[] = [];
+  /** Instances whose container this engine is stopping: their exit is `requested`. */
+  private readonly stopping = new Set<number>();
+  private events?: NodeJS.ReadableStream;
+
+  constructor(
+    private readonly docker: Dockerode,
+    private readonly opts: {
+      node: DockerNodeSettings;
+      image: string;
+      gatewayId: string;
+      cmd?: string[];
+      logger: Logger;
+    },
+  ) {}
+
+  /** Follows the daemon's `die` events for this gateway's containers (for onExit). */
+  async watch(): Promise<void> {
+    const stream = (await this.docker.getEvents({
+      filters: { type: ['container'], event: ['die'], label: [`${LABELS.gateway}=${this.opts.gatewayId}`] },
+    })) as NodeJS.ReadableStream;
+    this.events = stream;
+    let buffered = '';
+    stream.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl).trim();
+        buffered = buffered.slice(nl + 1);
+        if (line) this.died(JSON.parse(line));
+      }
+    });
+    stream.on('error', (err) => this.opts.logger.error({ err }, 'docker event stream failed'));
+  }
+
+  unwatch(): void {
+    (this.events as unknown as { destroy?: () => void } | undefined)?.destroy?.();
+  }
+
+  private died(event: { Actor?: { Attributes?: Record<string, string> }; time?: number }): void {
+    const attrs = event.Actor?.Attributes ?? {};
+    const instanceId = Number(attrs[LABELS.instance]);
+    if (!Number.isInteger(instanceId)) return;
+    const code = Number(attrs.exitCode);
+    const exit: WorkerExit = {
+      instanceId,
+      exitCode: Number.isFinite(code) ? code : null,
+      signal: code === 137 ? 'SIGKILL' : null,
+      requested: this.stopping.has(instanceId),
+      ranMs: 0,
+    };
+    for (const listener of this.listeners) listener(exit);
+  }
+
+  async ensure(spec: WorkerSpec): Promise<WorkerInfo> {
+    const existing = await this.find(spec.instanceId);
+    if (existing?.State === 'running') return this.inspect(spec.instanceId) as Promise<WorkerInfo>;
+    try {
+      // A stopped container holds an old token and environment: replace it.
+      if (existing) await this.docker.getContainer(existing.Id).remove({ force: true });
+      const container = await this.docker.createContainer(containerSpec(spec, this.opts.node, this.opts));
+      this.stopping.delete(spec.instanceId);
+      await container.start();
+    } catch (err) {
+      throw new EngineError('start_failed', `failed to start worker for instance ${spec.instanceId} on node ${this.opts.node.name}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    this.opts.logger.info({ instanceId: spec.instanceId, node: this.opts.node.name }, 'worker container started');
+    return (await this.inspect(spec.instanceId))!;
+  }
+
+  async stop(instanceId: number, timeoutMs = DEFAULT_STOP_TIMEOUT_MS): Promise<void> {
+    const found = await this.find(instanceId);
+    if (!found || found.State !== 'running') return;
+    this.stopping.add(instanceId);
+    // `docker stop`: SIGTERM, then SIGKILL after t seconds.
+    await this.docker
+      .getContainer(found.Id)
+      .stop({ t: Math.ceil(timeoutMs / 1000) })
+      .catch((err: { statusCode?: number }) => {
+        if (err.statusCode !== 304) throw err; // 304: already stopped
+      });
+  }
+
+  async remove(instanceId: number): Promise<void> {
+    const found = await this.find(instanceId);
+    if (!found) return;
+    await this.stop(instanceId);
+    await this.docker.getContainer(found.Id).remove({ force: true });
+  }
+
+  async inspect(instanceId: number): Promise<WorkerInfo | null> {
+    const found = await this.find(instanceId);
+    if (!found) return null;
+    const info = await this.docker.getContainer(found.Id).inspect();
+    return {
+      instanceId,
+      state: info.State.Running ? 'running' : 'exited',
+      pid: info.State.Pid || undefined,
+      startedAt: new Date(info.State.StartedAt),
+      exitCode: info.State.Running ? undefined : info.State.ExitCode,
+    };
+  }
+
+  async list(): Promise<WorkerInfo[]> {
+    const containers = await this.docker.listContainers({ all: true, filters: { label: [`${LABELS.gateway}=${this.opts.gatewayId}`] } });
+    return containers.map((c) => ({
+      instanceId: Number(c.Labels[LABELS.instance]),
+      state: c.State === 'running' ? ('running' as const) : ('exited' as const),
+      startedAt: new Date(c.Created * 1000),
+    }));
+  }
+
+  async logs(instanceId: number, tail = 200): Promise<string[]> {
+    const found = await this.find(instanceId);
+    if (!found) throw new EngineError('not_found', `no worker container for instance ${instanceId}`);
+    const raw = (await this.docker.getContainer(found.Id).logs({ stdout: true, stderr: true, tail, follow: false })) as unknown as Buffer;
+    return demux(raw).split('\n').filter(Boolean);
+  }
+
+  onExit(listener: (exit: WorkerExit) => void): void {
+    this.listeners.push(listener);
+  }
+
+  private async find(instanceId: number) {
+    const [found] = await this.docker.listContainers({
+      all: true,
+      filters: { label: [`${LABELS.gateway}=${this.opts.gatewayId}`, `${LABELS.instance}=${instanceId}`] },
+    });
+    return found;
+  }
+}
+
+/** Docker's multiplexed log stream (8-byte frame headers) as text. */
+function demux(buffer: Buffer): string {
+  let out = '';
+  for (let i = 0; i + 8 <= buffer.length; ) {
+    const size = buffer.readUInt32BE(i + 4);
+    out += buffer.subarray(i + 8, i + 8 + size).toString('utf8');
+    i += 8 + size;
+  }
+  return out;
+}
