@@ -4,7 +4,7 @@
 BUN := node_modules/.bin/bun
 STAMP := node_modules/.wgs-installed
 
-.PHONY: run test bench install migration
+.PHONY: run test bench images install migration
 
 # npm ci again only when a manifest or the lockfile changed.
 $(STAMP): package.json package-lock.json gateway/package.json
@@ -21,6 +21,10 @@ run: $(STAMP)
 test: $(STAMP)
 	node_modules/.bin/tsc -p tsconfig.json
 	bash scripts/test
+
+## Build the worker image without a registry (needs a Docker daemon).
+images: $(STAMP)
+	bash scripts/build-images
 
 ## Print the benchmark tables (bench/).
 bench: $(STAMP)

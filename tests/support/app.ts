@@ -6,6 +6,7 @@
 import { createApp } from '../../gateway/src/http/app';
 import { createLogger } from '../../gateway/src/logging/logger';
 import { createRuntime } from '../../gateway/src/instances/setup';
+import type { Engine } from '../../gateway/src/engines/engine';
 import { createTestDatabase, type TestDatabase } from './postgres';
 import { SecretBox } from '../../gateway/src/lib/secret-box';
 import { WebhookDispatcher } from '../../gateway/src/webhooks/dispatcher';
@@ -33,7 +34,7 @@ export interface TestApp {
   db: TestDatabase;
   app: ReturnType<typeof createApp>;
   runtime: ReturnType<typeof createRuntime>['runtime'];
-  engine: ReturnType<typeof createRuntime>['engine'];
+  engine: Engine;
   dispatcher: WebhookDispatcher;
   webhookSecrets: SecretBox;
   /** http://127.0.0.1:<port> when listening. */
@@ -47,12 +48,21 @@ export interface TestApp {
 let counter = 0;
 
 export async function createTestApp(
-  opts: { listen?: boolean; workerEnv?: Record<string, string>; webhooks?: boolean; allowPrivateWebhooks?: boolean; retryScheduleS?: number[] } = {},
+  opts: {
+    listen?: boolean;
+    workerEnv?: Record<string, string>;
+    webhooks?: boolean;
+    allowPrivateWebhooks?: boolean;
+    retryScheduleS?: number[];
+    /** Run workers on this engine instead of the process engine. */
+    engine?: Engine;
+  } = {},
 ): Promise<TestApp> {
   const db = await createTestDatabase();
   const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
   const { runtime, engine } = createRuntime(db.database, logger, {
     databaseUrl: db.url,
+    engine: opts.engine,
     gatewayUrl: 'ws://127.0.0.1:1',
     workerEnv: {
       LOG_LEVEL: 'warn',
@@ -116,7 +126,9 @@ export async function createTestApp(
     webhookSecrets,
     async close() {
       await dispatcher.stop();
-      await runtime.shutdown(() => engine.stopAll(2000));
+      await runtime.shutdown(async () => {
+        await Promise.all((await engine.list()).map((w) => engine.remove(w.instanceId)));
+      });
       if (url) await app.stop(true);
       await db.drop();
     },

@@ -4,7 +4,7 @@ import { DockerEngine } from './docker';
 import { LABELS } from './docker-spec';
 import type { WorkerExit } from './engine';
 import { createLogger } from '../logging/logger';
-import { bunBaseImage, docker, dockerAvailable, removeLabelled } from '../../../tests/support/docker';
+import { BUN_BASE_IMAGE, buildImages, docker, dockerAvailable, removeLabelled } from '../../../tests/support/docker';
 import { until } from '../../../tests/support/poll';
 
 const enabled = await dockerAvailable();
@@ -18,10 +18,10 @@ describe.skipIf(!enabled)('DockerEngine against a real daemon', () => {
   const exits: WorkerExit[] = [];
 
   beforeAll(async () => {
-    const image = await bunBaseImage();
+    buildImages();
     engine = new DockerEngine(docker, {
       node: { name: 'test-node', network: 'host' },
-      image,
+      image: BUN_BASE_IMAGE,
       gatewayId,
       cmd: ['-e', SCRIPT],
       logger: createLogger('silent'),

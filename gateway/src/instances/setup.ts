@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { Database } from '../db/client';
 import type { Logger } from '../logging/logger';
 import { ProcessEngine } from '../engines/process';
+import type { Engine } from '../engines/engine';
 import { WorkerHub } from '../workers/hub';
 import { InstanceRuntime, type RuntimeOptions } from './runtime';
 
@@ -9,8 +10,12 @@ import { InstanceRuntime, type RuntimeOptions } from './runtime';
 export const WORKER_ENTRY = join(import.meta.dir, '..', '..', '..', 'workers', 'src', 'main.ts');
 
 /** Wires the process engine, the worker hub and the runtime. */
-export function createRuntime(database: Database, logger: Logger, opts: Omit<RuntimeOptions, 'state'> & { databaseUrl: string }) {
-  const engine = new ProcessEngine({ command: [process.execPath, WORKER_ENTRY], logger });
+export function createRuntime<E extends Engine = ProcessEngine>(
+  database: Database,
+  logger: Logger,
+  opts: Omit<RuntimeOptions, 'state'> & { databaseUrl: string; engine?: E },
+) {
+  const engine = (opts.engine ?? new ProcessEngine({ command: [process.execPath, WORKER_ENTRY], logger })) as E;
   const hub = new WorkerHub(database.db, logger.child({ component: 'worker-hub' }));
   const runtime = new InstanceRuntime(database.db, engine, hub, logger.child({ component: 'runtime' }), {
     ...opts,
