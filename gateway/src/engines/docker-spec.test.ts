@@ -18,7 +18,7 @@ describe('container spec', () => {
     expect(c.HostConfig).toEqual({
       Init: true,
       NetworkMode: 'host',
-      RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 0 },
+      RestartPolicy: { Name: 'no' },
       NanoCpus: 500_000_000,
       Memory: 512 * 1024 * 1024,
       MemorySwap: 512 * 1024 * 1024,

@@ -45,9 +45,10 @@ export function memoryBytes(memory: string | null | undefined): number | undefin
 
 /**
  * The create call for one worker container: `--init` (Bun as PID 1 ignores
- * SIGTERM), the instance's limits, restart on failure (the gateway's
- * reconciler handles the rest), labels, and the environment, which travels
- * only in this call.
+ * SIGTERM), the instance's limits, labels, and the environment, which
+ * travels only in this call. Restart policy `no`: the gateway restarts
+ * workers itself, with backoff, crash-loop detection and a fresh token; a
+ * Docker restart would reuse the old token and be refused forever.
  */
 export function containerSpec(
   spec: WorkerSpec,
@@ -70,7 +71,7 @@ export function containerSpec(
     HostConfig: {
       Init: true,
       NetworkMode: node.network,
-      RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 0 },
+      RestartPolicy: { Name: 'no' },
       ...(NanoCpus !== undefined && { NanoCpus }),
       ...(Memory !== undefined && { Memory, MemorySwap: Memory }),
     },
