@@ -33,8 +33,8 @@ export const LogLevelSchema = Type.Union(
 
 /**
  * Reads the schema's variables from `env`, applies defaults and checks them.
- * Empty values count as unset; only plain integers become numbers for the
- * `numeric` variables, so "3.5" or "1e3" fail as "Expected integer". Values of
+ * Empty values count as unset; plain decimals become numbers for the
+ * `numeric` variables (an integer schema then refuses "3.5"; "1e3" stays text). Values of
  * `secret` variables never appear in the error.
  */
 export function parseEnv<S extends TObject>(
@@ -46,7 +46,7 @@ export function parseEnv<S extends TObject>(
   for (const key of Object.keys(schema.properties)) {
     const value = env[key];
     if (value === undefined || value === '') continue;
-    raw[key] = opts.numeric?.includes(key) && /^-?\d+$/.test(value.trim()) ? Number(value.trim()) : value;
+    raw[key] = opts.numeric?.includes(key) && /^-?\d+(\.\d+)?$/.test(value.trim()) ? Number(value.trim()) : value;
   }
   const withDefaults = Value.Default(schema, raw);
   const first = Value.Errors(schema, withDefaults).First();

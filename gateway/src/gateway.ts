@@ -45,6 +45,8 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
 
     const { runtime, engine } = createRuntime(database, logger, {
       databaseUrl: url,
+      workerImage: config.docker.workerImage,
+      gatewayId: config.docker.gatewayId,
       gatewayUrl: config.workerGatewayUrl,
       workerEnv: {
         LOG_LEVEL: config.logLevel,
@@ -62,6 +64,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
       runtime,
       webhookSecrets,
       allowPrivateWebhooks: config.webhooks.allowPrivateNetworks,
+      overcommit: config.overcommit,
     });
     await runtime.prepareBoot();
     try {

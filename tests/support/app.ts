@@ -56,6 +56,8 @@ export async function createTestApp(
     retryScheduleS?: number[];
     /** Run workers on this engine instead of the process engine. */
     engine?: Engine;
+    /** Label for containers this app's docker nodes start. */
+    gatewayId?: string;
   } = {},
 ): Promise<TestApp> {
   const db = await createTestDatabase();
@@ -63,6 +65,7 @@ export async function createTestApp(
   const { runtime, engine } = createRuntime(db.database, logger, {
     databaseUrl: db.url,
     engine: opts.engine,
+    gatewayId: opts.gatewayId,
     gatewayUrl: 'ws://127.0.0.1:1',
     workerEnv: {
       LOG_LEVEL: 'warn',
@@ -73,7 +76,7 @@ export async function createTestApp(
     backoffMs: { initial: 200, max: 1000 },
   });
   const webhookSecrets = new SecretBox(randomBytes(32).toString('base64'));
-  const app = createApp({ database: db.database, logger, adminSecret: ADMIN_SECRET, runtime, webhookSecrets, allowPrivateWebhooks: opts.allowPrivateWebhooks ?? true });
+  const app = createApp({ database: db.database, logger, adminSecret: ADMIN_SECRET, runtime, webhookSecrets, allowPrivateWebhooks: opts.allowPrivateWebhooks ?? true, overcommit: 1 });
   const dispatcher = new WebhookDispatcher(db.database.db, db.database.sql, webhookSecrets, logger, {
     retryScheduleS: opts.retryScheduleS ?? [0, 1, 1, 2],
     allowPrivateNetworks: opts.allowPrivateWebhooks ?? true,

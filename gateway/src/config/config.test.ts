@@ -15,6 +15,8 @@ describe('loadConfig', () => {
       workerGatewayUrl: 'ws://127.0.0.1:3000',
       sandbox: { qrIntervalMs: 20_000, receiptDelaysMs: '100,500,1000' },
       webhooks: { secretKey: undefined, retryScheduleS: [0, 5, 300, 1800, 7200, 18000, 36000, 36000], allowPrivateNetworks: false, timeoutMs: 15_000 },
+      docker: { workerImage: 'wgs-worker-ts:local', gatewayId: 'wgs' },
+      overcommit: 1,
     });
   });
   test('reads every variable', () => {
@@ -44,7 +46,10 @@ describe('loadConfig', () => {
       workerGatewayUrl: 'ws://gw.internal:3111',
       sandbox: { qrIntervalMs: 500, receiptDelaysMs: '0,10,20' },
       webhooks: { secretKey: undefined, retryScheduleS: [0, 1, 1, 2], allowPrivateNetworks: true, timeoutMs: 2000 },
+      docker: { workerImage: 'wgs-worker-ts:local', gatewayId: 'wgs' },
+      overcommit: 1,
     });
+    expect(loadConfig({ SCHEDULER_OVERCOMMIT: '1.5' }).overcommit).toBe(1.5);
     expect(loadConfig({ HOST: '0.0.0.0', PORT: '4000' }).workerGatewayUrl).toBe('ws://127.0.0.1:4000');
     expect(loadConfig({ HOST: '10.1.2.3' }).workerGatewayUrl).toBe('ws://10.1.2.3:3000');
   });
@@ -66,6 +71,8 @@ describe('loadConfig', () => {
       [{ WEBHOOK_RETRY_SCHEDULE: '0,5,x' }, 'WEBHOOK_RETRY_SCHEDULE'],
       [{ WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'yes' }, 'WEBHOOK_ALLOW_PRIVATE_NETWORKS'],
       [{ WEBHOOK_SECRET_KEY: 'short' }, 'WEBHOOK_SECRET_KEY'],
+      [{ SCHEDULER_OVERCOMMIT: '0' }, 'SCHEDULER_OVERCOMMIT'],
+      [{ GATEWAY_ID: 'has space' }, 'GATEWAY_ID'],
     ];
     for (const [env, variable] of cases) {
       let err: unknown;

@@ -43,6 +43,9 @@ const EnvSchema = Type.Object({
   }),
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: Type.Union([Type.Literal('true'), Type.Literal('false')], { default: 'false' }),
   WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 15_000 }),
+  WORKER_IMAGE: Type.String({ minLength: 1, default: 'wgs-worker-ts:local', description: 'worker image on docker nodes (make images builds it)' }),
+  GATEWAY_ID: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,63}$', default: 'wgs', description: 'label on this gateway\'s containers' }),
+  SCHEDULER_OVERCOMMIT: Type.Number({ minimum: 0.1, maximum: 100, default: 1, description: 'sum of instance limits may reach capacity x this' }),
   EMBEDDED_POSTGRES_PORT: Type.Integer({
     minimum: 0,
     maximum: 65535,
@@ -65,11 +68,13 @@ export interface Config {
   workerGatewayUrl: string;
   sandbox: { qrIntervalMs: number; receiptDelaysMs: string };
   webhooks: { secretKey: string | undefined; retryScheduleS: number[]; allowPrivateNetworks: boolean; timeoutMs: number };
+  docker: { workerImage: string; gatewayId: string };
+  overcommit: number;
 }
 
 export { ConfigError };
 
-const NUMERIC = ['PORT', 'EMBEDDED_POSTGRES_PORT', 'SANDBOX_QR_INTERVAL_MS', 'WEBHOOK_TIMEOUT_MS'];
+const NUMERIC = ['PORT', 'EMBEDDED_POSTGRES_PORT', 'SANDBOX_QR_INTERVAL_MS', 'WEBHOOK_TIMEOUT_MS', 'SCHEDULER_OVERCOMMIT'];
 
 /** Parses the environment once; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
@@ -85,6 +90,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     embeddedPostgresPort: e.EMBEDDED_POSTGRES_PORT,
     workerGatewayUrl: e.WORKER_GATEWAY_URL ?? defaultWorkerUrl(e.HOST, e.PORT),
     sandbox: { qrIntervalMs: e.SANDBOX_QR_INTERVAL_MS, receiptDelaysMs: e.SANDBOX_RECEIPT_DELAYS_MS },
+    docker: { workerImage: e.WORKER_IMAGE, gatewayId: e.GATEWAY_ID },
+    overcommit: e.SCHEDULER_OVERCOMMIT,
     webhooks: {
       secretKey: e.WEBHOOK_SECRET_KEY,
       retryScheduleS: e.WEBHOOK_RETRY_SCHEDULE.split(',').map(Number),

@@ -27,7 +27,7 @@ describe.skipIf(!enabled)('sandbox instances in worker containers', () => {
       logger: createLogger('silent'),
     });
     await engine.watch();
-    t = await createTestApp({ listen: true, engine });
+    t = await createTestApp({ listen: true, engine, gatewayId });
     key = (await t.createUser()).apiKey;
   }, 120_000);
   afterAll(async () => {
@@ -74,4 +74,41 @@ describe.skipIf(!enabled)('sandbox instances in worker containers', () => {
     expect((await t.call('DELETE', `/api/instances/${id}`, { key })).status).toBe(204);
     expect(await container(id)).toBeUndefined();
   });
+
+  test('instances spread over docker nodes by capacity; one that fits nowhere is a 503 and leaves nothing', async () => {
+    // Keep the local node out of the way, then register two nodes on this daemon.
+    await t.db.database.sql`update nodes set capacity_millicpu = 1 where name = 'local'`;
+    const endpoint = 'unix:///var/run/docker.sock';
+    const small = await t.call('POST', '/admin/nodes', { body: { name: 'd-small', engine: 'docker', endpoint, capacity: { cpu: 1, memory: '1g' } } });
+    const big = await t.call('POST', '/admin/nodes', { body: { name: 'd-big', engine: 'docker', endpoint, capacity: { cpu: 3, memory: '3g' } } });
+    expect([small.status, big.status]).toEqual([200, 200]);
+    const placed: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const res = await t.call('POST', '/api/instances', {
+        key,
+        body: { provider: 'sandbox', phone: `49151000007${i}0`, resources: { cpu: '0.5', memory: '512m' } },
+      });
+      expect(res.status).toBe(200);
+      expect(res.body.status).toBe('running');
+      placed.push(res.body.node);
+      const c = await container(res.body.id);
+      expect(c?.Labels[LABELS.node]).toBe(res.body.node);
+    }
+    expect(placed.slice(0, 4)).toEqual(['d-big', 'd-big', 'd-small', 'd-big']);
+    expect(placed.filter((n) => n === 'd-small')).toHaveLength(2);
+    expect(placed.filter((n) => n === 'd-big')).toHaveLength(6);
+
+    const before = (await t.db.database.sql`select count(*)::int as n from instances`)[0]!.n;
+    const full = await t.call('POST', '/api/instances', { key, body: { provider: 'sandbox', phone: '4915100000799', resources: { cpu: '0.5', memory: '512m' } } });
+    expect(full.status).toBe(503);
+    expect(full.body.code).toBe('no_capacity');
+    expect(full.body.error).toContain('d-small: cpu 1.5 of 1 cores');
+    expect((await t.db.database.sql`select count(*)::int as n from instances`)[0]!.n).toBe(before);
+    const unknown = await t.call('POST', '/api/instances', { key, body: { provider: 'sandbox', phone: '4915100000798', node: 'nope' } });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.error).toContain("'node'");
+    const pinned = await t.call('POST', '/api/instances', { key, body: { provider: 'sandbox', phone: '4915100000797', node: 'd-small' } });
+    expect(pinned.status).toBe(200);
+    expect(pinned.body.node).toBe('d-small');
+  }, 120_000);
 });

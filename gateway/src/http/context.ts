@@ -13,4 +13,6 @@ export interface AppDeps {
   webhookSecrets: SecretBox;
   /** WEBHOOK_ALLOW_PRIVATE_NETWORKS: let webhook URLs reach loopback and private addresses. */
   allowPrivateWebhooks: boolean;
+  /** SCHEDULER_OVERCOMMIT: how far the sum of instance limits may exceed a node's capacity. */
+  overcommit: number;
 }

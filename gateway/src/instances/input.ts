@@ -26,6 +26,7 @@ export const CreateInstanceBody = t.Object({
   phone: t.String({ maxLength: 32, description: 'international number, country code first, e.g. "+4915112345678"' }),
   provider: t.String({ description: `one of ${PROVIDERS.join(', ')}; implemented: ${IMPLEMENTED_PROVIDERS.join(', ')}` }),
   webhook: t.Optional(t.String({ maxLength: 2048, description: 'http(s) URL that receives this instance\'s events' })),
+  node: t.Optional(t.String({ maxLength: 63, description: 'place on this node (by name); default: the least loaded node where the limits fit' })),
   resources: t.Optional(
     t.Object({
       cpu: t.Optional(t.Union([t.String({ maxLength: 16 }), t.Number()], { description: 'cores, e.g. "0.5"' })),

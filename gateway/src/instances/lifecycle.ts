@@ -56,8 +56,9 @@ export async function recordState(db: Db, instanceId: number, state: SessionStat
 }
 
 /**
- * At gateway start, what the database says about the process engine's
- * workers is stale: they died with the previous gateway. Every instance that
+ * At gateway start, what the database says about workers is stale: process
+ * workers died with the previous gateway, containers are about to be
+ * replaced (their tokens are no longer valid). Every instance that
  * should run goes to `starting` (status and session) in one statement, with
  * its `instance.status` event, before the API answers anyone.
  */
@@ -69,7 +70,7 @@ export async function markWorkersStarting(db: Db, reason: string): Promise<numbe
         state = 'starting', state_reason = 'worker starting', state_changed_at = now(),
         qr_code = null, qr_expires_at = null, updated_at = now()
       from ${nodes} n
-      where n.id = i.node_id and n.engine = 'process' and i.desired_state = 'running' and i.status <> 'error'
+      where n.id = i.node_id and n.engine in ('process', 'docker') and i.desired_state = 'running' and i.status <> 'error'
       returning i.id
     )
     insert into ${events} (instance_id, type, data)

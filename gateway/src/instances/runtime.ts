@@ -1,10 +1,11 @@
 import { EventEmitter } from 'node:events';
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import type { Sql } from 'postgres';
 import { events, instances, nodes, type Command, type Instance } from '../db/schema';
 import type { Logger } from '../logging/logger';
 import type { Engine, WorkerExit } from '../engines/engine';
+import type { EngineRegistry } from '../engines/registry';
 import { CommandQueue, NEEDS_CONNECTION } from '../commands/queue';
 import { WorkerHub, type ResultFrame, type WorkerHandlers } from '../workers/hub';
 import { newWorkerToken } from '../workers/tokens';
@@ -24,6 +25,9 @@ export interface RuntimeOptions {
   /** Restart backoff after the first (immediate) restart: first delay and cap. */
   backoffMs?: { initial: number; max: number };
 }
+
+/** Node engines this gateway runs workers on. */
+const RUNNABLE_ENGINES: ('process' | 'docker')[] = ['process', 'docker'];
 
 /** A worker that ran at least this long before exiting resets the backoff. */
 const HEALTHY_RUN_MS = 60_000;
@@ -51,7 +55,7 @@ export class InstanceRuntime implements WorkerHandlers {
 
   constructor(
     private readonly db: Db,
-    private readonly engine: Engine,
+    readonly engines: EngineRegistry,
     readonly hub: WorkerHub,
     private readonly logger: Logger,
     private readonly opts: RuntimeOptions,
@@ -59,7 +63,7 @@ export class InstanceRuntime implements WorkerHandlers {
     this.queue = new CommandQueue(db);
     this.changes.setMaxListeners(0);
     hub.setHandlers(this);
-    engine.onExit((exit) => void this.workerExited(exit));
+    engines.onExit((exit) => void this.workerExited(exit));
   }
 
   setGatewayUrl(url: string): void {
@@ -93,7 +97,10 @@ export class InstanceRuntime implements WorkerHandlers {
     await this.forgetSession(instanceId, 'worker starting');
     const state = await grantInstanceState(this.opts.state.sql, this.opts.state.databaseUrl, instanceId);
     try {
-      await this.engine.ensure({
+      const engine = await this.engines.forInstance(instanceId);
+      // A worker still running (e.g. a container from before a gateway restart) holds an old token: replace it.
+      if ((await engine.inspect(instanceId))?.state === 'running') await engine.remove(instanceId);
+      await engine.ensure({
         instanceId,
         name: instance.name,
         provider: instance.provider,
@@ -119,10 +126,11 @@ export class InstanceRuntime implements WorkerHandlers {
     clearTimeout(this.restartTimers.get(instanceId));
     this.restartTimers.delete(instanceId);
     await this.db.update(instances).set({ desiredState: 'stopped', workerTokenHash: null }).where(eq(instances.id, instanceId));
+    const engine = await this.engines.forInstance(instanceId);
     if (opts.remove) {
-      await this.engine.remove(instanceId);
+      await engine.remove(instanceId);
       this.identities.delete(instanceId);
-    } else await this.engine.stop(instanceId);
+    } else await engine.stop(instanceId);
     this.sessionState.delete(instanceId);
   }
 
@@ -133,7 +141,7 @@ export class InstanceRuntime implements WorkerHandlers {
   }
 
   async restart(instanceId: number): Promise<void> {
-    await this.engine.stop(instanceId);
+    await (await this.engines.forInstance(instanceId)).stop(instanceId);
     this.crashes.delete(instanceId);
     await this.start(instanceId);
   }
@@ -149,7 +157,7 @@ export class InstanceRuntime implements WorkerHandlers {
       .select({ id: instances.id })
       .from(instances)
       .innerJoin(nodes, eq(nodes.id, instances.nodeId))
-      .where(and(eq(instances.desiredState, 'running'), eq(nodes.engine, 'process')));
+      .where(and(eq(instances.desiredState, 'running'), inArray(nodes.engine, RUNNABLE_ENGINES)));
     for (const { id } of rows) {
       await this.start(id).catch((err) => this.logger.error({ err, instanceId: id }, 'failed to start instance at boot'));
     }
@@ -167,8 +175,16 @@ export class InstanceRuntime implements WorkerHandlers {
       .select({ id: instances.id, status: instances.status })
       .from(instances)
       .innerJoin(nodes, eq(nodes.id, instances.nodeId))
-      .where(and(eq(instances.desiredState, 'running'), eq(nodes.engine, 'process')));
-    const running = new Set((await this.engine.list()).filter((w) => w.state === 'running').map((w) => w.instanceId));
+      .where(and(eq(instances.desiredState, 'running'), inArray(nodes.engine, RUNNABLE_ENGINES)));
+    const running = new Set<number>();
+    const engineOf = new Map<number, Engine>();
+    for (const engine of this.engines.all()) {
+      for (const w of await engine.list()) {
+        if (w.state !== 'running') continue;
+        running.add(w.instanceId);
+        engineOf.set(w.instanceId, engine);
+      }
+    }
     const wantedIds = new Set(wanted.map((w) => w.id));
     const started: number[] = [];
     const removed: number[] = [];
@@ -182,7 +198,10 @@ export class InstanceRuntime implements WorkerHandlers {
       if (wantedIds.has(id) || this.starting.has(id)) continue;
       this.logger.warn({ instanceId: id }, 'reconciler: worker should not run; removing it');
       removed.push(id);
-      await this.engine.remove(id).catch((err) => this.logger.error({ err, instanceId: id }, 'reconciler: remove failed'));
+      await engineOf
+        .get(id)!
+        .remove(id)
+        .catch((err) => this.logger.error({ err, instanceId: id }, 'reconciler: remove failed'));
     }
     return { started, removed };
   }
@@ -201,7 +220,8 @@ export class InstanceRuntime implements WorkerHandlers {
     this.stopping = true;
     clearTimeout(this.reconcileTimer);
     for (const timer of this.restartTimers.values()) clearTimeout(timer);
-    const ids = (await this.engine.list()).filter((w) => w.state === 'running').map((w) => w.instanceId);
+    // Process workers die with the gateway; containers on docker nodes keep running and are replaced at the next boot.
+    const ids = (await this.engines.process.list()).filter((w) => w.state === 'running').map((w) => w.instanceId);
     await stopWorkers();
     for (const id of ids) await recordStatus(this.db, id, 'stopped', 'gateway stopped').catch(() => {});
   }

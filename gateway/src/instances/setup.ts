@@ -3,6 +3,7 @@ import type { Database } from '../db/client';
 import type { Logger } from '../logging/logger';
 import { ProcessEngine } from '../engines/process';
 import type { Engine } from '../engines/engine';
+import { EngineRegistry } from '../engines/registry';
 import { WorkerHub } from '../workers/hub';
 import { InstanceRuntime, type RuntimeOptions } from './runtime';
 
@@ -13,11 +14,16 @@ export const WORKER_ENTRY = join(import.meta.dir, '..', '..', '..', 'workers', '
 export function createRuntime<E extends Engine = ProcessEngine>(
   database: Database,
   logger: Logger,
-  opts: Omit<RuntimeOptions, 'state'> & { databaseUrl: string; engine?: E },
+  opts: Omit<RuntimeOptions, 'state'> & { databaseUrl: string; engine?: E; workerImage?: string; gatewayId?: string },
 ) {
   const engine = (opts.engine ?? new ProcessEngine({ command: [process.execPath, WORKER_ENTRY], logger })) as E;
+  const engines = new EngineRegistry(database.db, engine, {
+    workerImage: opts.workerImage ?? 'wgs-worker-ts:local',
+    gatewayId: opts.gatewayId ?? 'wgs',
+    logger: logger.child({ component: 'engines' }),
+  });
   const hub = new WorkerHub(database.db, logger.child({ component: 'worker-hub' }));
-  const runtime = new InstanceRuntime(database.db, engine, hub, logger.child({ component: 'runtime' }), {
+  const runtime = new InstanceRuntime(database.db, engines, hub, logger.child({ component: 'runtime' }), {
     ...opts,
     state: { sql: database.sql, databaseUrl: opts.databaseUrl },
   });

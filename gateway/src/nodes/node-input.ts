@@ -39,6 +39,7 @@ const fields = {
   publicHost: t.Nullable(t.String({ pattern: HOST_PATTERN, description: 'host name or address clients reach this node at' })),
   labels: Labels,
   capacity: t.Nullable(Capacity),
+  network: t.Nullable(t.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$', description: 'Docker network for worker containers; null/absent = host networking' })),
 };
 
 export const CreateNodeBody = t.Object(
@@ -49,6 +50,7 @@ export const CreateNodeBody = t.Object(
     publicHost: t.Optional(fields.publicHost),
     labels: t.Optional(fields.labels),
     capacity: t.Optional(fields.capacity),
+    network: t.Optional(fields.network),
   },
   { additionalProperties: false },
 );
@@ -61,6 +63,7 @@ export const NodeView = t.Object({
   engine: fields.engine,
   endpoint: t.String(),
   publicHost: t.Nullable(t.String()),
+  network: t.Nullable(t.String()),
   labels: t.Record(t.String(), t.String()),
   capacity: t.Nullable(t.Object({ cpu: t.Nullable(t.Number()), memory: t.Nullable(t.String()) })),
   status: t.Union([t.Literal(NODE_STATUSES[0]), t.Literal(NODE_STATUSES[1]), t.Literal(NODE_STATUSES[2])]),

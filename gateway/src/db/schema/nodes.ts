@@ -13,6 +13,8 @@ export const nodes = pgTable('nodes', {
   engine: engineEnum('engine').notNull(),
   endpoint: text('endpoint').notNull(),
   publicHost: text('public_host'),
+  /** Docker network for worker containers; null = host networking. */
+  network: text('network'),
   labels: jsonb('labels').$type<Record<string, string>>().notNull().default({}),
   /** Configured capacity; null means "use what the engine reports". */
   capacityMillicpu: integer('capacity_millicpu'),

@@ -44,6 +44,7 @@ export function adminNodeRoutes({ database }: AppDeps) {
             engine: body.engine,
             endpoint,
             publicHost: body.publicHost ?? null,
+            network: body.network ?? null,
             labels: checkLabels(body.labels ?? {}),
             ...capacityColumns(body.capacity ?? null),
           })
@@ -86,6 +87,7 @@ export function adminNodeRoutes({ database }: AppDeps) {
               endpoint: checkEndpoint(engine, body.endpoint ?? (engine === current.engine ? current.endpoint : undefined)),
             }),
             ...(body.publicHost !== undefined && { publicHost: body.publicHost }),
+            ...(body.network !== undefined && { network: body.network }),
             ...(body.labels !== undefined && { labels: checkLabels(body.labels) }),
             ...(body.capacity !== undefined && capacityColumns(body.capacity)),
             updatedAt: sql`now()`,

@@ -20,6 +20,9 @@ import {
   toInstanceView,
 } from '../../instances/input';
 import { newMessageId, toMessageView } from '../../messages/messages';
+import { place } from '../../scheduler/placement';
+import { nodeLoads } from '../../scheduler/loads';
+import { parseCpu, parseMemory } from '../../lib/resources';
 import type { CommandOutcome } from '../../commands/queue';
 
 /** How long create and restart wait for the worker to connect. */
@@ -43,7 +46,7 @@ function commandError(outcome: CommandOutcome): ApiError {
   return new ApiError(502, code, message);
 }
 
-export function instanceRoutes({ database, runtime, webhookSecrets, allowPrivateWebhooks }: AppDeps) {
+export function instanceRoutes({ database, runtime, webhookSecrets, allowPrivateWebhooks, overcommit }: AppDeps) {
   const { db } = database;
 
   async function view(userId: number, id: number) {
@@ -76,8 +79,20 @@ export function instanceRoutes({ database, runtime, webhookSecrets, allowPrivate
         const user = tenant(request);
         const input = checkCreateInstance(body);
         if (input.webhookUrl) await checkWebhookInput('webhook', { url: input.webhookUrl }, allowPrivateWebhooks);
-        const [node] = await db.select().from(nodes).where(eq(nodes.engine, 'process')).orderBy(asc(nodes.id)).limit(1);
-        if (!node) throw new ApiError(503, 'no_node_available', 'no node can run this instance: register a process node');
+        const placement = place(
+          await nodeLoads(db),
+          {
+            millicpu: input.cpuLimit ? (parseCpu(Number(input.cpuLimit)) ?? undefined) : undefined,
+            memoryBytes: input.memoryLimit ? (parseMemory(input.memoryLimit) ?? undefined) : undefined,
+            node: body.node,
+          },
+          overcommit,
+        );
+        if (!placement.ok) {
+          if (placement.unknownNode) throw new ApiError(400, 'validation_failed', `invalid field 'node': ${placement.reason}`);
+          throw new ApiError(503, 'no_capacity', `no node can take this instance: ${placement.reason}`);
+        }
+        const node = placement.node;
         const [created] = await db
           .insert(instances)
           .values({ ...input, userId: user.id, nodeId: node.id })
