@@ -1,6 +1,7 @@
 import { resolveAdminSecret, resolveWebhookKey } from './config/admin-secret';
 import { SecretBox } from './lib/secret-box';
 import { WebhookDispatcher } from './webhooks/dispatcher';
+import { checkNodes } from './nodes/health';
 import { redactConfig, type Config } from './config/config';
 import { connect, type Database } from './db/client';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './db/embedded';
@@ -9,6 +10,8 @@ import { createApp } from './http/app';
 import { createLogger, type Logger } from './logging/logger';
 import { createRuntime } from './instances/setup';
 
+/** How often every node is checked (ready/unreachable, totals). */
+const NODE_CHECK_INTERVAL_MS = 15_000;
 /** How often the control loop compares what should run with what runs. */
 const RECONCILE_INTERVAL_MS = 10_000;
 
@@ -67,6 +70,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
       overcommit: config.overcommit,
     });
     await runtime.prepareBoot();
+    await checkNodes(database.db, runtime.engines).catch((err) => logger.error({ err }, 'node health check failed'));
     try {
       // Elysia turns SO_REUSEPORT on by default: a second gateway on the same
       // port would then share its traffic silently instead of failing.
@@ -79,6 +83,11 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
     const booted = await runtime.boot();
     if (booted) logger.info({ instances: booted }, 'started the workers of instances that should run');
     runtime.startReconciler(RECONCILE_INTERVAL_MS);
+    const db_ = database.db;
+    const healthTimer = setInterval(
+      () => void checkNodes(db_, runtime.engines).catch((err) => logger.error({ err }, 'node health check failed')),
+      NODE_CHECK_INTERVAL_MS,
+    );
     await dispatcher.start();
 
     const db = database;
@@ -88,7 +97,9 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
       logger,
       async stop() {
         logger.info('stopping wgs gateway');
+        clearInterval(healthTimer);
         await runtime.shutdown(() => engine.stopAll());
+        runtime.engines.close();
         await dispatcher.stop();
         await app.stop();
         await db.close();

@@ -67,6 +67,11 @@ export class EngineRegistry {
     return engine;
   }
 
+  /** The daemon's `docker info` for a docker node (health checks). */
+  async dockerInfo(node: Node): Promise<{ NCPU: number; MemTotal: number }> {
+    return new Dockerode(dockerOptions(node.endpoint)).info();
+  }
+
   async forInstance(instanceId: number): Promise<Engine> {
     const [row] = await this.db.select({ node: nodes }).from(instances).innerJoin(nodes, eq(nodes.id, instances.nodeId)).where(eq(instances.id, instanceId));
     return row ? this.forNode(row.node) : this.process;

@@ -67,6 +67,8 @@ export const NodeView = t.Object({
   labels: t.Record(t.String(), t.String()),
   capacity: t.Nullable(t.Object({ cpu: t.Nullable(t.Number()), memory: t.Nullable(t.String()) })),
   status: t.Union([t.Literal(NODE_STATUSES[0]), t.Literal(NODE_STATUSES[1]), t.Literal(NODE_STATUSES[2])]),
+  statusReason: t.Nullable(t.String()),
+  reported: t.Nullable(t.Object({ cpu: t.Number(), memory: t.String() }, { description: 'totals read off the node by the last health check' })),
   lastSeenAt: t.Nullable(t.Date()),
   createdAt: t.Date(),
   updatedAt: t.Date(),
@@ -123,7 +125,9 @@ export function capacityColumns(capacity: { cpu?: number; memory?: string } | nu
 }
 
 export function toNodeView(node: Node) {
-  const { capacityMillicpu, capacityMemoryBytes, ...rest } = node;
+  const { capacityMillicpu, capacityMemoryBytes, reportedMillicpu, reportedMemoryBytes, ...rest } = node;
+  const reported =
+    reportedMillicpu === null || reportedMemoryBytes === null ? null : { cpu: formatCpu(reportedMillicpu), memory: formatMemory(reportedMemoryBytes) };
   const capacity =
     capacityMillicpu === null && capacityMemoryBytes === null
       ? null
@@ -131,5 +135,5 @@ export function toNodeView(node: Node) {
           cpu: capacityMillicpu === null ? null : formatCpu(capacityMillicpu),
           memory: capacityMemoryBytes === null ? null : formatMemory(capacityMemoryBytes),
         };
-  return { ...rest, capacity };
+  return { ...rest, capacity, reported };
 }

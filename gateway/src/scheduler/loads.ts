@@ -17,7 +17,8 @@ export async function nodeLoads(db: Db): Promise<NodeLoad[]> {
         name: n.name,
         status: n.status,
         labels: n.labels,
-        capacity: { millicpu: n.capacityMillicpu, memoryBytes: n.capacityMemoryBytes },
+        // Configured capacity wins; else what the node reported; else unlimited.
+        capacity: { millicpu: n.capacityMillicpu ?? n.reportedMillicpu, memoryBytes: n.capacityMemoryBytes ?? n.reportedMemoryBytes },
         used: { millicpu: 0, memoryBytes: 0, instances: 0 },
       },
     ]),

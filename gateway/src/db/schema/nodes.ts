@@ -19,6 +19,11 @@ export const nodes = pgTable('nodes', {
   /** Configured capacity; null means "use what the engine reports". */
   capacityMillicpu: integer('capacity_millicpu'),
   capacityMemoryBytes: bigint('capacity_memory_bytes', { mode: 'number' }),
+  /** What the last health check read off the node (CPUs, memory). */
+  reportedMillicpu: integer('reported_millicpu'),
+  reportedMemoryBytes: bigint('reported_memory_bytes', { mode: 'number' }),
+  /** Why the node is unreachable, from the last health check. */
+  statusReason: text('status_reason'),
   status: nodeStatusEnum('status').notNull().default('unknown'),
   lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
   createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
