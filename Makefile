@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BUN) bench/gateway.ts
 	$(BUN) bench/instances.ts
 	$(BUN) bench/webhooks.ts
+	$(BUN) bench/docker.ts
 
 ## Generate a drizzle-kit migration after changing gateway/src/db/schema.
 migration: $(STAMP)

@@ -101,7 +101,10 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
         await runtime.shutdown(() => engine.stopAll());
         runtime.engines.close();
         await dispatcher.stop();
-        await app.stop();
+        // Containers on docker nodes keep running and keep their sockets open: close them,
+        // or the server would wait for them forever.
+        runtime.hub.closeAll();
+        await app.stop(true);
         await db.close();
         await pg?.stop();
         logger.info('wgs gateway stopped');
