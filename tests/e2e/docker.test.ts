@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { LABELS } from '../../gateway/src/engines/docker-spec';
 import { buildImages, docker, dockerAvailable, removeLabelled } from '../support/docker';
-import { spawnGateway, type GatewayProcess } from '../support/gateway-process';
+import { gatewayApi, spawnGateway } from '../support/gateway-process';
 import { createTestDatabase } from '../support/postgres';
 import { until } from '../support/poll';
 
@@ -21,13 +21,7 @@ afterAll(async () => {
   await removeLabelled(`${LABELS.gateway}=${gatewayId}`);
 });
 
-async function api(g: GatewayProcess, method: string, path: string, key?: string, body?: unknown) {
-  const headers: Record<string, string> = { 'x-admin-api-secret': 's' };
-  if (key) headers.authorization = `Bearer ${key}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${g.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: res.status, body: (await res.json().catch(() => null)) as any };
-}
+const api = gatewayApi;
 
 test.skipIf(!enabled)('containers outlive a gateway restart and are replaced, session intact', async () => {
   const image = buildImages();

@@ -4,7 +4,7 @@
  */
 import { afterAll, expect, test } from 'bun:test';
 import { readdir, readFile } from 'node:fs/promises';
-import { spawnGateway, type GatewayProcess } from '../support/gateway-process';
+import { gatewayApi, spawnGateway } from '../support/gateway-process';
 import { createTestDatabase } from '../support/postgres';
 import { until } from '../support/poll';
 
@@ -26,13 +26,7 @@ async function workerPids(instanceId: number): Promise<number[]> {
   return pids;
 }
 
-async function api(g: GatewayProcess, method: string, path: string, key?: string, body?: unknown) {
-  const headers: Record<string, string> = { 'x-admin-api-secret': 's' };
-  if (key) headers.authorization = `Bearer ${key}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${g.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: res.status, body: (await res.json().catch(() => null)) as any };
-}
+const api = gatewayApi;
 
 test('workers stop with the gateway and come back with it; a killed gateway leaves no duplicate', async () => {
   const db = await createTestDatabase();

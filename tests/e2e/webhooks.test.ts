@@ -8,7 +8,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../gateway/src/lib/net';
-import { spawnGateway, type GatewayProcess } from '../support/gateway-process';
+import { gatewayApi, spawnGateway } from '../support/gateway-process';
 import { createTestDatabase } from '../support/postgres';
 import { until } from '../support/poll';
 
@@ -17,13 +17,7 @@ afterAll(async () => {
   for (const fn of cleanup.reverse()) await fn().catch(() => {});
 });
 
-async function api(g: GatewayProcess, method: string, path: string, key?: string, body?: unknown) {
-  const headers: Record<string, string> = { 'x-admin-api-secret': 's' };
-  if (key) headers.authorization = `Bearer ${key}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${g.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: res.status, body: (await res.json().catch(() => null)) as any };
-}
+const api = gatewayApi;
 
 test('50 events while the receiver is down and the gateway restarts: all arrive, each once', async () => {
   const db = await createTestDatabase();

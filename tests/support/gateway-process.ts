@@ -75,3 +75,12 @@ export async function exitCode(g: GatewayProcess, timeoutMs = 30_000): Promise<n
     clearTimeout(timer);
   }
 }
+
+/** A JSON call to a gateway process: admin secret `s` always, a Bearer key when given. */
+export async function gatewayApi(g: GatewayProcess, method: string, path: string, key?: string, body?: unknown) {
+  const headers: Record<string, string> = { 'x-admin-api-secret': 's' };
+  if (key) headers.authorization = `Bearer ${key}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(`${g.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  return { status: res.status, body: (await res.json().catch(() => null)) as any };
+}
