@@ -10,6 +10,7 @@ import { createLogger } from '../logging/logger';
 import { buildImages, docker, dockerAvailable, removeLabelled } from '../../../tests/support/docker';
 import { createTestApp, type TestApp } from '../../../tests/support/app';
 import { until } from '../../../tests/support/poll';
+import { checkNodes } from '../nodes/health';
 
 const enabled = await dockerAvailable();
 const gatewayId = `test-${randomBytes(4).toString('hex')}`;
@@ -110,5 +111,38 @@ describe.skipIf(!enabled)('sandbox instances in worker containers', () => {
     const pinned = await t.call('POST', '/api/instances', { key, body: { provider: 'sandbox', phone: '4915100000797', node: 'd-small' } });
     expect(pinned.status).toBe(200);
     expect(pinned.body.node).toBe('d-small');
+  }, 120_000);
+
+  test('an instance on a node that becomes unreachable moves to another node, no new scan', async () => {
+    await t.db.database.sql`update nodes set capacity_millicpu = 1 where name = 'local'`;
+    const endpoint = 'unix:///var/run/docker.sock';
+    const a = await t.call('POST', '/admin/nodes', { body: { name: 'mover-a', engine: 'docker', endpoint } });
+    expect((await t.call('POST', '/admin/nodes', { body: { name: 'mover-b', engine: 'docker', endpoint } })).status).toBe(200);
+    // 0.1 core: more than the local node's 0.001, so only mover-b can take it once mover-a is gone.
+    const res = await t.call('POST', '/api/instances', { key, body: { provider: 'sandbox', phone: '4915100000333', node: 'mover-a', resources: { cpu: '0.1' } } });
+    expect(res.body.node).toBe('mover-a');
+    const id = res.body.id;
+    expect((await t.call('POST', `/api/instances/${id}/sandbox/scan`, { key })).status).toBe(200);
+
+    // The node's daemon goes away (as far as the gateway can tell).
+    expect((await t.call('PUT', `/admin/nodes/${a.body.id}`, { body: { endpoint: 'unix:///nonexistent/docker.sock' } })).status).toBe(200);
+    const health = await checkNodes(t.db.database.db, t.runtime.engines);
+    expect(health.get('mover-a')!.status).toBe('unreachable');
+    const { moved } = await t.runtime.reconcile();
+    expect(moved).toEqual([id]);
+
+    const back = await until(
+      'connected on the other node',
+      async () => {
+        const r = await t.call('GET', `/api/instances/${id}`, { key });
+        return r.body.status === 'running' && r.body.state === 'connected' && r.body;
+      },
+      30_000,
+    );
+    expect(back.node).toBe('mover-b');
+    expect(back.stateReason).toBe('session restored');
+    const reasons = await t.db.database.sql`select data->>'statusReason' as r from events where instance_id = ${id} and type = 'instance.status'`;
+    expect(reasons.map((x) => x.r)).toContain('node mover-a is unreachable; moving to mover-b');
+    expect((await container(id))?.Labels[LABELS.node]).toBe('mover-b');
   }, 120_000);
 });

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, inArray, ne, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import type { Sql } from 'postgres';
 import { events, instances, nodes, type Command, type Instance } from '../db/schema';
@@ -13,6 +13,9 @@ import { advanceMessage, advanceMessages, type Advance } from '../messages/messa
 import { routeSandboxMessages } from '../sandbox/network';
 import { markWorkersStarting, recordState, recordStatus, type InstanceStatus } from './lifecycle';
 import { dropInstanceState, grantInstanceState } from './state-store';
+import { place } from '../scheduler/placement';
+import { nodeLoads } from '../scheduler/loads';
+import { parseCpu, parseMemory } from '../lib/resources';
 import type { SessionState, WorkerEvent } from '../../../workers/protocol/frames';
 
 export interface RuntimeOptions {
@@ -170,16 +173,22 @@ export class InstanceRuntime implements WorkerHandlers {
    * A missing worker is started, a worker that should not run is removed.
    * Crashes are handled as they happen (workerExited); this catches the rest.
    */
-  async reconcile(): Promise<{ started: number[]; removed: number[] }> {
+  async reconcile(): Promise<{ started: number[]; removed: number[]; moved: number[] }> {
+    const moved = await this.moveOffUnreachableNodes();
     const wanted = await this.db
       .select({ id: instances.id, status: instances.status })
       .from(instances)
       .innerJoin(nodes, eq(nodes.id, instances.nodeId))
-      .where(and(eq(instances.desiredState, 'running'), inArray(nodes.engine, RUNNABLE_ENGINES)));
+      .where(and(eq(instances.desiredState, 'running'), inArray(nodes.engine, RUNNABLE_ENGINES), ne(nodes.status, 'unreachable')));
     const running = new Set<number>();
     const engineOf = new Map<number, Engine>();
     for (const engine of this.engines.all()) {
-      for (const w of await engine.list()) {
+      // One node that cannot be listed must not stop the loop for the others.
+      const workers = await engine.list().catch((err) => {
+        this.logger.warn({ err }, 'reconciler: an engine could not list its workers');
+        return [];
+      });
+      for (const w of workers) {
         if (w.state !== 'running') continue;
         running.add(w.instanceId);
         engineOf.set(w.instanceId, engine);
@@ -203,7 +212,39 @@ export class InstanceRuntime implements WorkerHandlers {
         .remove(id)
         .catch((err) => this.logger.error({ err, instanceId: id }, 'reconciler: remove failed'));
     }
-    return { started, removed };
+    return { started, removed, moved };
+  }
+
+  /**
+   * Instances whose node is unreachable move to another node where they fit
+   * (their session is in Postgres, so no new scan). Their old worker, if it
+   * still runs, holds an old token and the single-owner lock: the new one
+   * waits for that lock, and the old one is refused when it next dials.
+   */
+  private async moveOffUnreachableNodes(): Promise<number[]> {
+    const stranded = await this.db
+      .select({ id: instances.id, cpu: instances.cpuLimit, memory: instances.memoryLimit, from: nodes.name })
+      .from(instances)
+      .innerJoin(nodes, eq(nodes.id, instances.nodeId))
+      .where(and(eq(instances.desiredState, 'running'), eq(nodes.status, 'unreachable'), ne(instances.status, 'error')));
+    const moved: number[] = [];
+    for (const inst of stranded) {
+      if (this.stopping || this.starting.has(inst.id)) continue;
+      const target = place(await nodeLoads(this.db), {
+        millicpu: inst.cpu ? (parseCpu(Number(inst.cpu)) ?? undefined) : undefined,
+        memoryBytes: inst.memory ? (parseMemory(inst.memory) ?? undefined) : undefined,
+      });
+      if (!target.ok) {
+        await this.setStatus(inst.id, 'error', `node ${inst.from} is unreachable and no other node can take the instance: ${target.reason}`);
+        continue;
+      }
+      await this.db.update(instances).set({ nodeId: target.node.id }).where(eq(instances.id, inst.id));
+      await this.setStatus(inst.id, 'migrating', `node ${inst.from} is unreachable; moving to ${target.node.name}`);
+      this.logger.warn({ instanceId: inst.id, from: inst.from, to: target.node.name }, 'reconciler: moving instance off an unreachable node');
+      moved.push(inst.id);
+      await this.start(inst.id).catch((err) => this.logger.error({ err, instanceId: inst.id }, 'reconciler: start after move failed'));
+    }
+    return moved;
   }
 
   /** Runs reconcile() every `intervalMs` until shutdown. */
