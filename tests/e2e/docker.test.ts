@@ -9,9 +9,8 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { LABELS } from '../../gateway/src/engines/docker-spec';
 import { buildImages, docker, dockerAvailable, removeLabelled } from '../support/docker';
-import { gatewayApi, spawnGateway } from '../support/gateway-process';
+import { gatewayApi, startGatewayProcess, waitConnected } from '../support/gateway-process';
 import { createTestDatabase } from '../support/postgres';
-import { until } from '../support/poll';
 
 const enabled = await dockerAvailable();
 const gatewayId = `e2e-${randomBytes(3).toString('hex')}`;
@@ -31,12 +30,7 @@ test.skipIf(!enabled)('containers outlive a gateway restart and are replaced, se
   await chmod(dir, 0o755);
   cleanup.push(() => rm(dir, { recursive: true, force: true }));
   const env = { DATABASE_URL: db.url, ADMIN_API_SECRET: 's', DATA_DIR: dir, GATEWAY_ID: gatewayId, WORKER_IMAGE: image };
-  const start = async () => {
-    const g = await spawnGateway(env);
-    cleanup.push(() => g.stop('SIGKILL'));
-    await g.ready();
-    return g;
-  };
+  const start = () => startGatewayProcess(env, cleanup);
   const containers = () => docker.listContainers({ filters: { label: [`${LABELS.gateway}=${gatewayId}`] } });
 
   let g = await start();
@@ -57,14 +51,7 @@ test.skipIf(!enabled)('containers outlive a gateway restart and are replaced, se
   expect((await containers()).map((c) => c.Id)).toEqual([before!.Id]);
 
   g = await start();
-  const back = await until(
-    'connected again',
-    async () => {
-      const r = await api(g, 'GET', `/api/instances/${id}`, user.apiKey);
-      return r.body?.status === 'running' && r.body?.state === 'connected' && r.body;
-    },
-    30_000,
-  );
+  const back = await waitConnected(g, id, user.apiKey);
   expect(back.stateReason).toBe('session restored');
   const after = await containers();
   expect(after).toHaveLength(1);

@@ -4,7 +4,7 @@
  */
 import { afterAll, expect, test } from 'bun:test';
 import { readdir, readFile } from 'node:fs/promises';
-import { gatewayApi, spawnGateway } from '../support/gateway-process';
+import { gatewayApi, startGatewayProcess, waitConnected } from '../support/gateway-process';
 import { createTestDatabase } from '../support/postgres';
 import { until } from '../support/poll';
 
@@ -32,12 +32,7 @@ test('workers stop with the gateway and come back with it; a killed gateway leav
   const db = await createTestDatabase();
   cleanup.push(() => db.drop());
   const env = { DATABASE_URL: db.url, ADMIN_API_SECRET: 's', DATA_DIR: '/tmp' };
-  const start = async () => {
-    const g = await spawnGateway(env);
-    cleanup.push(() => g.stop('SIGKILL'));
-    await g.ready();
-    return g;
-  };
+  const start = () => startGatewayProcess(env, cleanup);
 
   let g = await start();
   const user = (await api(g, 'POST', '/admin/users', undefined, { email: 'restart@example.com' })).body;
@@ -78,26 +73,15 @@ test('a paired instance survives a gateway SIGKILL: connected again with no scan
   const db = await createTestDatabase();
   cleanup.push(() => db.drop());
   const env = { DATABASE_URL: db.url, ADMIN_API_SECRET: 's', DATA_DIR: '/tmp' };
-  let g = await spawnGateway(env);
-  cleanup.push(() => g.stop('SIGKILL'));
-  await g.ready();
+  let g = await startGatewayProcess(env, cleanup);
   const user = (await api(g, 'POST', '/admin/users', undefined, { email: 'survivor@example.com' })).body;
   const id = (await api(g, 'POST', '/api/instances', user.apiKey, { provider: 'sandbox', phone: '4915100000888' })).body.id;
   expect((await api(g, 'POST', `/api/instances/${id}/sandbox/scan`, user.apiKey)).status).toBe(200);
 
   await g.stop('SIGKILL');
   const t0 = Date.now();
-  g = await spawnGateway(env);
-  cleanup.push(() => g.stop('SIGKILL'));
-  await g.ready();
-  const back = await until(
-    'connected again',
-    async () => {
-      const r = await api(g, 'GET', `/api/instances/${id}`, user.apiKey);
-      return r.body?.status === 'running' && r.body?.state === 'connected' && r.body;
-    },
-    30_000,
-  );
+  g = await startGatewayProcess(env, cleanup);
+  const back = await waitConnected(g, id, user.apiKey);
   expect(back.stateReason).toBe('session restored');
   expect(Date.now() - t0).toBeLessThan(30_000);
   expect((await api(g, 'POST', `/api/instances/${id}/send`, user.apiKey, { to: '4915199999999', text: 'still here' })).status).toBe(200);

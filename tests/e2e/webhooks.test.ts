@@ -8,7 +8,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../gateway/src/lib/net';
-import { gatewayApi, spawnGateway } from '../support/gateway-process';
+import { gatewayApi, startGatewayProcess } from '../support/gateway-process';
 import { createTestDatabase } from '../support/postgres';
 import { until } from '../support/poll';
 
@@ -33,12 +33,7 @@ test('50 events while the receiver is down and the gateway restarts: all arrive,
     WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
     WEBHOOK_RETRY_SCHEDULE: Array(20).fill(1).join(','), // the most the schedule may have
   };
-  const start = async () => {
-    const g = await spawnGateway(env);
-    cleanup.push(() => g.stop('SIGKILL'));
-    await g.ready();
-    return g;
-  };
+  const start = () => startGatewayProcess(env, cleanup);
 
   let g = await start();
   const user = (await api(g, 'POST', '/admin/users', undefined, { email: 'hooks@example.com' })).body;

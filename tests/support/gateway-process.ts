@@ -2,6 +2,7 @@
 import type { Subprocess } from 'bun';
 import { join } from 'node:path';
 import { freePort } from '../../gateway/src/lib/net';
+import { until } from './poll';
 
 const ROOT = join(import.meta.dir, '..', '..');
 
@@ -83,4 +84,24 @@ export async function gatewayApi(g: GatewayProcess, method: string, path: string
   if (body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(`${g.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   return { status: res.status, body: (await res.json().catch(() => null)) as any };
+}
+
+/** Spawns a gateway, registers its SIGKILL with `cleanup`, and waits until it is ready. */
+export async function startGatewayProcess(env: Record<string, string | undefined>, cleanup: (() => Promise<unknown>)[]): Promise<GatewayProcess> {
+  const g = await spawnGateway(env);
+  cleanup.push(() => g.stop('SIGKILL'));
+  await g.ready();
+  return g;
+}
+
+/** Polls an instance until it is `running` and `connected`; returns it. */
+export async function waitConnected(g: GatewayProcess, instanceId: number, key: string, timeoutMs = 30_000): Promise<any> {
+  return until(
+    `instance ${instanceId} running and connected`,
+    async () => {
+      const r = await gatewayApi(g, 'GET', `/api/instances/${instanceId}`, key);
+      return r.body?.status === 'running' && r.body?.state === 'connected' && r.body;
+    },
+    timeoutMs,
+  );
 }
