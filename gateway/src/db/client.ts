@@ -1,6 +1,7 @@
 import postgres, { type Sql } from 'postgres';
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import * as schema from './schema';
+import { withTimeout } from '../lib/timeout';
 
 export type Db = PostgresJsDatabase<typeof schema>;
 
@@ -21,16 +22,9 @@ export function connect(url: string, options: { max?: number } = {}): Database {
 }
 
 /** True when the database answers a trivial query within the timeout. */
-export async function ping(sql: Sql, timeoutMs = 2000): Promise<boolean> {
-  let timer: Timer | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), timeoutMs);
-  });
-  try {
-    return await Promise.race([sql`select 1`.then(() => true as const), timeout]);
-  } catch {
-    return false;
-  } finally {
-    clearTimeout(timer);
-  }
+export function ping(sql: Sql, timeoutMs = 2000): Promise<boolean> {
+  return withTimeout(Promise.resolve(sql`select 1`), timeoutMs).then(
+    () => true,
+    () => false,
+  );
 }

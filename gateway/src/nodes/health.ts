@@ -3,6 +3,7 @@ import { eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { nodes, type Node } from '../db/schema';
 import type { EngineRegistry } from '../engines/registry';
+import { withTimeout } from '../lib/timeout';
 
 const CHECK_TIMEOUT_MS = 3000;
 
@@ -46,20 +47,4 @@ export async function checkNodes(db: Db, engines: EngineRegistry): Promise<Map<s
     }),
   );
   return results;
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    promise.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
 }
