@@ -78,22 +78,21 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
     } catch (err) {
       throw new Error(`cannot listen on ${config.host}:${config.port}: ${err instanceof Error ? err.message : err}`);
     }
-    const url_ = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
-    logger.info({ url: url_ }, 'wgs gateway listening');
+    const httpUrl = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
+    logger.info({ url: httpUrl }, 'wgs gateway listening');
     const booted = await runtime.boot();
     if (booted) logger.info({ instances: booted }, 'started the workers of instances that should run');
     runtime.startReconciler(RECONCILE_INTERVAL_MS);
-    const db_ = database.db;
+    const db = database; // `database` is a let: closures below keep this const
+    const pg = embedded;
     const healthTimer = setInterval(
-      () => void checkNodes(db_, runtime.engines).catch((err) => logger.error({ err }, 'node health check failed')),
+      () => void checkNodes(db.db, runtime.engines).catch((err) => logger.error({ err }, 'node health check failed')),
       NODE_CHECK_INTERVAL_MS,
     );
     await dispatcher.start();
 
-    const db = database;
-    const pg = embedded;
     return {
-      url: url_,
+      url: httpUrl,
       logger,
       async stop() {
         logger.info('stopping wgs gateway');

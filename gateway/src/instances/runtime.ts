@@ -14,8 +14,7 @@ import { routeSandboxMessages } from '../sandbox/network';
 import { markWorkersStarting, recordState, recordStatus, type InstanceStatus } from './lifecycle';
 import { dropInstanceState, grantInstanceState } from './state-store';
 import { place } from '../scheduler/placement';
-import { nodeLoads } from '../scheduler/loads';
-import { parseCpu, parseMemory } from '../lib/resources';
+import { limitsOf, nodeLoads } from '../scheduler/loads';
 import type { SessionState, WorkerEvent } from '../../../workers/protocol/frames';
 
 export interface RuntimeOptions {
@@ -223,17 +222,14 @@ export class InstanceRuntime implements WorkerHandlers {
    */
   private async moveOffUnreachableNodes(): Promise<number[]> {
     const stranded = await this.db
-      .select({ id: instances.id, cpu: instances.cpuLimit, memory: instances.memoryLimit, from: nodes.name })
+      .select({ id: instances.id, cpuLimit: instances.cpuLimit, memoryLimit: instances.memoryLimit, from: nodes.name })
       .from(instances)
       .innerJoin(nodes, eq(nodes.id, instances.nodeId))
       .where(and(eq(instances.desiredState, 'running'), eq(nodes.status, 'unreachable'), ne(instances.status, 'error')));
     const moved: number[] = [];
     for (const inst of stranded) {
       if (this.stopping || this.starting.has(inst.id)) continue;
-      const target = place(await nodeLoads(this.db), {
-        millicpu: inst.cpu ? (parseCpu(Number(inst.cpu)) ?? undefined) : undefined,
-        memoryBytes: inst.memory ? (parseMemory(inst.memory) ?? undefined) : undefined,
-      });
+      const target = place(await nodeLoads(this.db), limitsOf(inst));
       if (!target.ok) {
         await this.setStatus(inst.id, 'error', `node ${inst.from} is unreachable and no other node can take the instance: ${target.reason}`);
         continue;

@@ -3,11 +3,19 @@ import { instances, nodes } from '../db/schema';
 import { parseCpu, parseMemory } from '../lib/resources';
 import type { NodeLoad } from './placement';
 
+/** An instance's stored limits ("0.5" cores, "512m") as a placement request; absent ones are not asked for. */
+export function limitsOf(limits: { cpuLimit: string | null; memoryLimit: string | null }): { millicpu?: number; memoryBytes?: number } {
+  return {
+    millicpu: limits.cpuLimit ? (parseCpu(Number(limits.cpuLimit)) ?? undefined) : undefined,
+    memoryBytes: limits.memoryLimit ? (parseMemory(limits.memoryLimit) ?? undefined) : undefined,
+  };
+}
+
 /** Every node with the sum of the limits of the instances placed on it. */
 export async function nodeLoads(db: Db): Promise<NodeLoad[]> {
   const [allNodes, placed] = await Promise.all([
     db.select().from(nodes),
-    db.select({ nodeId: instances.nodeId, cpu: instances.cpuLimit, memory: instances.memoryLimit }).from(instances),
+    db.select({ nodeId: instances.nodeId, cpuLimit: instances.cpuLimit, memoryLimit: instances.memoryLimit }).from(instances),
   ]);
   const loads = new Map<number, NodeLoad>(
     allNodes.map((n) => [
@@ -26,9 +34,10 @@ export async function nodeLoads(db: Db): Promise<NodeLoad[]> {
   for (const p of placed) {
     const load = p.nodeId === null ? undefined : loads.get(p.nodeId);
     if (!load) continue;
+    const { millicpu = 0, memoryBytes = 0 } = limitsOf(p);
     load.used.instances++;
-    load.used.millicpu += p.cpu ? (parseCpu(Number(p.cpu)) ?? 0) : 0;
-    load.used.memoryBytes += p.memory ? (parseMemory(p.memory) ?? 0) : 0;
+    load.used.millicpu += millicpu;
+    load.used.memoryBytes += memoryBytes;
   }
   return [...loads.values()];
 }

@@ -21,8 +21,7 @@ import {
 } from '../../instances/input';
 import { newMessageId, toMessageView } from '../../messages/messages';
 import { place } from '../../scheduler/placement';
-import { nodeLoads } from '../../scheduler/loads';
-import { parseCpu, parseMemory } from '../../lib/resources';
+import { limitsOf, nodeLoads } from '../../scheduler/loads';
 import type { CommandOutcome } from '../../commands/queue';
 
 /** How long create and restart wait for the worker to connect. */
@@ -79,15 +78,7 @@ export function instanceRoutes({ database, runtime, webhookSecrets, allowPrivate
         const user = tenant(request);
         const input = checkCreateInstance(body);
         if (input.webhookUrl) await checkWebhookInput('webhook', { url: input.webhookUrl }, allowPrivateWebhooks);
-        const placement = place(
-          await nodeLoads(db),
-          {
-            millicpu: input.cpuLimit ? (parseCpu(Number(input.cpuLimit)) ?? undefined) : undefined,
-            memoryBytes: input.memoryLimit ? (parseMemory(input.memoryLimit) ?? undefined) : undefined,
-            node: body.node,
-          },
-          overcommit,
-        );
+        const placement = place(await nodeLoads(db), { ...limitsOf(input), node: body.node }, overcommit);
         if (!placement.ok) {
           if (placement.unknownNode) throw new ApiError(400, 'validation_failed', `invalid field 'node': ${placement.reason}`);
           throw new ApiError(503, 'no_capacity', `no node can take this instance: ${placement.reason}`);
@@ -219,13 +210,16 @@ export function instanceRoutes({ database, runtime, webhookSecrets, allowPrivate
         if (key !== undefined && (key.length === 0 || key.length > 255)) {
           throw new ApiError(400, 'validation_failed', "invalid header 'Idempotency-Key': must be 1 to 255 characters");
         }
-        if (key) {
-          const [existing] = await db.select().from(messages).where(and(eq(messages.instanceId, instance.id), eq(messages.idempotencyKey, key)));
-          if (existing) {
-            set.status = existing.status === 'queued' ? 202 : 200;
-            return { id: existing.id, status: existing.status };
-          }
-        }
+        // A repeated Idempotency-Key answers with the message it made, as that message stands now.
+        const earlier = async () => {
+          const [existing] = key
+            ? await db.select().from(messages).where(and(eq(messages.instanceId, instance.id), eq(messages.idempotencyKey, key)))
+            : [];
+          if (existing) set.status = existing.status === 'queued' ? 202 : 200;
+          return existing && { id: existing.id, status: existing.status };
+        };
+        const repeated = await earlier();
+        if (repeated) return repeated;
         if (!instance.paired) throw notConnected();
 
         const messageId = newMessageId();
@@ -236,11 +230,7 @@ export function instanceRoutes({ database, runtime, webhookSecrets, allowPrivate
             if (key && sqlState(err) === UNIQUE_VIOLATION) return null;
             throw err;
           });
-        if (!command) {
-          const [existing] = await db.select().from(messages).where(and(eq(messages.instanceId, instance.id), eq(messages.idempotencyKey, key!)));
-          set.status = existing!.status === 'queued' ? 202 : 200;
-          return { id: existing!.id, status: existing!.status };
-        }
+        if (!command) return (await earlier())!;
         const outcome = runtime.queue.waitFor(command.id, COMMAND_TIMEOUT_MS);
         const result = runtime.dispatch(command) ? await outcome : null;
         if (!result) {
