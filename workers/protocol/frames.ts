@@ -29,13 +29,98 @@ export const PHONE_PATTERN = '^[1-9][0-9]{6,14}$';
 
 // ---------------------------------------------------------------- commands
 
-export const SendTextArgs = Type.Object({
+/** The most a base64 `media.data` may hold once decoded (the gateway checks it before queueing). */
+export const MAX_INLINE_MEDIA_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Media to send: exactly one of `url` (https, fetched by the worker) or
+ * `data` (base64), with its MIME type.
+ */
+export const MediaInput = Type.Object({
+  url: Type.Optional(Type.String({ pattern: '^https://\\S+$', maxLength: 4096 })),
+  data: Type.Optional(Type.String({ minLength: 1, description: 'base64' })),
+  mimetype: Type.String({ pattern: '^[a-z]+/[A-Za-z0-9.+_-]+(;.*)?$', maxLength: 255 }),
+  filename: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+});
+export type MediaInput = Static<typeof MediaInput>;
+
+/**
+ * A message the instance sent or received, as WhatsApp knows it: what
+ * replies, reactions, edits, revokes and read receipts point at. The gateway
+ * fills it in from its own records (a sent message's provider id, a received
+ * message's event).
+ */
+export const MessageRef = Type.Object({
+  /** The provider's message id. */
+  id: Type.String({ minLength: 1, maxLength: 256 }),
+  /** The chat it is in: the other party's phone. */
+  chat: Type.String({ pattern: PHONE_PATTERN }),
+  /** True when this instance sent it. */
+  fromMe: Type.Boolean(),
+});
+export type MessageRef = Static<typeof MessageRef>;
+
+const sendBase = {
   /** The gateway's message id; the worker reports receipts against it. */
   messageId: Type.String({ minLength: 1 }),
   to: Type.String({ pattern: PHONE_PATTERN }),
-  type: Type.Literal('text'),
-  text: Type.String({ minLength: 1, maxLength: 65536 }),
+  /** Quote an earlier message. */
+  replyTo: Type.Optional(MessageRef),
+};
+const Caption = Type.Optional(Type.String({ maxLength: 4096 }));
+
+/** One schema per message type; the `type` field tells them apart. */
+export const SendMessageTypes = {
+  text: Type.Object({ ...sendBase, type: Type.Literal('text'), text: Type.String({ minLength: 1, maxLength: 65536 }) }),
+  image: Type.Object({ ...sendBase, type: Type.Literal('image'), media: MediaInput, caption: Caption }),
+  video: Type.Object({ ...sendBase, type: Type.Literal('video'), media: MediaInput, caption: Caption }),
+  audio: Type.Object({
+    ...sendBase,
+    type: Type.Literal('audio'),
+    media: MediaInput,
+    /** true: a voice note (push-to-talk) rather than an audio file. */
+    ptt: Type.Optional(Type.Boolean()),
+  }),
+  document: Type.Object({ ...sendBase, type: Type.Literal('document'), media: MediaInput, caption: Caption }),
+  sticker: Type.Object({ ...sendBase, type: Type.Literal('sticker'), media: MediaInput }),
+  location: Type.Object({
+    ...sendBase,
+    type: Type.Literal('location'),
+    location: Type.Object({
+      latitude: Type.Number({ minimum: -90, maximum: 90 }),
+      longitude: Type.Number({ minimum: -180, maximum: 180 }),
+      name: Type.Optional(Type.String({ maxLength: 1024 })),
+      address: Type.Optional(Type.String({ maxLength: 1024 })),
+    }),
+  }),
+  contact: Type.Object({
+    ...sendBase,
+    type: Type.Literal('contact'),
+    contact: Type.Object({ name: Type.String({ minLength: 1, maxLength: 256 }), phone: Type.String({ pattern: PHONE_PATTERN }) }),
+  }),
+  /** React to `target`; an empty emoji removes the reaction. */
+  reaction: Type.Object({ ...sendBase, type: Type.Literal('reaction'), target: MessageRef, emoji: Type.String({ maxLength: 32 }) }),
+  /** Replace the text of a message this instance sent. */
+  edit: Type.Object({ ...sendBase, type: Type.Literal('edit'), target: MessageRef, text: Type.String({ minLength: 1, maxLength: 65536 }) }),
+  /** Delete a message this instance sent, for everyone. */
+  revoke: Type.Object({ ...sendBase, type: Type.Literal('revoke'), target: MessageRef }),
+} as const;
+export type SendMessageType = keyof typeof SendMessageTypes;
+export const SEND_MESSAGE_TYPES = Object.keys(SendMessageTypes) as SendMessageType[];
+
+export const SendArgs = Type.Union(Object.values(SendMessageTypes));
+export type SendArgs = Static<typeof SendArgs>;
+/** Kept for callers that only send text. */
+export const SendTextArgs = SendMessageTypes.text;
+
+/** Mark received messages as read (blue ticks) in one chat. */
+export const ReadArgs = Type.Object({
+  chat: Type.String({ pattern: PHONE_PATTERN }),
+  messageIds: Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { minItems: 1, maxItems: 100 }),
 });
+
+/** Link by phone number instead of a QR: the worker answers `{code}` (8 characters) to type on the phone. */
+export const PairCodeArgs = Type.Object({ phone: Type.String({ pattern: PHONE_PATTERN }) });
 
 export const SandboxInboundArgs = Type.Object({
   from: Type.String({ pattern: PHONE_PATTERN }),
@@ -45,7 +130,9 @@ export const SandboxInboundArgs = Type.Object({
 
 /** Every command, by name, with its arguments. */
 export const Commands = {
-  send: SendTextArgs,
+  send: SendArgs,
+  read: ReadArgs,
+  'pair-code': PairCodeArgs,
   logout: Type.Object({}),
   /** sandbox only: the simulated phone scans the current QR. */
   'sandbox.scan': Type.Object({}),
@@ -58,16 +145,61 @@ export type CommandArgs<N extends CommandName> = Static<(typeof Commands)[N]>;
 
 // ---------------------------------------------------------------- events
 
+/** Kinds of received message; `unknown` for anything the provider cannot map (the event still arrives). */
+export const RECEIVED_MESSAGE_TYPES = [...SEND_MESSAGE_TYPES, 'unknown'] as const;
+export type ReceivedMessageType = (typeof RECEIVED_MESSAGE_TYPES)[number];
+
+/**
+ * Received media. From the worker: `data` (base64, at most
+ * MAX_INLINE_MEDIA_BYTES decoded). The gateway stores the bytes and replaces
+ * `data` with `url` (its own download route) before the event is stored or
+ * delivered, so webhooks never carry the bytes.
+ */
+export const ReceivedMedia = Type.Object({
+  data: Type.Optional(Type.String()),
+  url: Type.Optional(Type.String()),
+  mimetype: Type.String({ maxLength: 255 }),
+  filename: Type.Optional(Type.String({ maxLength: 255 })),
+  size: Type.Optional(Type.Integer({ minimum: 0 })),
+});
+
+/**
+ * One shape for every provider. Fields beyond id/from/chat/type/timestamp
+ * appear when the type has them: text (text, edit), caption and media
+ * (image, video, audio, document, sticker), ptt (audio), location, contact,
+ * emoji and target (reaction), target (edit, revoke), replyTo (any).
+ */
+export const ReceivedMessage = Type.Object({
+  /** The provider's id of the message. */
+  id: Type.String(),
+  /** Sender's phone. */
+  from: Type.String(),
+  /** The chat's phone (the same as `from` in a one-to-one chat). */
+  chat: Type.Optional(Type.String()),
+  type: Type.Union(RECEIVED_MESSAGE_TYPES.map((t) => Type.Literal(t))),
+  text: Type.Optional(Type.String()),
+  caption: Type.Optional(Type.String()),
+  media: Type.Optional(ReceivedMedia),
+  ptt: Type.Optional(Type.Boolean()),
+  location: Type.Optional(
+    Type.Object({
+      latitude: Type.Number(),
+      longitude: Type.Number(),
+      name: Type.Optional(Type.String()),
+      address: Type.Optional(Type.String()),
+    }),
+  ),
+  contact: Type.Optional(Type.Object({ name: Type.String(), phone: Type.Optional(Type.String()), vcard: Type.Optional(Type.String()) })),
+  emoji: Type.Optional(Type.String()),
+  target: Type.Optional(MessageRef),
+  replyTo: Type.Optional(MessageRef),
+  timestamp: Type.String({ description: 'ISO 8601' }),
+});
+export type ReceivedMessage = Static<typeof ReceivedMessage>;
+
 export const MessageReceived = Type.Object({
   type: Type.Literal('message.received'),
-  data: Type.Object({
-    /** The provider's id of the message. */
-    id: Type.String(),
-    from: Type.String(),
-    type: Type.Literal('text'),
-    text: Type.String(),
-    timestamp: Type.String({ description: 'ISO 8601' }),
-  }),
+  data: ReceivedMessage,
 });
 
 export const MESSAGE_STATUSES = ['queued', 'sent', 'delivered', 'read', 'failed'] as const;
@@ -146,7 +278,7 @@ export const CommandFrame = Type.Object({
   type: Type.Literal('command'),
   /** Durable id from the gateway's queue; a command may arrive twice, the worker answers both. */
   commandId: Type.Integer(),
-  name: Type.Union([Type.Literal('send'), Type.Literal('logout'), Type.Literal('sandbox.scan'), Type.Literal('sandbox.inbound')]),
+  name: Type.Union(COMMAND_NAMES.map((n) => Type.Literal(n))),
   args: Type.Record(Type.String(), Type.Unknown()),
 });
 

@@ -106,6 +106,8 @@ export class SandboxProvider implements Provider {
         return this.inbound(args as CommandArgs<'sandbox.inbound'>);
       case 'logout':
         return this.logout();
+      default:
+        throw new ProviderError('unsupported_command', `the sandbox provider does not support ${name} yet`);
     }
   }
 
