@@ -21,7 +21,7 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 const MiB = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 
 if (!(await dockerAvailable())) process.exit(process.env.REQUIRE_DOCKER === '1' ? 1 : 0);
-const image = buildImages();
+const images = buildImages();
 // Containers an interrupted earlier run left behind would hold the names wgs-<id>.
 for (const c of await docker.listContainers({ all: true, filters: { label: [LABELS.gateway] } })) {
   if (c.Labels[LABELS.gateway]?.startsWith('bench-')) await docker.getContainer(c.Id).remove({ force: true });
@@ -30,7 +30,7 @@ const gatewayId = `bench-${randomBytes(3).toString('hex')}`;
 const dir = await mkdtemp(join(tmpdir(), 'wgs-bench-docker-'));
 await chmod(dir, 0o755);
 const rows: [string, string][] = [];
-const g = await spawnGateway({ DATA_DIR: dir, ADMIN_API_SECRET: 'bench', LOG_LEVEL: 'warn', GATEWAY_ID: gatewayId, WORKER_IMAGE: image });
+const g = await spawnGateway({ DATA_DIR: dir, ADMIN_API_SECRET: 'bench', LOG_LEVEL: 'warn', GATEWAY_ID: gatewayId, WORKER_IMAGE: images.typescript, WORKER_IMAGE_WHATSMEOW: images.whatsmeow });
 try {
   await g.ready();
   const admin = { 'x-admin-api-secret': 'bench', 'content-type': 'application/json' };

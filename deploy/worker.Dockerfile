@@ -1,12 +1,33 @@
-# The TypeScript worker (all providers written in TypeScript), one container
-# per WhatsApp number. Built from the bundle `make images` writes
-# (`bun build workers/src/main.ts`), so the image needs no package install:
+# The TypeScript worker (every provider written in TypeScript): one container
+# per WhatsApp number. Build context: the repository root.
 #
-#   make images                                     # local base image, no registry
-#   docker build -f deploy/worker.Dockerfile --build-arg BASE_IMAGE=oven/bun:1 build/worker
+#   Anywhere with a registry (bundles from source, the default target):
+#     docker build -f deploy/worker.Dockerfile -t wgs-worker-ts .
+#   With no registry (`make images`: a local Bun base, the bundle built on the host):
+#     docker build -f deploy/worker.Dockerfile --target prebuilt --build-arg BASE_IMAGE=wgs-bun-base:local .
+#
+# The stages `make images` needs come first: the classic builder builds every
+# stage up to the target, and the `bundle` stage needs a registry.
 ARG BASE_IMAGE=oven/bun:1
-FROM ${BASE_IMAGE}
-COPY worker.js /app/worker.js
-# Not root: nobody. The worker needs no files of its own; its state is in Postgres.
+
+FROM ${BASE_IMAGE} AS runtime
+# Not root: nobody. The worker keeps no files; its session is in Postgres.
 USER 65534:65534
+# Touched while the worker is connected to the gateway; `--health` checks its age.
+ENV WGS_HEALTH_FILE=/tmp/wgs-worker.health
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 CMD ["/usr/local/bin/bun", "/app/worker.js", "--health"]
 ENTRYPOINT ["/usr/local/bin/bun", "/app/worker.js"]
+
+FROM runtime AS prebuilt
+COPY build/worker/worker.js /app/worker.js
+
+FROM ${BASE_IMAGE} AS bundle
+WORKDIR /src/workers
+COPY workers/package.json ./
+RUN bun install --production
+COPY common /src/common
+COPY workers /src/workers
+RUN bun build src/main.ts --target bun --outfile /out/worker.js
+
+FROM runtime AS production
+COPY --from=bundle /out/worker.js /app/worker.js

@@ -46,26 +46,28 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
     await migrateAndSeed(database);
     logger.info('database migrated');
 
+    const secretKey = await resolveWebhookKey(config.dataDir, config.webhooks.secretKey);
+    const secrets = new SecretBox(secretKey.value);
     const { runtime, engine } = createRuntime(database, logger, {
       databaseUrl: url,
-      workerImage: config.docker.workerImage,
+      secrets,
+      images: config.docker.images,
       gatewayId: config.docker.gatewayId,
       gatewayUrl: config.workerGatewayUrl,
+      overcommit: config.overcommit,
       workerEnv: {
         LOG_LEVEL: config.logLevel,
         SANDBOX_QR_INTERVAL_MS: String(config.sandbox.qrIntervalMs),
         SANDBOX_RECEIPT_DELAYS_MS: config.sandbox.receiptDelaysMs,
       },
     });
-    const webhookKey = await resolveWebhookKey(config.dataDir, config.webhooks.secretKey);
-    const webhookSecrets = new SecretBox(webhookKey.value);
-    const dispatcher = new WebhookDispatcher(database.db, database.sql, webhookSecrets, logger.child({ component: 'webhooks' }), config.webhooks);
+    const dispatcher = new WebhookDispatcher(database.db, database.sql, secrets, logger.child({ component: 'webhooks' }), config.webhooks);
     const app = createApp({
       database,
       logger,
       adminSecret: admin.value,
       runtime,
-      webhookSecrets,
+      secrets,
       allowPrivateWebhooks: config.webhooks.allowPrivateNetworks,
       overcommit: config.overcommit,
     });

@@ -36,7 +36,7 @@ export interface TestApp {
   runtime: ReturnType<typeof createRuntime>['runtime'];
   engine: Engine;
   dispatcher: WebhookDispatcher;
-  webhookSecrets: SecretBox;
+  secrets: SecretBox;
   /** http://127.0.0.1:<port> when listening. */
   url?: string;
   call(method: string, path: string, opts?: Call): Promise<CallResult>;
@@ -62,8 +62,10 @@ export async function createTestApp(
 ): Promise<TestApp> {
   const db = await createTestDatabase();
   const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
-  const { runtime, engine } = createRuntime(db.database, logger, {
+  const secrets = new SecretBox(randomBytes(32).toString('base64'));
+  const { runtime, engine } = createRuntime<Engine>(db.database, logger, {
     databaseUrl: db.url,
+    secrets,
     engine: opts.engine,
     gatewayId: opts.gatewayId,
     gatewayUrl: 'ws://127.0.0.1:1',
@@ -75,9 +77,8 @@ export async function createTestApp(
     },
     backoffMs: { initial: 200, max: 1000 },
   });
-  const webhookSecrets = new SecretBox(randomBytes(32).toString('base64'));
-  const app = createApp({ database: db.database, logger, adminSecret: ADMIN_SECRET, runtime, webhookSecrets, allowPrivateWebhooks: opts.allowPrivateWebhooks ?? true, overcommit: 1 });
-  const dispatcher = new WebhookDispatcher(db.database.db, db.database.sql, webhookSecrets, logger, {
+  const app = createApp({ database: db.database, logger, adminSecret: ADMIN_SECRET, runtime, secrets, allowPrivateWebhooks: opts.allowPrivateWebhooks ?? true, overcommit: 1 });
+  const dispatcher = new WebhookDispatcher(db.database.db, db.database.sql, secrets, logger, {
     retryScheduleS: opts.retryScheduleS ?? [0, 1, 1, 2],
     allowPrivateNetworks: opts.allowPrivateWebhooks ?? true,
     timeoutMs: 2000,
@@ -126,7 +127,7 @@ export async function createTestApp(
       return res.body;
     },
     dispatcher,
-    webhookSecrets,
+    secrets,
     async close() {
       await dispatcher.stop();
       await runtime.shutdown(async () => {

@@ -6,6 +6,7 @@
  * a Bun base from the bun binary, the libraries `ldd` lists and the loader,
  * and the worker image on it.
  */
+import type { WorkerImages } from '../../gateway/src/engines/docker';
 import Dockerode from 'dockerode';
 import { join } from 'node:path';
 
@@ -28,11 +29,14 @@ export async function dockerAvailable(): Promise<boolean> {
  * Builds the base and worker images with `scripts/build-images` (the same
  * path as `make images`); returns the worker image. The base is imported once.
  */
-export function buildImages(): string {
+export function buildImages(): WorkerImages & { gateway: string } {
   const root = join(import.meta.dir, '..', '..');
   const run = Bun.spawnSync(['bash', 'scripts/build-images'], { cwd: root });
   if (run.exitCode !== 0) throw new Error(`scripts/build-images failed: ${run.stderr.toString()}`);
-  return run.stdout.toString().trim();
+  // One `family=image` line per image.
+  const built = Object.fromEntries(run.stdout.toString().trim().split('\n').map((line) => line.split('=', 2) as [string, string]));
+  if (!built.typescript || !built.gateway) throw new Error(`scripts/build-images printed no image names: ${run.stdout}`);
+  return { typescript: built.typescript, gateway: built.gateway, whatsmeow: built.whatsmeow ?? 'wgs-worker-whatsmeow:local' };
 }
 
 /** Removes every container with this label (test cleanup). */

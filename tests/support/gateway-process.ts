@@ -78,7 +78,7 @@ export async function exitCode(g: GatewayProcess, timeoutMs = 30_000): Promise<n
 }
 
 /** A JSON call to a gateway process: admin secret `s` always, a Bearer key when given. */
-export async function gatewayApi(g: GatewayProcess, method: string, path: string, key?: string, body?: unknown) {
+export async function gatewayApi(g: Pick<GatewayProcess, 'url'>, method: string, path: string, key?: string, body?: unknown) {
   const headers: Record<string, string> = { 'x-admin-api-secret': 's' };
   if (key) headers.authorization = `Bearer ${key}`;
   if (body !== undefined) headers['content-type'] = 'application/json';

@@ -24,6 +24,7 @@ const EnvSchema = Type.Object({
   WGS_STATE_SCHEMA: Type.Optional(
     Type.String({ pattern: SCHEMA_PATTERN, description: "the instance's Postgres schema, owned by the state role" }),
   ),
+  WGS_HEALTH_FILE: Type.Optional(Type.String({ minLength: 1, description: 'file the worker touches while connected; `worker --health` checks it (container HEALTHCHECK)' })),
   LOG_LEVEL: LogLevelSchema,
   SANDBOX_QR_INTERVAL_MS: Type.Integer({ minimum: 50, default: 20_000, description: 'sandbox: QR rotation period' }),
   SANDBOX_RECEIPT_DELAYS_MS: Type.String({
@@ -64,6 +65,8 @@ export interface Config {
   token: string;
   /** Stop when the parent (the gateway, on the process engine) is gone. */
   exitWithParent: boolean;
+  /** WGS_HEALTH_FILE: touched while connected, for the container HEALTHCHECK. */
+  healthFile?: string;
   provider: ProviderName;
   logLevel: LogLevel;
   state: StateConfig;
@@ -81,6 +84,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     instanceId: e.WGS_INSTANCE_ID,
     token: e.WGS_WORKER_TOKEN,
     exitWithParent: e.WGS_EXIT_WITH_PARENT === '1',
+    ...(e.WGS_HEALTH_FILE && { healthFile: e.WGS_HEALTH_FILE }),
     provider,
     logLevel: e.LOG_LEVEL as LogLevel,
     state: parseState(provider, e.WGS_STATE_DSN, e.WGS_STATE_SCHEMA),

@@ -8,6 +8,7 @@
  * store, in that order, within HARD_EXIT_MS.
  */
 import { loadConfig } from './config';
+import { healthProblem, writeHealth } from './health';
 import { GatewayConnection } from './connection';
 import { createLogger } from './logger';
 import { createProvider } from './providers';
@@ -27,6 +28,13 @@ const PROVIDER_STOP_MS = 500;
 const SOCKET_CLOSE_MS = 1_000;
 /** How long a graceful stop waits to release the lock and end the state connection. */
 const STORE_CLOSE_MS = 1_500;
+
+// The image's HEALTHCHECK: no config, no connections, just the health file.
+if (process.argv.includes('--health')) {
+  const problem = healthProblem(process.env.WGS_HEALTH_FILE);
+  if (problem) process.stderr.write(`unhealthy: ${problem}\n`);
+  process.exit(problem ? 1 : 0);
+}
 
 try {
   await main();
@@ -107,6 +115,7 @@ async function main(): Promise<void> {
   log.info({ gateway: config.workerUrl, provider: config.provider }, 'worker starting');
   // The gateway hears 'starting' (and why) while the worker waits for the lock.
   connection.start();
+  if (config.healthFile) writeHealth(config.healthFile, () => connection.ready && providerStarted && !stopping);
   try {
     store = await openStateStore({
       dsn: config.state.dsn,

@@ -1,3 +1,4 @@
+import type { WorkerImages } from '../engines/docker';
 import { Type, type Static } from '@sinclair/typebox';
 import { ConfigError, LogLevelSchema, parseEnv } from '../../../common/env';
 import { parseReceiptDelays } from '../../../workers/src/config';
@@ -43,7 +44,8 @@ const EnvSchema = Type.Object({
   }),
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: Type.Union([Type.Literal('true'), Type.Literal('false')], { default: 'false' }),
   WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 15_000 }),
-  WORKER_IMAGE: Type.String({ minLength: 1, default: 'wgs-worker-ts:local', description: 'worker image on docker nodes (make images builds it)' }),
+  WORKER_IMAGE: Type.String({ minLength: 1, default: 'wgs-worker-ts:local', description: 'TypeScript worker image on docker nodes (make images builds it)' }),
+  WORKER_IMAGE_WHATSMEOW: Type.String({ minLength: 1, default: 'wgs-worker-whatsmeow:local', description: 'whatsmeow worker image on docker nodes (make images builds it)' }),
   GATEWAY_ID: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,63}$', default: 'wgs', description: 'label on this gateway\'s containers' }),
   SCHEDULER_OVERCOMMIT: Type.Number({ minimum: 0.1, maximum: 100, default: 1, description: 'sum of instance limits may reach capacity x this' }),
   EMBEDDED_POSTGRES_PORT: Type.Integer({
@@ -68,7 +70,7 @@ export interface Config {
   workerGatewayUrl: string;
   sandbox: { qrIntervalMs: number; receiptDelaysMs: string };
   webhooks: { secretKey: string | undefined; retryScheduleS: number[]; allowPrivateNetworks: boolean; timeoutMs: number };
-  docker: { workerImage: string; gatewayId: string };
+  docker: { images: WorkerImages; gatewayId: string };
   overcommit: number;
 }
 
@@ -90,7 +92,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     embeddedPostgresPort: e.EMBEDDED_POSTGRES_PORT,
     workerGatewayUrl: e.WORKER_GATEWAY_URL ?? defaultWorkerUrl(e.HOST, e.PORT),
     sandbox: { qrIntervalMs: e.SANDBOX_QR_INTERVAL_MS, receiptDelaysMs: e.SANDBOX_RECEIPT_DELAYS_MS },
-    docker: { workerImage: e.WORKER_IMAGE, gatewayId: e.GATEWAY_ID },
+    docker: { images: { typescript: e.WORKER_IMAGE, whatsmeow: e.WORKER_IMAGE_WHATSMEOW }, gatewayId: e.GATEWAY_ID },
     overcommit: e.SCHEDULER_OVERCOMMIT,
     webhooks: {
       secretKey: e.WEBHOOK_SECRET_KEY,

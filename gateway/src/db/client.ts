@@ -28,3 +28,6 @@ export function ping(sql: Sql, timeoutMs = 2000): Promise<boolean> {
     () => false,
   );
 }
+
+/** The handle inside `db.transaction(async (tx) => …)`. */
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];

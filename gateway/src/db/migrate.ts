@@ -2,7 +2,8 @@ import { migrate } from 'drizzle-orm/postgres-js/migrator';
 import { join } from 'node:path';
 import type { Database } from './client';
 
-export const MIGRATIONS_DIR = join(import.meta.dir, '..', '..', 'drizzle');
+/** The committed migrations; the gateway image, a bundle, says where it put them. */
+export const MIGRATIONS_DIR = process.env.WGS_MIGRATIONS_DIR || join(import.meta.dir, '..', '..', 'drizzle');
 
 /** Arbitrary constant: the advisory lock key that serialises gateway start-up work. */
 const STARTUP_LOCK_KEY = 0x77_67_73_01; // "wgs" 1

@@ -23,7 +23,7 @@ describe.skipIf(!enabled)('sandbox instances in worker containers', () => {
   beforeAll(async () => {
     engine = new DockerEngine(docker, {
       node: { name: 'local', network: 'host' },
-      image: buildImages(),
+      images: buildImages(),
       gatewayId,
       logger: createLogger('silent'),
     });
@@ -36,6 +36,14 @@ describe.skipIf(!enabled)('sandbox instances in worker containers', () => {
     engine?.unwatch();
     await removeLabelled(`${LABELS.gateway}=${gatewayId}`);
   });
+
+  /** Runs the image's health command in the container; its exit code. */
+  const healthCheck = async (containerId: string) => {
+    const exec = await docker.getContainer(containerId).exec({ Cmd: ['/usr/local/bin/bun', '/app/worker.js', '--health'], AttachStdout: true, AttachStderr: true });
+    const stream = await exec.start({});
+    await new Promise((resolve) => stream.on('end', resolve).resume());
+    return (await exec.inspect()).ExitCode;
+  };
 
   const container = async (id: number) => {
     const [c] = await docker.listContainers({ all: true, filters: { label: [`${LABELS.gateway}=${gatewayId}`, `${LABELS.instance}=${id}`] } });
@@ -52,6 +60,9 @@ describe.skipIf(!enabled)('sandbox instances in worker containers', () => {
     expect(inspected.HostConfig.NanoCpus).toBe(500_000_000);
     expect(inspected.Config.User).toBe('65534:65534');
     expect(inspected.Config.Env.some((e: string) => e.startsWith('WGS_WORKER_TOKEN='))).toBe(true);
+    // The image's HEALTHCHECK command passes once the worker is connected.
+    expect(inspected.Config.Healthcheck?.Test).toEqual(['CMD', '/usr/local/bin/bun', '/app/worker.js', '--health']);
+    await until('healthy', async () => (await healthCheck(inspected.Id)) === 0);
 
     expect((await t.call('GET', `/api/instances/${id}/qr`, { key })).headers.get('content-type')).toBe('image/png');
     expect((await t.call('POST', `/api/instances/${id}/sandbox/scan`, { key })).status).toBe(200);

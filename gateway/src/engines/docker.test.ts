@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { randomBytes } from 'node:crypto';
 import { DockerEngine } from './docker';
 import { LABELS } from './docker-spec';
-import type { WorkerExit } from './engine';
+import { EngineError, type WorkerExit } from './engine';
 import { createLogger } from '../logging/logger';
 import { BUN_BASE_IMAGE, buildImages, docker, dockerAvailable, removeLabelled } from '../../../tests/support/docker';
 import { until } from '../../../tests/support/poll';
@@ -21,7 +21,7 @@ describe.skipIf(!enabled)('DockerEngine against a real daemon', () => {
     buildImages();
     engine = new DockerEngine(docker, {
       node: { name: 'test-node', network: 'host' },
-      image: BUN_BASE_IMAGE,
+      images: { typescript: BUN_BASE_IMAGE, whatsmeow: BUN_BASE_IMAGE },
       gatewayId,
       cmd: ['-e', SCRIPT],
       logger: createLogger('silent'),
@@ -89,8 +89,20 @@ describe.skipIf(!enabled)('DockerEngine against a real daemon', () => {
     await engine.stop(99); // no-op
   });
 
-  test('an image that does not exist is a typed start error', async () => {
-    const broken = new DockerEngine(docker, { node: { name: 'n', network: 'host' }, image: 'wgs-missing:none', gatewayId, logger: createLogger('silent') });
-    expect(broken.ensure(spec(5))).rejects.toMatchObject({ name: 'EngineError', code: 'start_failed' });
+  test('an image the node lacks and cannot pull: a typed error saying what to do, and no container', async () => {
+    // A registry on a closed loopback port: the pull fails at once and nothing leaves the machine.
+    const image = '127.0.0.1:9/wgs-missing:none';
+    const broken = new DockerEngine(docker, {
+      node: { name: 'n', network: 'host' },
+      images: { typescript: image, whatsmeow: image },
+      gatewayId,
+      logger: createLogger('silent'),
+    });
+    const err = await broken.ensure(spec(5)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(EngineError);
+    expect(err).toMatchObject({ code: 'unavailable' });
+    expect((err as Error).message).toContain(`image ${image} is not on node n and pulling it failed`);
+    expect((err as Error).message).toContain('make images');
+    expect(await broken.inspect(5)).toBeNull();
   });
 });

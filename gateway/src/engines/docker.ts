@@ -5,6 +5,16 @@ import { containerSpec, LABELS, type DockerNodeSettings } from './docker-spec';
 
 const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 
+/** The image for each worker family: the Go whatsmeow worker, and the TypeScript worker for every other provider. */
+export interface WorkerImages {
+  typescript: string;
+  whatsmeow: string;
+}
+
+export function imageFor(images: WorkerImages, provider: string): string {
+  return provider === 'whatsmeow' ? images.whatsmeow : images.typescript;
+}
+
 /**
  * One container per worker on one Docker Engine endpoint (a node), through
  * the Engine API (dockerode). Containers carry the gateway's label, so
@@ -16,12 +26,14 @@ export class DockerEngine implements Engine {
   /** Instances whose container this engine is stopping: their exit is `requested`. */
   private readonly stopping = new Set<number>();
   private events?: NodeJS.ReadableStream;
+  /** Images seen on the node; a create with one of them skips the check. */
+  private readonly present = new Set<string>();
 
   constructor(
     private readonly docker: Dockerode,
     private readonly opts: {
       node: DockerNodeSettings;
-      image: string;
+      images: WorkerImages;
       gatewayId: string;
       cmd?: string[];
       logger: Logger;
@@ -69,10 +81,12 @@ export class DockerEngine implements Engine {
   async ensure(spec: WorkerSpec): Promise<WorkerInfo> {
     const existing = await this.find(spec.instanceId);
     if (existing?.State === 'running') return this.inspect(spec.instanceId) as Promise<WorkerInfo>;
+    const image = imageFor(this.opts.images, spec.provider);
+    await this.ensureImage(image);
     try {
       // A stopped container holds an old token and environment: replace it.
       if (existing) await this.docker.getContainer(existing.Id).remove({ force: true });
-      const container = await this.docker.createContainer(containerSpec(spec, this.opts.node, this.opts));
+      const container = await this.docker.createContainer(containerSpec(spec, this.opts.node, { ...this.opts, image }));
       this.stopping.delete(spec.instanceId);
       await container.start();
     } catch (err) {
@@ -82,6 +96,40 @@ export class DockerEngine implements Engine {
     }
     this.opts.logger.info({ instanceId: spec.instanceId, node: this.opts.node.name }, 'worker container started');
     return (await this.inspect(spec.instanceId))!;
+  }
+
+  /**
+   * Makes sure the node has the image: present, or pulled now. A node that
+   * cannot pull it (no registry, private image) fails the start with what to
+   * do, not Docker's bare "No such image".
+   */
+  private async ensureImage(image: string): Promise<void> {
+    if (this.present.has(image)) return;
+    const found = await this.docker
+      .getImage(image)
+      .inspect()
+      .then(() => true)
+      .catch((err: { statusCode?: number }) => {
+        if (err.statusCode === 404) return false;
+        throw new EngineError('unavailable', `node ${this.opts.node.name}: cannot check for image ${image}: ${(err as Error).message}`, { cause: err });
+      });
+    if (!found) {
+      this.opts.logger.info({ image, node: this.opts.node.name }, 'pulling worker image');
+      try {
+        const stream = await this.docker.pull(image);
+        await new Promise<void>((resolve, reject) =>
+          this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
+        );
+      } catch (err) {
+        throw new EngineError(
+          'unavailable',
+          `image ${image} is not on node ${this.opts.node.name} and pulling it failed (${(err as Error).message.trim()}); ` +
+            'build it on the node (make images) or push it to a registry the node can reach',
+          { cause: err },
+        );
+      }
+    }
+    this.present.add(image);
   }
 
   async stop(instanceId: number, timeoutMs = DEFAULT_STOP_TIMEOUT_MS): Promise<void> {

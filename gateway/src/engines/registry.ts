@@ -3,20 +3,33 @@ import { eq } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { instances, nodes, type Node } from '../db/schema';
 import type { Logger } from '../logging/logger';
-import { DockerEngine } from './docker';
+import type { SecretBox } from '../lib/secret-box';
+import { DockerEngine, type WorkerImages } from './docker';
 import { EngineError, type Engine, type WorkerExit } from './engine';
 
-/** Dockerode options for a node endpoint: unix:///path, tcp://host:port, ssh://user@host. */
-export function dockerOptions(endpoint: string): Dockerode.DockerOptions {
+export interface TlsClient {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/**
+ * Dockerode options for a node endpoint: unix:///path, tcp://host:port
+ * (TLS when client certificates are given, as with `dockerd --tlsverify`),
+ * https://host:port, ssh://user@host.
+ */
+export function dockerOptions(endpoint: string, tls?: TlsClient): Dockerode.DockerOptions {
   const url = new URL(endpoint);
   switch (url.protocol) {
     case 'unix:':
       return { socketPath: url.pathname };
     case 'tcp:':
     case 'http:':
-      return { protocol: 'http', host: url.hostname, port: Number(url.port || 2375) };
     case 'https:':
-      return { protocol: 'https', host: url.hostname, port: Number(url.port || 2376) };
+      if (tls || url.protocol === 'https:') {
+        return { protocol: 'https', host: url.hostname, port: Number(url.port || 2376), ...(tls && { ca: tls.ca, cert: tls.cert, key: tls.key }) };
+      }
+      return { protocol: 'http', host: url.hostname, port: Number(url.port || 2375) };
     case 'ssh:':
       return { protocol: 'ssh', host: url.hostname, port: Number(url.port || 22), username: url.username || undefined };
     default:
@@ -30,15 +43,20 @@ export function dockerOptions(endpoint: string): Dockerode.DockerOptions {
  * every engine, present and future.
  */
 export class EngineRegistry {
-  private readonly docker = new Map<number, { endpoint: string; engine: DockerEngine }>();
+  /** Keyed by node id; `version` is the node's updatedAt, so an edited endpoint or certificate makes a new client. */
+  private readonly docker = new Map<number, { version: number; engine: DockerEngine }>();
   private readonly listeners: ((exit: WorkerExit) => void)[] = [];
 
   constructor(
     private readonly db: Db,
     readonly process: Engine,
-    private readonly opts: { workerImage: string; gatewayId: string; logger: Logger },
+    private readonly opts: { images: WorkerImages; gatewayId: string; logger: Logger; secrets: SecretBox },
   ) {
     process.onExit((exit) => this.listeners.forEach((l) => l(exit)));
+  }
+
+  get gatewayId(): string {
+    return this.opts.gatewayId;
   }
 
   onExit(listener: (exit: WorkerExit) => void): void {
@@ -52,24 +70,29 @@ export class EngineRegistry {
   async forNode(node: Node): Promise<Engine> {
     if (node.engine === 'process') return this.process;
     if (node.engine !== 'docker') throw new EngineError('unavailable', `engine ${node.engine} of node ${node.name} is not implemented yet`);
+    const version = node.updatedAt.getTime();
     const cached = this.docker.get(node.id);
-    if (cached && cached.endpoint === node.endpoint) return cached.engine;
+    if (cached && cached.version === version) return cached.engine;
     cached?.engine.unwatch();
-    const engine = new DockerEngine(new Dockerode(dockerOptions(node.endpoint)), {
+    const engine = new DockerEngine(this.client(node), {
       node: { name: node.name, network: node.network ?? 'host' },
-      image: this.opts.workerImage,
+      images: this.opts.images,
       gatewayId: this.opts.gatewayId,
       logger: this.opts.logger.child({ node: node.name }),
     });
     engine.onExit((exit) => this.listeners.forEach((l) => l(exit)));
     await engine.watch();
-    this.docker.set(node.id, { endpoint: node.endpoint, engine });
+    this.docker.set(node.id, { version, engine });
     return engine;
   }
 
-  /** The daemon's `docker info` for a docker node (health checks). */
-  async dockerInfo(node: Node): Promise<{ NCPU: number; MemTotal: number }> {
-    return new Dockerode(dockerOptions(node.endpoint)).info();
+  /** A Docker client for the node, with its TLS client certificate when it has one. */
+  client(node: Node): Dockerode {
+    const tls =
+      node.tlsKeyEncrypted && node.tlsCa && node.tlsCert
+        ? { ca: node.tlsCa, cert: node.tlsCert, key: this.opts.secrets.open(node.tlsKeyEncrypted) }
+        : undefined;
+    return new Dockerode(dockerOptions(node.endpoint, tls));
   }
 
   async forInstance(instanceId: number): Promise<Engine> {

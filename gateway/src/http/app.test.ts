@@ -63,8 +63,9 @@ describe('health', () => {
     // A real client pointed at a port where nothing listens.
     const dead = connect('postgres://wgs:x@127.0.0.1:1/wgs', { max: 1 });
     const logger = createLogger('silent');
-    const { runtime } = createRuntime(dead, logger, { gatewayUrl: 'ws://127.0.0.1:1', databaseUrl: 'postgres://wgs:x@127.0.0.1:1/wgs' });
-    const app = createApp({ database: dead, logger, adminSecret: 's', runtime, webhookSecrets: new SecretBox(randomBytes(32).toString('base64')), allowPrivateWebhooks: false, overcommit: 1 });
+    const secrets = new SecretBox(randomBytes(32).toString('base64'));
+    const { runtime } = createRuntime(dead, logger, { gatewayUrl: 'ws://127.0.0.1:1', databaseUrl: 'postgres://wgs:x@127.0.0.1:1/wgs', secrets });
+    const app = createApp({ database: dead, logger, adminSecret: 's', runtime, secrets, allowPrivateWebhooks: false, overcommit: 1 });
     const ready = await app.handle(new Request('http://wgs.test/readyz'));
     expect(ready.status).toBe(503);
     expect(await ready.json()).toEqual({ error: 'database is not reachable', code: 'database_unavailable' });

@@ -9,8 +9,8 @@ export interface AppDeps {
   logger: Logger;
   adminSecret: string;
   runtime: InstanceRuntime;
-  /** Encrypts webhook signing secrets at rest. */
-  webhookSecrets: SecretBox;
+  /** Encrypts stored secrets at rest: webhook signing secrets, node TLS client keys. */
+  secrets: SecretBox;
   /** WEBHOOK_ALLOW_PRIVATE_NETWORKS: let webhook URLs reach loopback and private addresses. */
   allowPrivateWebhooks: boolean;
   /** SCHEDULER_OVERCOMMIT: how far the sum of instance limits may exceed a node's capacity. */

@@ -13,8 +13,7 @@ import { advanceMessage, advanceMessages, type Advance } from '../messages/messa
 import { routeSandboxMessages } from '../sandbox/network';
 import { markWorkersStarting, recordState, recordStatus, type InstanceStatus } from './lifecycle';
 import { dropInstanceState, grantInstanceState } from './state-store';
-import { place } from '../scheduler/placement';
-import { limitsOf, nodeLoads } from '../scheduler/loads';
+import { limitsOf, placeAndAssign } from '../scheduler/loads';
 import type { SessionState, WorkerEvent } from '../../../workers/protocol/frames';
 
 export interface RuntimeOptions {
@@ -26,6 +25,8 @@ export interface RuntimeOptions {
   workerEnv?: Record<string, string>;
   /** Restart backoff after the first (immediate) restart: first delay and cap. */
   backoffMs?: { initial: number; max: number };
+  /** SCHEDULER_OVERCOMMIT, for instances the runtime places itself (moves). Default 1. */
+  overcommit?: number;
 }
 
 /** Node engines this gateway runs workers on. */
@@ -229,12 +230,13 @@ export class InstanceRuntime implements WorkerHandlers {
     const moved: number[] = [];
     for (const inst of stranded) {
       if (this.stopping || this.starting.has(inst.id)) continue;
-      const target = place(await nodeLoads(this.db), limitsOf(inst));
+      const target = await placeAndAssign(this.db, limitsOf(inst), this.opts.overcommit ?? 1, (tx, node) =>
+        tx.update(instances).set({ nodeId: node.id }).where(eq(instances.id, inst.id)),
+      );
       if (!target.ok) {
         await this.setStatus(inst.id, 'error', `node ${inst.from} is unreachable and no other node can take the instance: ${target.reason}`);
         continue;
       }
-      await this.db.update(instances).set({ nodeId: target.node.id }).where(eq(instances.id, inst.id));
       await this.setStatus(inst.id, 'migrating', `node ${inst.from} is unreachable; moving to ${target.node.name}`);
       this.logger.warn({ instanceId: inst.id, from: inst.from, to: target.node.name }, 'reconciler: moving instance off an unreachable node');
       moved.push(inst.id);

@@ -4,21 +4,24 @@ import type { Logger } from '../logging/logger';
 import { ProcessEngine } from '../engines/process';
 import type { Engine } from '../engines/engine';
 import { EngineRegistry } from '../engines/registry';
+import type { WorkerImages } from '../engines/docker';
+import type { SecretBox } from '../lib/secret-box';
 import { WorkerHub } from '../workers/hub';
 import { InstanceRuntime, type RuntimeOptions } from './runtime';
 
-/** The TypeScript worker program, run with the same Bun as the gateway. */
-export const WORKER_ENTRY = join(import.meta.dir, '..', '..', '..', 'workers', 'src', 'main.ts');
+/** The TypeScript worker program, run with the same Bun as the gateway; the gateway image (a bundle) says where its copy is. */
+export const WORKER_ENTRY = process.env.WGS_WORKER_ENTRY || join(import.meta.dir, '..', '..', '..', 'workers', 'src', 'main.ts');
 
 /** Wires the process engine, the worker hub and the runtime. */
 export function createRuntime<E extends Engine = ProcessEngine>(
   database: Database,
   logger: Logger,
-  opts: Omit<RuntimeOptions, 'state'> & { databaseUrl: string; engine?: E; workerImage?: string; gatewayId?: string },
+  opts: Omit<RuntimeOptions, 'state'> & { databaseUrl: string; secrets: SecretBox; engine?: E; images?: WorkerImages; gatewayId?: string },
 ) {
   const engine = (opts.engine ?? new ProcessEngine({ command: [process.execPath, WORKER_ENTRY], logger })) as E;
   const engines = new EngineRegistry(database.db, engine, {
-    workerImage: opts.workerImage ?? 'wgs-worker-ts:local',
+    images: opts.images ?? { typescript: 'wgs-worker-ts:local', whatsmeow: 'wgs-worker-whatsmeow:local' },
+    secrets: opts.secrets,
     gatewayId: opts.gatewayId ?? 'wgs',
     logger: logger.child({ component: 'engines' }),
   });

@@ -3,6 +3,7 @@ import { cpus } from 'node:os';
 import { createTestApp, type TestApp } from '../../../tests/support/app';
 import { dockerAvailable } from '../../../tests/support/docker';
 import { checkNodes } from './health';
+import { dockerTlsFront, makePki } from '../../../tests/support/tls';
 
 const docker = await dockerAvailable();
 let t: TestApp;
@@ -39,4 +40,39 @@ test.skipIf(!docker)('a docker node on a live daemon is ready with its totals', 
   expect(results.get('live')!.status).toBe('ready');
   expect(results.get('live')!.millicpu).toBeGreaterThanOrEqual(1000);
   expect(results.get('live')!.memoryBytes).toBeGreaterThan(0);
+});
+
+test.skipIf(!docker)('a tcp:// node behind TLS: ready with the client certificate, unreachable without; version and workers reported', async () => {
+  const pki = makePki();
+  const front = await dockerTlsFront(pki);
+  try {
+    const endpoint = `tcp://127.0.0.1:${front.port}`;
+    const withCert = await t.call('POST', '/admin/nodes', {
+      body: { name: 'tls-ok', engine: 'docker', endpoint, tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } },
+    });
+    expect(withCert.status).toBe(200);
+    expect(withCert.body.tls).toBe(true);
+    expect(JSON.stringify(withCert.body)).not.toContain('PRIVATE KEY');
+    const without = await t.call('POST', '/admin/nodes', { body: { name: 'tls-none', engine: 'docker', endpoint } });
+    expect(without.status).toBe(200);
+    expect(without.body.tls).toBe(false);
+
+    const results = await checkNodes(t.db.database.db, t.runtime.engines);
+    expect(results.get('tls-ok')).toMatchObject({ status: 'ready', workers: 0 });
+    expect(results.get('tls-ok')!.version).toMatch(/^\d+\.\d+/);
+    expect(results.get('tls-none')!.status).toBe('unreachable');
+    const view = (await t.call('GET', `/admin/nodes/${withCert.body.id}`)).body;
+    expect(view.reported).toMatchObject({ workers: 0, engineVersion: results.get('tls-ok')!.version });
+
+    // The key is stored sealed, not as PEM.
+    const [row] = await t.db.database.sql`select tls_key_encrypted from nodes where name = 'tls-ok'`;
+    expect(row!.tls_key_encrypted).toStartWith('v1.');
+    expect(row!.tls_key_encrypted).not.toContain('PRIVATE KEY');
+
+    // Clearing the certificate makes the node unreachable at the next check.
+    expect((await t.call('PUT', `/admin/nodes/${withCert.body.id}`, { body: { tls: null } })).body.tls).toBe(false);
+    expect((await checkNodes(t.db.database.db, t.runtime.engines)).get('tls-ok')!.status).toBe('unreachable');
+  } finally {
+    front.close();
+  }
 });

@@ -4,6 +4,7 @@ import type { Db } from '../db/client';
 import { nodes, type Node } from '../db/schema';
 import type { EngineRegistry } from '../engines/registry';
 import { withTimeout } from '../lib/timeout';
+import { LABELS } from '../engines/docker-spec';
 
 const CHECK_TIMEOUT_MS = 3000;
 
@@ -12,19 +13,36 @@ export interface NodeHealth {
   reason: string | null;
   millicpu: number | null;
   memoryBytes: number | null;
+  /** Docker Engine version; null for process nodes. */
+  version: string | null;
+  /** Running worker containers of this gateway on the node; null for process nodes. */
+  workers: number | null;
 }
+
+const UNREACHABLE = { status: 'unreachable', millicpu: null, memoryBytes: null, version: null, workers: null } as const;
 
 /** Reads one node: the gateway's own machine for `process`, the daemon's info for `docker`. */
 export async function checkNode(node: Node, engines: EngineRegistry): Promise<NodeHealth> {
   if (node.engine === 'process') {
-    return { status: 'ready', reason: null, millicpu: cpus().length * 1000, memoryBytes: totalmem() };
+    return { status: 'ready', reason: null, millicpu: cpus().length * 1000, memoryBytes: totalmem(), version: null, workers: null };
   }
-  if (node.engine !== 'docker') return { status: 'unreachable', reason: `engine ${node.engine} is not implemented yet`, millicpu: null, memoryBytes: null };
+  if (node.engine !== 'docker') return { ...UNREACHABLE, reason: `engine ${node.engine} is not implemented yet` };
   try {
-    const info = await withTimeout(engines.dockerInfo(node), CHECK_TIMEOUT_MS);
-    return { status: 'ready', reason: null, millicpu: info.NCPU * 1000, memoryBytes: info.MemTotal };
+    const docker = engines.client(node);
+    const [info, workers] = await withTimeout(
+      Promise.all([docker.info(), docker.listContainers({ filters: { label: [`${LABELS.gateway}=${engines.gatewayId}`], status: ['running'] } })]),
+      CHECK_TIMEOUT_MS,
+    );
+    return {
+      status: 'ready',
+      reason: null,
+      millicpu: info.NCPU * 1000,
+      memoryBytes: info.MemTotal,
+      version: info.ServerVersion ?? null,
+      workers: workers.filter((c) => c.Labels[LABELS.node] === node.name).length,
+    };
   } catch (err) {
-    return { status: 'unreachable', reason: (err as Error).message, millicpu: null, memoryBytes: null };
+    return { ...UNREACHABLE, reason: (err as Error).message };
   }
 }
 
@@ -41,7 +59,13 @@ export async function checkNodes(db: Db, engines: EngineRegistry): Promise<Map<s
         .set({
           status: h.status,
           statusReason: h.reason,
-          ...(h.status === 'ready' && { reportedMillicpu: h.millicpu, reportedMemoryBytes: h.memoryBytes, lastSeenAt: sql`now()` }),
+          ...(h.status === 'ready' && {
+            reportedMillicpu: h.millicpu,
+            reportedMemoryBytes: h.memoryBytes,
+            reportedVersion: h.version,
+            reportedWorkers: h.workers,
+            lastSeenAt: sql`now()`,
+          }),
         })
         .where(eq(nodes.id, node.id));
     }),

@@ -1,4 +1,6 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { t } from 'elysia';
+import type { SecretBox } from '../lib/secret-box';
 import { ENGINES, NODE_STATUSES, type Engine, type Node } from '../db/schema';
 import { formatCpu, formatMemory, MEMORY_PATTERN, parseCpu, parseMemory } from '../lib/resources';
 import { ApiError } from '../http/errors';
@@ -24,6 +26,15 @@ const Labels = t.Record(t.String(), t.String({ maxLength: 253 }), {
   description: `key/value labels used by placement; keys match ${LABEL_KEY_PATTERN}`,
 });
 
+const Tls = t.Object(
+  {
+    ca: t.String({ minLength: 1, maxLength: 65536, description: "PEM: the CA that signed the daemon's certificate" }),
+    cert: t.String({ minLength: 1, maxLength: 65536, description: 'PEM: the client certificate' }),
+    key: t.String({ minLength: 1, maxLength: 65536, description: 'PEM: the client private key (stored encrypted, never returned)' }),
+  },
+  { additionalProperties: false, description: 'TLS client certificate for a tcp:// or https:// Docker endpoint (dockerd --tlsverify)' },
+);
+
 const fields = {
   name: t.String({ pattern: NAME_PATTERN, description: 'unique; letters, digits, `_.-`, up to 63 characters' }),
   // Literals, not t.UnionEnum: Elysia gives a UnionEnum a default (its first
@@ -40,6 +51,7 @@ const fields = {
   labels: Labels,
   capacity: t.Nullable(Capacity),
   network: t.Nullable(t.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$', description: 'Docker network for worker containers; null/absent = host networking' })),
+  tls: t.Nullable(Tls),
 };
 
 export const CreateNodeBody = t.Object(
@@ -51,6 +63,7 @@ export const CreateNodeBody = t.Object(
     labels: t.Optional(fields.labels),
     capacity: t.Optional(fields.capacity),
     network: t.Optional(fields.network),
+    tls: t.Optional(fields.tls),
   },
   { additionalProperties: false },
 );
@@ -68,7 +81,13 @@ export const NodeView = t.Object({
   capacity: t.Nullable(t.Object({ cpu: t.Nullable(t.Number()), memory: t.Nullable(t.String()) })),
   status: t.Union([t.Literal(NODE_STATUSES[0]), t.Literal(NODE_STATUSES[1]), t.Literal(NODE_STATUSES[2])]),
   statusReason: t.Nullable(t.String()),
-  reported: t.Nullable(t.Object({ cpu: t.Number(), memory: t.String() }, { description: 'totals read off the node by the last health check' })),
+  tls: t.Boolean({ description: 'true when a TLS client certificate is configured (it is never returned)' }),
+  reported: t.Nullable(
+    t.Object(
+      { cpu: t.Number(), memory: t.String(), engineVersion: t.Nullable(t.String()), workers: t.Nullable(t.Integer()) },
+      { description: 'read off the node by the last health check: totals, Docker Engine version, running wgs worker containers' },
+    ),
+  ),
   lastSeenAt: t.Nullable(t.Date()),
   createdAt: t.Date(),
   updatedAt: t.Date(),
@@ -124,10 +143,43 @@ export function capacityColumns(capacity: { cpu?: number; memory?: string } | nu
   return { capacityMillicpu, capacityMemoryBytes };
 }
 
+/** Whether the endpoint is one a TLS client certificate applies to. */
+export function takesTls(engine: Engine, endpoint: string): boolean {
+  return engine !== 'process' && (endpoint.startsWith('tcp://') || endpoint.startsWith('https://'));
+}
+
+/**
+ * Columns for a node's TLS client certificate: each part is parsed here, so
+ * a pasted-wrong PEM is a 422 now rather than an unreachable node later. The
+ * key is sealed; null clears all three.
+ */
+export function tlsColumns(engine: Engine, endpoint: string, tls: { ca: string; cert: string; key: string } | null, box: SecretBox) {
+  if (tls === null) return { tlsCa: null, tlsCert: null, tlsKeyEncrypted: null };
+  if (!takesTls(engine, endpoint)) {
+    throw invalid('tls', `client certificates apply to tcp:// and https:// Docker endpoints, not ${engine === 'process' ? 'process nodes' : endpoint}`);
+  }
+  for (const part of ['ca', 'cert'] as const) {
+    try {
+      new X509Certificate(tls[part]);
+    } catch {
+      throw invalid(`tls.${part}`, 'not a PEM certificate (-----BEGIN CERTIFICATE-----)');
+    }
+  }
+  try {
+    createPrivateKey(tls.key);
+  } catch {
+    throw invalid('tls.key', 'not a PEM private key (-----BEGIN PRIVATE KEY-----)');
+  }
+  return { tlsCa: tls.ca, tlsCert: tls.cert, tlsKeyEncrypted: box.seal(tls.key) };
+}
+
 export function toNodeView(node: Node) {
-  const { capacityMillicpu, capacityMemoryBytes, reportedMillicpu, reportedMemoryBytes, ...rest } = node;
+  const { capacityMillicpu, capacityMemoryBytes, reportedMillicpu, reportedMemoryBytes, reportedVersion, reportedWorkers, tlsCa, tlsCert, tlsKeyEncrypted, ...rest } =
+    node;
   const reported =
-    reportedMillicpu === null || reportedMemoryBytes === null ? null : { cpu: formatCpu(reportedMillicpu), memory: formatMemory(reportedMemoryBytes) };
+    reportedMillicpu === null || reportedMemoryBytes === null
+      ? null
+      : { cpu: formatCpu(reportedMillicpu), memory: formatMemory(reportedMemoryBytes), engineVersion: reportedVersion, workers: reportedWorkers };
   const capacity =
     capacityMillicpu === null && capacityMemoryBytes === null
       ? null
@@ -135,5 +187,5 @@ export function toNodeView(node: Node) {
           cpu: capacityMillicpu === null ? null : formatCpu(capacityMillicpu),
           memory: capacityMemoryBytes === null ? null : formatMemory(capacityMemoryBytes),
         };
-  return { ...rest, capacity, reported };
+  return { ...rest, capacity, reported, tls: tlsKeyEncrypted !== null };
 }

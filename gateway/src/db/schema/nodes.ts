@@ -22,6 +22,13 @@ export const nodes = pgTable('nodes', {
   /** What the last health check read off the node (CPUs, memory). */
   reportedMillicpu: integer('reported_millicpu'),
   reportedMemoryBytes: bigint('reported_memory_bytes', { mode: 'number' }),
+  /** Docker Engine version and running wgs worker containers, from the last health check. */
+  reportedVersion: text('reported_version'),
+  reportedWorkers: integer('reported_workers'),
+  /** TLS client certificate for a tcp:// Docker endpoint (PEM); the key is sealed with the gateway's secret key. */
+  tlsCa: text('tls_ca'),
+  tlsCert: text('tls_cert'),
+  tlsKeyEncrypted: text('tls_key_encrypted'),
   /** Why the node is unreachable, from the last health check. */
   statusReason: text('status_reason'),
   status: nodeStatusEnum('status').notNull().default('unknown'),

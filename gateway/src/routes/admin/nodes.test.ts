@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { createTestApp, type TestApp } from '../../../../tests/support/app';
+import { makePki } from '../../../../tests/support/tls';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -105,6 +106,34 @@ describe('POST /admin/nodes', () => {
     for (const endpoint of ['ssh://root@203.0.113.7', 'tcp://docker:2376', 'unix:///run/docker.sock']) {
       expect((await t.call('POST', '/admin/nodes', { body: dockerNode({ endpoint, engine: 'swarm' }) })).status).toBe(200);
     }
+  });
+
+  test('TLS client certificates: checked on the way in, only for tcp/https endpoints, the key never returned', async () => {
+    const pki = makePki();
+    const tls = { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey };
+    const bad = [
+      [dockerNode({ tls }), "'tls'"], // unix:// socket
+      [{ name: 'p-tls', engine: 'process', tls }, "'tls'"],
+      [dockerNode({ endpoint: 'tcp://127.0.0.1:2376', tls: { ...tls, ca: 'nope' } }), "'tls.ca'"],
+      [dockerNode({ endpoint: 'tcp://127.0.0.1:2376', tls: { ...tls, cert: pki.clientKey } }), "'tls.cert'"],
+      [dockerNode({ endpoint: 'tcp://127.0.0.1:2376', tls: { ...tls, key: pki.clientCert } }), "'tls.key'"],
+    ] as const;
+    for (const [body, field] of bad) {
+      const res = await t.call('POST', '/admin/nodes', { body });
+      expect(res.status).toBe(422);
+      expect(res.body.error).toContain(field);
+    }
+    const missingPart = await t.call('POST', '/admin/nodes', { body: dockerNode({ endpoint: 'tcp://127.0.0.1:2376', tls: { ca: pki.ca } }) });
+    expect(missingPart.status).toBe(400);
+
+    const ok = await t.call('POST', '/admin/nodes', { body: dockerNode({ endpoint: 'tcp://127.0.0.1:2376', tls }) });
+    expect(ok.status).toBe(200);
+    expect(ok.body.tls).toBe(true);
+    expect(JSON.stringify(ok.body)).not.toContain('BEGIN');
+    // Moving the node to a unix socket drops the certificate it cannot use.
+    const moved = await t.call('PUT', `/admin/nodes/${ok.body.id}`, { body: { endpoint: 'unix:///var/run/docker.sock' } });
+    expect(moved.status).toBe(200);
+    expect(moved.body.tls).toBe(false);
   });
 });
 

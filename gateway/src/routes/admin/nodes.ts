@@ -5,7 +5,7 @@ import { adminSecurity } from '../../http/auth';
 import { conflict, errorResponses, noContent, FOREIGN_KEY_VIOLATION, notFound, sqlState, UNIQUE_VIOLATION } from '../../http/errors';
 import { IdParams } from '../../http/params';
 import { instances, nodes } from '../../db/schema';
-import { capacityColumns, checkEndpoint, checkLabels, CreateNodeBody, NodeView, toNodeView, UpdateNodeBody } from '../../nodes/node-input';
+import { capacityColumns, checkEndpoint, checkLabels, CreateNodeBody, NodeView, takesTls, tlsColumns, toNodeView, UpdateNodeBody } from '../../nodes/node-input';
 
 const NODE_IN_USE = 'Cannot delete node because it has instances assigned to it.';
 
@@ -18,7 +18,7 @@ function rethrowUnique(name: string | undefined) {
   };
 }
 
-export function adminNodeRoutes({ database }: AppDeps) {
+export function adminNodeRoutes({ database, secrets }: AppDeps) {
   const { db } = database;
 
   async function instanceCount(nodeId: number): Promise<number> {
@@ -47,6 +47,7 @@ export function adminNodeRoutes({ database }: AppDeps) {
             network: body.network ?? null,
             labels: checkLabels(body.labels ?? {}),
             ...capacityColumns(body.capacity ?? null),
+            ...tlsColumns(body.engine, endpoint, body.tls ?? null, secrets),
           })
           .returning()
           .catch(rethrowUnique(body.name));
@@ -77,15 +78,24 @@ export function adminNodeRoutes({ database }: AppDeps) {
           throw conflict('node_in_use', 'Cannot change the engine of a node that has instances assigned to it.');
         }
         const endpointChanged = body.endpoint !== undefined || engine !== current.engine;
+        const endpoint = endpointChanged
+          ? // Switching engine without a new endpoint keeps none of the old one.
+            checkEndpoint(engine, body.endpoint ?? (engine === current.engine ? current.endpoint : undefined))
+          : current.endpoint;
+        // Certificates stay with the endpoint they were given for, unless the request brings new ones.
+        const tls =
+          body.tls !== undefined
+            ? tlsColumns(engine, endpoint, body.tls, secrets)
+            : endpointChanged && current.tlsKeyEncrypted !== null && !takesTls(engine, endpoint)
+              ? tlsColumns(engine, endpoint, null, secrets)
+              : {};
         const [node] = await db
           .update(nodes)
           .set({
             ...(body.name !== undefined && { name: body.name }),
             engine,
-            // Switching engine without a new endpoint keeps none of the old one.
-            ...(endpointChanged && {
-              endpoint: checkEndpoint(engine, body.endpoint ?? (engine === current.engine ? current.endpoint : undefined)),
-            }),
+            endpoint,
+            ...tls,
             ...(body.publicHost !== undefined && { publicHost: body.publicHost }),
             ...(body.network !== undefined && { network: body.network }),
             ...(body.labels !== undefined && { labels: checkLabels(body.labels) }),

@@ -21,7 +21,7 @@ import {
 } from '../../instances/input';
 import { newMessageId, toMessageView } from '../../messages/messages';
 import { place } from '../../scheduler/placement';
-import { limitsOf, nodeLoads } from '../../scheduler/loads';
+import { limitsOf, placeAndAssign } from '../../scheduler/loads';
 import type { CommandOutcome } from '../../commands/queue';
 
 /** How long create and restart wait for the worker to connect. */
@@ -45,7 +45,7 @@ function commandError(outcome: CommandOutcome): ApiError {
   return new ApiError(502, code, message);
 }
 
-export function instanceRoutes({ database, runtime, webhookSecrets, allowPrivateWebhooks, overcommit }: AppDeps) {
+export function instanceRoutes({ database, runtime, secrets, allowPrivateWebhooks, overcommit }: AppDeps) {
   const { db } = database;
 
   async function view(userId: number, id: number) {
@@ -78,26 +78,27 @@ export function instanceRoutes({ database, runtime, webhookSecrets, allowPrivate
         const user = tenant(request);
         const input = checkCreateInstance(body);
         if (input.webhookUrl) await checkWebhookInput('webhook', { url: input.webhookUrl }, allowPrivateWebhooks);
-        const placement = place(await nodeLoads(db), { ...limitsOf(input), node: body.node }, overcommit);
+        const placement = await placeAndAssign(db, { ...limitsOf(input), node: body.node }, overcommit, (tx, node) =>
+          tx
+            .insert(instances)
+            .values({ ...input, userId: user.id, nodeId: node.id })
+            .returning({ id: instances.id })
+            .catch((err) => {
+              if (sqlState(err) === UNIQUE_VIOLATION) throw conflict('phone_taken', `you already have an instance for phone ${input.phoneNumber}`);
+              throw err;
+            }),
+        );
         if (!placement.ok) {
           if (placement.unknownNode) throw new ApiError(400, 'validation_failed', `invalid field 'node': ${placement.reason}`);
           throw new ApiError(503, 'no_capacity', `no node can take this instance: ${placement.reason}`);
         }
-        const node = placement.node;
-        const [created] = await db
-          .insert(instances)
-          .values({ ...input, userId: user.id, nodeId: node.id })
-          .returning({ id: instances.id })
-          .catch((err) => {
-            if (sqlState(err) === UNIQUE_VIOLATION) throw conflict('phone_taken', `you already have an instance for phone ${input.phoneNumber}`);
-            throw err;
-          });
+        const created = placement.value[0];
         const id = created!.id;
         // The seed's `webhook` field is a subscription to every event, like one made with POST .../webhooks.
         let webhookSecret: string | undefined;
         if (input.webhookUrl) {
           webhookSecret = newSigningSecret();
-          await db.insert(webhooks).values({ instanceId: id, url: input.webhookUrl, secretEncrypted: webhookSecrets.seal(webhookSecret) });
+          await db.insert(webhooks).values({ instanceId: id, url: input.webhookUrl, secretEncrypted: secrets.seal(webhookSecret) });
         }
         await runtime.start(id).catch(() => {}); // the status says what failed
         const row = await runtime.waitUntil(id, (i) => i.status === 'running' || i.status === 'error', START_TIMEOUT_MS);

@@ -235,7 +235,7 @@ describe('replicas', () => {
       insert into events (instance_id, type, data)
       select ${instanceId}, 'instance.qr', jsonb_build_object('n', n) from generate_series(1, 200) n returning id`;
     const make = () =>
-      new WebhookDispatcher(t.db.database.db, t.db.database.sql, t.webhookSecrets, createLogger('silent'), {
+      new WebhookDispatcher(t.db.database.db, t.db.database.sql, t.secrets, createLogger('silent'), {
         retryScheduleS: [0, 1],
         allowPrivateNetworks: true,
         timeoutMs: 2000,

@@ -24,7 +24,7 @@ const DeliveryView = t.Object({
   completedAt: t.Nullable(t.Date()),
 });
 
-export function webhookRoutes({ database, webhookSecrets, allowPrivateWebhooks }: AppDeps) {
+export function webhookRoutes({ database, secrets, allowPrivateWebhooks }: AppDeps) {
   const { db } = database;
 
   async function owned(request: Request, instanceId: number, webhookId: number) {
@@ -43,7 +43,7 @@ export function webhookRoutes({ database, webhookSecrets, allowPrivateWebhooks }
         const secret = newSigningSecret();
         const [w] = await db
           .insert(webhooks)
-          .values({ instanceId: params.id, url: input.url!, events: input.events ?? null, enabled: body.enabled ?? true, secretEncrypted: webhookSecrets.seal(secret) })
+          .values({ instanceId: params.id, url: input.url!, events: input.events ?? null, enabled: body.enabled ?? true, secretEncrypted: secrets.seal(secret) })
           .returning();
         set.status = 201;
         return { ...toWebhookView(w!), secret };
@@ -100,7 +100,7 @@ export function webhookRoutes({ database, webhookSecrets, allowPrivateWebhooks }
       async ({ request, params }) => {
         await owned(request, params.id, params.wid);
         const secret = newSigningSecret();
-        await db.update(webhooks).set({ secretEncrypted: webhookSecrets.seal(secret), updatedAt: sql`now()` }).where(eq(webhooks.id, params.wid));
+        await db.update(webhooks).set({ secretEncrypted: secrets.seal(secret), updatedAt: sql`now()` }).where(eq(webhooks.id, params.wid));
         return { secret };
       },
       {

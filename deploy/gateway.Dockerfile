@@ -1,0 +1,45 @@
+# The wgs gateway (control plane). Build context: the repository root.
+#
+#   Anywhere with a registry (bundles from source, the default target):
+#     docker build -f deploy/gateway.Dockerfile -t wgs-gateway .
+#   With no registry (`make images`: a local Bun base, bundles built on the host):
+#     docker build -f deploy/gateway.Dockerfile --target prebuilt --build-arg BASE_IMAGE=wgs-bun-base:local .
+#
+# The image holds the gateway bundle, its migrations and the worker bundle
+# (for nodes with engine `process`, whose workers run inside this container).
+# Give it DATABASE_URL: the embedded Postgres is for `make run`, not for images.
+ARG BASE_IMAGE=oven/bun:1
+
+FROM ${BASE_IMAGE} AS runtime
+WORKDIR /app
+ENV HOST=0.0.0.0 \
+    PORT=3000 \
+    DATA_DIR=/data \
+    WGS_MIGRATIONS_DIR=/app/drizzle \
+    WGS_WORKER_ENTRY=/app/worker.js
+# Not root. On a Docker node through the socket, add the socket's group (compose.yaml does).
+USER 65534:65534
+EXPOSE 3000
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["/usr/local/bin/bun", "-e", "fetch(`http://127.0.0.1:${process.env.PORT}/healthz`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+ENTRYPOINT ["/usr/local/bin/bun", "/app/gateway/main.js"]
+
+FROM runtime AS prebuilt
+COPY build/gateway/ /app/gateway/
+COPY build/worker/worker.js /app/worker.js
+COPY gateway/drizzle /app/drizzle
+
+FROM ${BASE_IMAGE} AS bundle
+WORKDIR /src
+COPY package.json ./
+COPY common ./common
+COPY workers ./workers
+COPY gateway ./gateway
+RUN cd gateway && bun install --production && cd ../workers && bun install --production
+RUN bun build gateway/src/main.ts --target bun --outdir /out/gateway \
+ && bun build workers/src/main.ts --target bun --outfile /out/worker.js
+
+FROM runtime AS production
+COPY --from=bundle /out/gateway/ /app/gateway/
+COPY --from=bundle /out/worker.js /app/worker.js
+COPY gateway/drizzle /app/drizzle
