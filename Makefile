@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BUN) bench/instances.ts
 	$(BUN) bench/webhooks.ts
 	$(BUN) bench/docker.ts
+	$(BUN) bench/migration.ts
 
 ## Generate a drizzle-kit migration after changing gateway/src/db/schema.
 migration: $(STAMP)

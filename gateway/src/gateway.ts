@@ -48,7 +48,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
 
     const secretKey = await resolveWebhookKey(config.dataDir, config.webhooks.secretKey);
     const secrets = new SecretBox(secretKey.value);
-    const { runtime, engine } = createRuntime(database, logger, {
+    const { runtime, engine, migrator } = createRuntime(database, logger, {
       databaseUrl: url,
       secrets,
       images: config.docker.images,
@@ -67,6 +67,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
       logger,
       adminSecret: admin.value,
       runtime,
+      migrator,
       secrets,
       allowPrivateWebhooks: config.webhooks.allowPrivateNetworks,
       overcommit: config.overcommit,
@@ -85,6 +86,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
     const booted = await runtime.boot();
     if (booted) logger.info({ instances: booted }, 'started the workers of instances that should run');
     runtime.startReconciler(RECONCILE_INTERVAL_MS);
+    migrator.start(RECONCILE_INTERVAL_MS);
     const db = database; // `database` is a let: closures below keep this const
     const pg = embedded;
     const healthTimer = setInterval(
@@ -99,6 +101,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
       async stop() {
         logger.info('stopping wgs gateway');
         clearInterval(healthTimer);
+        migrator.stop();
         await runtime.shutdown(() => engine.stopAll());
         runtime.engines.close();
         await dispatcher.stop();

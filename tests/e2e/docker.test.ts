@@ -24,13 +24,19 @@ afterAll(async () => {
 
 const api = gatewayApi;
 
-test.skipIf(!enabled)('containers outlive a gateway restart and are replaced, session intact', async () => {
-  const images = buildImages();
+/** A migrated database and a DATA_DIR for one gateway, both gone after the file. */
+async function scratch() {
   const db = await createTestDatabase();
   cleanup.push(() => db.drop());
   const dir = await mkdtemp(join(tmpdir(), 'wgs-e2e-docker-'));
   await chmod(dir, 0o755);
   cleanup.push(() => rm(dir, { recursive: true, force: true }));
+  return { db, dir };
+}
+
+test.skipIf(!enabled)('containers outlive a gateway restart and are replaced, session intact', async () => {
+  const images = buildImages();
+  const { db, dir } = await scratch();
   const env = { DATABASE_URL: db.url, ADMIN_API_SECRET: 's', DATA_DIR: dir, GATEWAY_ID: gatewayId, WORKER_IMAGE: images.typescript, WORKER_IMAGE_WHATSMEOW: images.whatsmeow };
   const start = () => startGatewayProcess(env, cleanup);
   const containers = () => docker.listContainers({ filters: { label: [`${LABELS.gateway}=${gatewayId}`] } });
@@ -59,6 +65,57 @@ test.skipIf(!enabled)('containers outlive a gateway restart and are replaced, se
   expect(after).toHaveLength(1);
   expect(after[0]!.Id).not.toBe(before!.Id);
   expect((await api(g, 'POST', `/api/instances/${id}/send`, user.apiKey, { to: '15550100000', text: 'still here' })).status).toBe(200);
+  expect((await api(g, 'DELETE', `/api/instances/${id}`, user.apiKey)).status).toBe(204);
+  expect(await containers()).toHaveLength(0);
+  expect(await g.stop('SIGTERM')).toBe(0);
+}, 120_000);
+
+test.skipIf(!enabled)('a paired number moves process → docker → docker, sends answered throughout, old workers gone', async () => {
+  const images = buildImages();
+  const { db, dir } = await scratch();
+  const g = await startGatewayProcess(
+    { DATABASE_URL: db.url, ADMIN_API_SECRET: 's', DATA_DIR: dir, GATEWAY_ID: gatewayId, WORKER_IMAGE: images.typescript, SANDBOX_RECEIPT_DELAYS_MS: '20,40,60' },
+    cleanup,
+  );
+  const containers = () => docker.listContainers({ all: true, filters: { label: [`${LABELS.gateway}=${gatewayId}`] } });
+  for (const name of ['dock-a', 'dock-b']) {
+    expect((await api(g, 'POST', '/admin/nodes', undefined, { name, engine: 'docker', endpoint: 'unix:///var/run/docker.sock' })).status).toBe(200);
+  }
+  const user = (await api(g, 'POST', '/admin/users', undefined, { email: 'move@example.com' })).body;
+  const created = await api(g, 'POST', '/api/instances', user.apiKey, { provider: 'sandbox', phone: '4915100000333', node: 'local' });
+  expect(created.status).toBe(200);
+  const id = created.body.id;
+  expect((await api(g, 'POST', `/api/instances/${id}/sandbox/scan`, user.apiKey)).status).toBe(200);
+
+  const statuses: number[] = [];
+  let moving = true;
+  const loop = (async () => {
+    for (let i = 0; i < 300 && moving; i++) {
+      statuses.push((await api(g, 'POST', `/api/instances/${id}/send`, user.apiKey, { to: '15550100000', text: `m${i}` })).status);
+      await Bun.sleep(100);
+    }
+  })();
+  try {
+    const toDocker = await api(g, 'POST', `/api/instances/${id}/migrate`, user.apiKey, { target_node: 'dock-a' });
+    expect(toDocker.status).toBe(200);
+    expect(toDocker.body.instance).toMatchObject({ node: 'dock-a', state: 'connected', stateReason: 'session restored' });
+    expect((await containers()).map((c) => c.Labels[LABELS.node])).toEqual(['dock-a']);
+    const across = await api(g, 'POST', `/api/instances/${id}/migrate`, user.apiKey, { target_node: 'dock-b' });
+    expect(across.status).toBe(200);
+    expect(across.body.instance).toMatchObject({ node: 'dock-b', state: 'connected' });
+    // The old container is removed, not left stopped.
+    const left = await containers();
+    expect(left.map((c) => [c.Labels[LABELS.node], c.State])).toEqual([['dock-b', 'running']]);
+  } finally {
+    moving = false;
+    await loop;
+  }
+  expect(statuses.length).toBeGreaterThan(3);
+  expect(statuses.filter((s) => s !== 200 && s !== 202)).toEqual([]);
+  await until('every message sent', async () => {
+    const rows = await db.database.sql`select status from messages where instance_id = ${id}`;
+    return rows.length === statuses.length && rows.every((r) => r.status !== 'queued' && r.status !== 'failed');
+  });
   expect((await api(g, 'DELETE', `/api/instances/${id}`, user.apiKey)).status).toBe(204);
   expect(await containers()).toHaveLength(0);
   expect(await g.stop('SIGTERM')).toBe(0);

@@ -34,6 +34,7 @@ export interface TestApp {
   db: TestDatabase;
   app: ReturnType<typeof createApp>;
   runtime: ReturnType<typeof createRuntime>['runtime'];
+  migrator: ReturnType<typeof createRuntime>['migrator'];
   engine: Engine;
   dispatcher: WebhookDispatcher;
   secrets: SecretBox;
@@ -58,16 +59,19 @@ export async function createTestApp(
     engine?: Engine;
     /** Label for containers this app's docker nodes start. */
     gatewayId?: string;
+    /** How long a migration waits for the new worker. */
+    moveTimeoutMs?: number;
   } = {},
 ): Promise<TestApp> {
   const db = await createTestDatabase();
   const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
   const secrets = new SecretBox(randomBytes(32).toString('base64'));
-  const { runtime, engine } = createRuntime<Engine>(db.database, logger, {
+  const { runtime, engine, migrator } = createRuntime<Engine>(db.database, logger, {
     databaseUrl: db.url,
     secrets,
     engine: opts.engine,
     gatewayId: opts.gatewayId,
+    moveTimeoutMs: opts.moveTimeoutMs,
     gatewayUrl: 'ws://127.0.0.1:1',
     workerEnv: {
       LOG_LEVEL: 'warn',
@@ -77,7 +81,7 @@ export async function createTestApp(
     },
     backoffMs: { initial: 200, max: 1000 },
   });
-  const app = createApp({ database: db.database, logger, adminSecret: ADMIN_SECRET, runtime, secrets, allowPrivateWebhooks: opts.allowPrivateWebhooks ?? true, overcommit: 1 });
+  const app = createApp({ database: db.database, logger, adminSecret: ADMIN_SECRET, runtime, migrator, secrets, allowPrivateWebhooks: opts.allowPrivateWebhooks ?? true, overcommit: 1 });
   const dispatcher = new WebhookDispatcher(db.database.db, db.database.sql, secrets, logger, {
     retryScheduleS: opts.retryScheduleS ?? [0, 1, 1, 2],
     allowPrivateNetworks: opts.allowPrivateWebhooks ?? true,
@@ -118,6 +122,7 @@ export async function createTestApp(
     db,
     app,
     runtime,
+    migrator,
     engine,
     url,
     call,
@@ -130,8 +135,10 @@ export async function createTestApp(
     secrets,
     async close() {
       await dispatcher.stop();
+      migrator.stop();
       await runtime.shutdown(async () => {
-        await Promise.all((await engine.list()).map((w) => engine.remove(w.instanceId)));
+        // Every engine: a migrated instance may run on a docker node.
+        for (const e of runtime.engines.all()) await Promise.all((await e.list()).map((w) => e.remove(w.instanceId)));
       });
       if (url) await app.stop(true);
       await db.drop();

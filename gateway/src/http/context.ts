@@ -1,6 +1,7 @@
 import type { Database } from '../db/client';
 import type { Logger } from '../logging/logger';
 import type { InstanceRuntime } from '../instances/runtime';
+import type { Migrator } from '../instances/migration';
 import type { SecretBox } from '../lib/secret-box';
 
 /** What route modules need; built once in main.ts (or by a test). */
@@ -9,6 +10,8 @@ export interface AppDeps {
   logger: Logger;
   adminSecret: string;
   runtime: InstanceRuntime;
+  /** Moves instances between nodes (migrate, drain). */
+  migrator: Migrator;
   /** Encrypts stored secrets at rest: webhook signing secrets, node TLS client keys. */
   secrets: SecretBox;
   /** WEBHOOK_ALLOW_PRIVATE_NETWORKS: let webhook URLs reach loopback and private addresses. */

@@ -54,6 +54,12 @@ export class InstanceRuntime implements WorkerHandlers {
   private stopping = false;
   /** Instances whose start() is under way (not yet visible in the engine's list). */
   private readonly starting = new Set<number>();
+  /**
+   * Instances a migration is moving: their status stays `migrating` (the
+   * migration writes it), commands wait in the queue, and the control loop
+   * leaves them alone.
+   */
+  private readonly moving = new Set<number>();
   private reconcileTimer: Timer | undefined;
 
   constructor(
@@ -95,7 +101,7 @@ export class InstanceRuntime implements WorkerHandlers {
       .where(eq(instances.id, instanceId))
       .returning();
     if (!instance) return;
-    await recordStatus(this.db, instanceId, 'starting', 'starting worker');
+    if (!this.moving.has(instanceId)) await recordStatus(this.db, instanceId, 'starting', 'starting worker');
     // Until the new worker reports, the session state is unknown (it keeps `paired`).
     await this.forgetSession(instanceId, 'worker starting');
     const state = await grantInstanceState(this.opts.state.sql, this.opts.state.databaseUrl, instanceId);
@@ -119,7 +125,7 @@ export class InstanceRuntime implements WorkerHandlers {
         },
       });
     } catch (err) {
-      await recordStatus(this.db, instanceId, 'error', (err as Error).message);
+      if (!this.moving.has(instanceId)) await recordStatus(this.db, instanceId, 'error', (err as Error).message);
       throw err;
     }
   }
@@ -198,13 +204,13 @@ export class InstanceRuntime implements WorkerHandlers {
     const started: number[] = [];
     const removed: number[] = [];
     for (const { id, status } of wanted) {
-      if (running.has(id) || this.starting.has(id) || this.restartTimers.has(id) || status === 'error' || this.stopping) continue;
+      if (running.has(id) || this.starting.has(id) || this.moving.has(id) || this.restartTimers.has(id) || status === 'error' || this.stopping) continue;
       this.logger.warn({ instanceId: id }, 'reconciler: worker missing; starting it');
       started.push(id);
       await this.start(id).catch((err) => this.logger.error({ err, instanceId: id }, 'reconciler: start failed'));
     }
     for (const id of running) {
-      if (wantedIds.has(id) || this.starting.has(id)) continue;
+      if (wantedIds.has(id) || this.starting.has(id) || this.moving.has(id)) continue;
       this.logger.warn({ instanceId: id }, 'reconciler: worker should not run; removing it');
       removed.push(id);
       await engineOf
@@ -229,7 +235,7 @@ export class InstanceRuntime implements WorkerHandlers {
       .where(and(eq(instances.desiredState, 'running'), eq(nodes.status, 'unreachable'), ne(instances.status, 'error')));
     const moved: number[] = [];
     for (const inst of stranded) {
-      if (this.stopping || this.starting.has(inst.id)) continue;
+      if (this.stopping || this.starting.has(inst.id) || this.moving.has(inst.id)) continue;
       const target = await placeAndAssign(this.db, limitsOf(inst), this.opts.overcommit ?? 1, (tx, node) =>
         tx.update(instances).set({ nodeId: node.id }).where(eq(instances.id, inst.id)),
       );
@@ -243,6 +249,27 @@ export class InstanceRuntime implements WorkerHandlers {
       await this.start(inst.id).catch((err) => this.logger.error({ err, instanceId: inst.id }, 'reconciler: start after move failed'));
     }
     return moved;
+  }
+
+  /** A migration takes the instance over: see `moving`. */
+  beginMove(instanceId: number): void {
+    this.moving.add(instanceId);
+  }
+
+  /** The migration is over (done or rolled back): commands queued meanwhile go to the worker now. */
+  async endMove(instanceId: number): Promise<void> {
+    this.moving.delete(instanceId);
+    if (this.hub.isConnected(instanceId)) await this.deliverPending(instanceId);
+  }
+
+  isMoving(instanceId: number): boolean {
+    return this.moving.has(instanceId);
+  }
+
+  /** Records a status and wakes waiters (migrations write their own statuses). */
+  async recordStatus(instanceId: number, status: InstanceStatus, reason: string): Promise<void> {
+    await recordStatus(this.db, instanceId, status, reason);
+    this.changes.emit('change', instanceId);
   }
 
   /** Runs reconcile() every `intervalMs` until shutdown. */
@@ -290,6 +317,7 @@ export class InstanceRuntime implements WorkerHandlers {
   }
 
   private async setStatus(instanceId: number, status: InstanceStatus, reason: string): Promise<void> {
+    if (this.moving.has(instanceId)) return;
     await recordStatus(this.db, instanceId, status, reason);
     this.changes.emit('change', instanceId);
   }
@@ -330,6 +358,7 @@ export class InstanceRuntime implements WorkerHandlers {
 
   /** Sends a stored command to its worker now if the worker can take it; else it waits in the queue. */
   dispatch(command: Command): boolean {
+    if (this.moving.has(command.instanceId)) return false;
     if (NEEDS_CONNECTION.has(command.name) && this.sessionState.get(command.instanceId) !== 'connected') return false;
     // sent_at and attempts record redeliveries (deliverPending); a live dispatch costs no extra write.
     return this.hub.send(command.instanceId, { type: 'command', commandId: command.id, name: command.name as never, args: command.args });

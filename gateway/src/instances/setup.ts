@@ -8,6 +8,7 @@ import type { WorkerImages } from '../engines/docker';
 import type { SecretBox } from '../lib/secret-box';
 import { WorkerHub } from '../workers/hub';
 import { InstanceRuntime, type RuntimeOptions } from './runtime';
+import { Migrator } from './migration';
 
 /** The TypeScript worker program, run with the same Bun as the gateway; the gateway image (a bundle) says where its copy is. */
 export const WORKER_ENTRY = process.env.WGS_WORKER_ENTRY || join(import.meta.dir, '..', '..', '..', 'workers', 'src', 'main.ts');
@@ -16,7 +17,7 @@ export const WORKER_ENTRY = process.env.WGS_WORKER_ENTRY || join(import.meta.dir
 export function createRuntime<E extends Engine = ProcessEngine>(
   database: Database,
   logger: Logger,
-  opts: Omit<RuntimeOptions, 'state'> & { databaseUrl: string; secrets: SecretBox; engine?: E; images?: WorkerImages; gatewayId?: string },
+  opts: Omit<RuntimeOptions, 'state'> & { databaseUrl: string; secrets: SecretBox; engine?: E; images?: WorkerImages; gatewayId?: string; moveTimeoutMs?: number },
 ) {
   const engine = (opts.engine ?? new ProcessEngine({ command: [process.execPath, WORKER_ENTRY], logger })) as E;
   const engines = new EngineRegistry(database.db, engine, {
@@ -30,5 +31,6 @@ export function createRuntime<E extends Engine = ProcessEngine>(
     ...opts,
     state: { sql: database.sql, databaseUrl: opts.databaseUrl },
   });
-  return { runtime, engine };
+  const migrator = new Migrator(database.db, runtime, logger.child({ component: 'migrator' }), { overcommit: opts.overcommit ?? 1, moveTimeoutMs: opts.moveTimeoutMs });
+  return { runtime, engine, migrator };
 }

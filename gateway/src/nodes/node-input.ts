@@ -82,6 +82,20 @@ export const NodeView = t.Object({
   status: t.Union([t.Literal(NODE_STATUSES[0]), t.Literal(NODE_STATUSES[1]), t.Literal(NODE_STATUSES[2])]),
   statusReason: t.Nullable(t.String()),
   tls: t.Boolean({ description: 'true when a TLS client certificate is configured (it is never returned)' }),
+  draining: t.Boolean({ description: 'true while drained: nothing new is placed here and instances move off' }),
+  drain: t.Nullable(
+    t.Object(
+      {
+        startedAt: t.Date(),
+        total: t.Integer({ description: 'instances on the node when the drain began' }),
+        moved: t.Integer(),
+        remaining: t.Integer({ description: 'instances still on the node' }),
+        failed: t.Array(t.Object({ instanceId: t.Integer(), reason: t.String() }), { description: 'moves that failed; retried every 10 s while drained' }),
+        finishedAt: t.Nullable(t.Date()),
+      },
+      { description: "progress of this gateway's latest drain of the node" },
+    ),
+  ),
   reported: t.Nullable(
     t.Object(
       { cpu: t.Number(), memory: t.String(), engineVersion: t.Nullable(t.String()), workers: t.Nullable(t.Integer()) },
@@ -173,9 +187,29 @@ export function tlsColumns(engine: Engine, endpoint: string, tls: { ca: string; 
   return { tlsCa: tls.ca, tlsCert: tls.cert, tlsKeyEncrypted: box.seal(tls.key) };
 }
 
-export function toNodeView(node: Node) {
-  const { capacityMillicpu, capacityMemoryBytes, reportedMillicpu, reportedMemoryBytes, reportedVersion, reportedWorkers, tlsCa, tlsCert, tlsKeyEncrypted, ...rest } =
-    node;
+export interface DrainView {
+  startedAt: Date;
+  total: number;
+  moved: number;
+  remaining: number;
+  failed: { instanceId: number; reason: string }[];
+  finishedAt: Date | null;
+}
+
+export function toNodeView(node: Node, drain: DrainView | null = null) {
+  const {
+    capacityMillicpu,
+    capacityMemoryBytes,
+    reportedMillicpu,
+    reportedMemoryBytes,
+    reportedVersion,
+    reportedWorkers,
+    tlsCa,
+    tlsCert,
+    tlsKeyEncrypted,
+    drainingSince,
+    ...rest
+  } = node;
   const reported =
     reportedMillicpu === null || reportedMemoryBytes === null
       ? null
@@ -187,5 +221,5 @@ export function toNodeView(node: Node) {
           cpu: capacityMillicpu === null ? null : formatCpu(capacityMillicpu),
           memory: capacityMemoryBytes === null ? null : formatMemory(capacityMemoryBytes),
         };
-  return { ...rest, capacity, reported, tls: tlsKeyEncrypted !== null };
+  return { ...rest, capacity, reported, tls: tlsKeyEncrypted !== null, draining: drainingSince !== null, drain };
 }

@@ -16,7 +16,9 @@ export function limitsOf(limits: { cpuLimit: string | null; memoryLimit: string 
 export async function nodeLoads(db: Db | Tx): Promise<NodeLoad[]> {
   const [allNodes, placed] = await Promise.all([
     db.select().from(nodes),
-    db.select({ nodeId: instances.nodeId, cpuLimit: instances.cpuLimit, memoryLimit: instances.memoryLimit }).from(instances),
+    db
+      .select({ nodeId: instances.nodeId, targetNodeId: instances.targetNodeId, cpuLimit: instances.cpuLimit, memoryLimit: instances.memoryLimit })
+      .from(instances),
   ]);
   const loads = new Map<number, NodeLoad>(
     allNodes.map((n) => [
@@ -25,6 +27,7 @@ export async function nodeLoads(db: Db | Tx): Promise<NodeLoad[]> {
         id: n.id,
         name: n.name,
         status: n.status,
+        draining: n.drainingSince !== null,
         labels: n.labels,
         // Configured capacity wins; else what the node reported; else unlimited.
         capacity: { millicpu: n.capacityMillicpu ?? n.reportedMillicpu, memoryBytes: n.capacityMemoryBytes ?? n.reportedMemoryBytes },
@@ -33,12 +36,16 @@ export async function nodeLoads(db: Db | Tx): Promise<NodeLoad[]> {
     ]),
   );
   for (const p of placed) {
-    const load = p.nodeId === null ? undefined : loads.get(p.nodeId);
-    if (!load) continue;
+    // A moving instance holds its place on both nodes until the move ends.
+    const on = new Set([p.nodeId, p.targetNodeId].filter((id) => id !== null));
     const { millicpu = 0, memoryBytes = 0 } = limitsOf(p);
-    load.used.instances++;
-    load.used.millicpu += millicpu;
-    load.used.memoryBytes += memoryBytes;
+    for (const nodeId of on) {
+      const load = loads.get(nodeId);
+      if (!load) continue;
+      load.used.instances++;
+      load.used.millicpu += millicpu;
+      load.used.memoryBytes += memoryBytes;
+    }
   }
   return [...loads.values()];
 }

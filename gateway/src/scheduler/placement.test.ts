@@ -6,6 +6,7 @@ const node = (id: number, name: string, cap: [number | null, number | null], use
   id,
   name,
   status: 'ready',
+  draining: false,
   labels: {},
   capacity: { millicpu: cap[0], memoryBytes: cap[1] },
   used: { millicpu: used[0], memoryBytes: used[1], instances: used[2] },
@@ -50,5 +51,16 @@ describe('place', () => {
     expect(chosen.ok && chosen.node.name).toBe('eu-1');
     expect(place([eu], { node: 'nope' })).toEqual({ ok: false, reason: 'no node named nope', unknownNode: true });
     expect(place([], {})).toEqual({ ok: false, reason: 'no nodes registered' });
+  });
+
+  test('draining nodes and the excluded node take nothing', () => {
+    const a = node(1, 'a', [null, null]);
+    const b = node(2, 'b', [null, null], [0, 0, 0], { draining: true });
+    expect(place([a, b], { excludeNodeId: 1 })).toEqual({ ok: false, reason: 'no node fits: b: draining' });
+    expect(place([a], { excludeNodeId: 1 })).toEqual({ ok: false, reason: 'no other node registered' });
+    const onlyA = place([a, b], {});
+    expect(onlyA.ok && onlyA.node.name).toBe('a');
+    // Excluded even when named.
+    expect(place([a, b], { node: 'a', excludeNodeId: 1 })).toEqual({ ok: false, reason: 'the instance is already on a' });
   });
 });

@@ -7,6 +7,8 @@ export interface NodeLoad {
   id: number;
   name: string;
   status: 'unknown' | 'ready' | 'unreachable';
+  /** A drained node takes nothing new. */
+  draining: boolean;
   labels: Record<string, string>;
   /** Configured or reported capacity; null = not limited in that dimension. */
   capacity: { millicpu: number | null; memoryBytes: number | null };
@@ -21,6 +23,8 @@ export interface PlacementRequest {
   node?: string;
   /** Every label must be on the node. */
   labels?: Record<string, string>;
+  /** A node that must not be chosen (the one an instance moves away from). */
+  excludeNodeId?: number;
 }
 
 export type Placement = { ok: true; node: NodeLoad } | { ok: false; reason: string; unknownNode?: boolean };
@@ -28,13 +32,15 @@ export type Placement = { ok: true; node: NodeLoad } | { ok: false; reason: stri
 /**
  * The node where the request fits under capacity × overcommit, least loaded
  * first (the fullest dimension after placement decides, then fewer
- * instances, then the older node). Unreachable nodes never qualify.
+ * instances, then the older node). Unreachable and draining nodes never qualify.
  */
 export function place(nodes: NodeLoad[], req: PlacementRequest, overcommit = 1): Placement {
-  let candidates = nodes;
+  let candidates = nodes.filter((n) => n.id !== req.excludeNodeId);
   if (req.node !== undefined) {
-    candidates = nodes.filter((n) => n.name === req.node);
-    if (candidates.length === 0) return { ok: false, reason: `no node named ${req.node}`, unknownNode: true };
+    const named = nodes.find((n) => n.name === req.node);
+    if (!named) return { ok: false, reason: `no node named ${req.node}`, unknownNode: true };
+    if (named.id === req.excludeNodeId) return { ok: false, reason: `the instance is already on ${req.node}` };
+    candidates = [named];
   }
   const wanted = Object.entries(req.labels ?? {});
   const why: string[] = [];
@@ -42,6 +48,10 @@ export function place(nodes: NodeLoad[], req: PlacementRequest, overcommit = 1):
   for (const node of candidates) {
     if (node.status === 'unreachable') {
       why.push(`${node.name}: unreachable`);
+      continue;
+    }
+    if (node.draining) {
+      why.push(`${node.name}: draining`);
       continue;
     }
     const missing = wanted.find(([k, v]) => node.labels[k] !== v);
@@ -66,5 +76,5 @@ export function place(nodes: NodeLoad[], req: PlacementRequest, overcommit = 1):
   fitting.sort((a, b) => a.load - b.load || a.node.used.instances - b.node.used.instances || a.node.id - b.node.id);
   const best = fitting[0];
   if (best) return { ok: true, node: best.node };
-  return { ok: false, reason: why.length ? `no node fits: ${why.join('; ')}` : 'no nodes registered' };
+  return { ok: false, reason: why.length ? `no node fits: ${why.join('; ')}` : req.excludeNodeId === undefined ? 'no nodes registered' : 'no other node registered' };
 }

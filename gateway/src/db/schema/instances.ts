@@ -28,6 +28,8 @@ export const instances = pgTable(
       .notNull()
       .references(() => users.id, { onDelete: 'restrict' }),
     nodeId: integer('node_id').references(() => nodes.id, { onDelete: 'restrict' }),
+    /** While a migration runs: the node it moves to. Its limits count there too, so the slot stays reserved. */
+    targetNodeId: integer('target_node_id').references(() => nodes.id, { onDelete: 'restrict' }),
     name: text('name'),
     phoneNumber: text('phone_number').notNull(),
     provider: providerEnum('provider').notNull(),

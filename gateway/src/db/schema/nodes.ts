@@ -29,6 +29,8 @@ export const nodes = pgTable('nodes', {
   tlsCa: text('tls_ca'),
   tlsCert: text('tls_cert'),
   tlsKeyEncrypted: text('tls_key_encrypted'),
+  /** Set while the node is drained: nothing new is placed there and its instances move off. */
+  drainingSince: timestamp('draining_since', { withTimezone: true }),
   /** Why the node is unreachable, from the last health check. */
   statusReason: text('status_reason'),
   status: nodeStatusEnum('status').notNull().default('unknown'),

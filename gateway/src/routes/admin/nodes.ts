@@ -4,7 +4,7 @@ import type { AppDeps } from '../../http/context';
 import { adminSecurity } from '../../http/auth';
 import { conflict, errorResponses, noContent, FOREIGN_KEY_VIOLATION, notFound, sqlState, UNIQUE_VIOLATION } from '../../http/errors';
 import { IdParams } from '../../http/params';
-import { instances, nodes } from '../../db/schema';
+import { instances, nodes, type Node } from '../../db/schema';
 import { capacityColumns, checkEndpoint, checkLabels, CreateNodeBody, NodeView, takesTls, tlsColumns, toNodeView, UpdateNodeBody } from '../../nodes/node-input';
 
 const NODE_IN_USE = 'Cannot delete node because it has instances assigned to it.';
@@ -18,12 +18,18 @@ function rethrowUnique(name: string | undefined) {
   };
 }
 
-export function adminNodeRoutes({ database, secrets }: AppDeps) {
+export function adminNodeRoutes({ database, secrets, migrator }: AppDeps) {
   const { db } = database;
 
   async function instanceCount(nodeId: number): Promise<number> {
     const [row] = await db.select({ n: count() }).from(instances).where(eq(instances.nodeId, nodeId));
     return row!.n;
+  }
+
+  /** The node with this gateway's drain progress, when it has drained the node. */
+  async function nodeView(node: Node) {
+    const progress = migrator.progress(node.id);
+    return toNodeView(node, progress ? { ...progress, remaining: await instanceCount(node.id) } : null);
   }
 
   async function findNode(id: number) {
@@ -60,11 +66,11 @@ export function adminNodeRoutes({ database, secrets }: AppDeps) {
       },
     )
     .get(
-      '', async () => (await db.select().from(nodes).orderBy(asc(nodes.id))).map(toNodeView), {
+      '', async () => Promise.all((await db.select().from(nodes).orderBy(asc(nodes.id))).map(nodeView)), {
       detail: { summary: 'List nodes' },
       response: { 200: t.Array(NodeView), ...errorResponses(401) },
     })
-    .get('/:id', async ({ params }) => toNodeView(await findNode(params.id)), {
+    .get('/:id', async ({ params }) => nodeView(await findNode(params.id)), {
       params: IdParams,
       detail: { summary: 'Get a node' },
       response: { 200: NodeView, ...errorResponses(400, 401, 404) },
@@ -106,13 +112,44 @@ export function adminNodeRoutes({ database, secrets }: AppDeps) {
           .returning()
           .catch(rethrowUnique(body.name));
         if (!node) throw notFound(`node ${params.id}`);
-        return toNodeView(node);
+        return nodeView(node);
       },
       {
         params: IdParams,
         body: UpdateNodeBody,
         detail: { summary: 'Update some fields of a node; `capacity: null` clears the configured capacity' },
         response: { 200: NodeView, ...errorResponses(400, 401, 404, 409, 422) },
+      },
+    )
+    .post(
+      '/:id/drain',
+      async ({ params }) => {
+        await findNode(params.id);
+        await migrator.drain(params.id);
+        return nodeView(await findNode(params.id));
+      },
+      {
+        params: IdParams,
+        detail: {
+          summary: 'Drain a node: nothing new is placed there and its instances move to other nodes',
+          description:
+            'Answers at once with `draining: true`; the moves run in the background, a few at a time, and `drain` in GET /admin/nodes/:id shows progress. ' +
+            'Once `remaining` is 0 the node can be deleted.',
+        },
+        response: { 200: NodeView, ...errorResponses(400, 401, 404) },
+      },
+    )
+    .post(
+      '/:id/undrain',
+      async ({ params }) => {
+        await findNode(params.id);
+        await migrator.undrain(params.id);
+        return nodeView(await findNode(params.id));
+      },
+      {
+        params: IdParams,
+        detail: { summary: 'Take a drained node back: it takes instances again; moves under way finish' },
+        response: { 200: NodeView, ...errorResponses(400, 401, 404) },
       },
     )
     .delete(

@@ -20,7 +20,6 @@ import {
   toInstanceView,
 } from '../../instances/input';
 import { newMessageId, toMessageView } from '../../messages/messages';
-import { place } from '../../scheduler/placement';
 import { limitsOf, placeAndAssign } from '../../scheduler/loads';
 import type { CommandOutcome } from '../../commands/queue';
 
@@ -45,7 +44,7 @@ function commandError(outcome: CommandOutcome): ApiError {
   return new ApiError(502, code, message);
 }
 
-export function instanceRoutes({ database, runtime, secrets, allowPrivateWebhooks, overcommit }: AppDeps) {
+export function instanceRoutes({ database, runtime, migrator, secrets, allowPrivateWebhooks, overcommit }: AppDeps) {
   const { db } = database;
 
   async function view(userId: number, id: number) {
@@ -63,6 +62,11 @@ export function instanceRoutes({ database, runtime, secrets, allowPrivateWebhook
     if (!result) throw new ApiError(504, 'worker_timeout', `the worker of instance ${instanceId} did not answer within ${COMMAND_TIMEOUT_MS / 1000} s`);
     if (!result.ok) throw commandError(result);
     return result.data ?? {};
+  }
+
+  /** Lifecycle changes wait until a move is over. */
+  function notMoving(id: number): void {
+    if (runtime.isMoving(id)) throw conflict('migration_in_progress', `instance ${id} is migrating; try again when the move is done`);
   }
 
   async function requireSandbox(userId: number, id: number) {
@@ -141,8 +145,11 @@ export function instanceRoutes({ database, runtime, secrets, allowPrivateWebhook
       '/:id',
       async ({ request, params, set }) => {
         await ownedInstance(db, tenant(request).id, params.id);
-        await runtime.destroy(params.id);
-        await db.delete(instances).where(eq(instances.id, params.id));
+        // After a migration under way has finished or rolled back: nothing is started behind the delete.
+        await migrator.exclusive(params.id, async () => {
+          await runtime.destroy(params.id);
+          await db.delete(instances).where(eq(instances.id, params.id));
+        });
         set.status = 204;
       },
       {
@@ -152,10 +159,39 @@ export function instanceRoutes({ database, runtime, secrets, allowPrivateWebhook
       },
     )
     .post(
+      '/:id/migrate',
+      async ({ request, params, body }) => {
+        const user = tenant(request);
+        await ownedInstance(db, user.id, params.id);
+        const moved = await migrator.migrate(params.id, body?.target_node);
+        return { status: 'ok' as const, from: moved.from, to: moved.to, durationMs: moved.durationMs, instance: await view(user.id, params.id) };
+      },
+      {
+        params: IdParams,
+        body: t.Optional(
+          t.Object(
+            { target_node: t.Optional(t.String({ minLength: 1, maxLength: 63, description: 'node name; omitted: the scheduler picks the best other node' })) },
+            { additionalProperties: false },
+          ),
+        ),
+        detail: {
+          summary: 'Move the instance to another node; answers once the new worker holds the session',
+          description:
+            'No new QR: the session is in Postgres. While moving, `status` is `migrating` and sends answer 202 (queued, delivered by the new worker). ' +
+            '409: already migrating, target is the current node, draining or unreachable; 422: unknown target; 503: no node fits, or the move failed (the instance is back on its old node).',
+        },
+        response: {
+          200: t.Object({ status: t.Literal('ok'), from: t.String(), to: t.String(), durationMs: t.Integer(), instance: InstanceView }),
+          ...errorResponses(400, 401, 404, 409, 422, 503),
+        },
+      },
+    )
+    .post(
       '/:id/restart',
       async ({ request, params }) => {
         const user = tenant(request);
         await ownedInstance(db, user.id, params.id);
+        notMoving(params.id);
         await runtime.restart(params.id).catch(() => {});
         await runtime.waitUntil(params.id, (i) => i.status === 'running' || i.status === 'error', START_TIMEOUT_MS);
         return view(user.id, params.id);
@@ -163,20 +199,21 @@ export function instanceRoutes({ database, runtime, secrets, allowPrivateWebhook
       {
         params: IdParams,
         detail: { summary: 'Restart the worker; answers once it runs again' },
-        response: { 200: InstanceView, ...errorResponses(400, 401, 404) },
+        response: { 200: InstanceView, ...errorResponses(400, 401, 404, 409) },
       },
     )
     .post(
       '/:id/logout',
       async ({ request, params }) => {
         await ownedInstance(db, tenant(request).id, params.id);
+        notMoving(params.id);
         await runNow(params.id, 'logout', {});
         return { state: 'logged_out' as const };
       },
       {
         params: IdParams,
         detail: { summary: 'Log the WhatsApp session out; a new QR follows' },
-        response: { 200: t.Object({ state: t.Literal('logged_out') }), ...errorResponses(400, 401, 404, 503) },
+        response: { 200: t.Object({ state: t.Literal('logged_out') }), ...errorResponses(400, 401, 404, 409, 503) },
       },
     )
     .get(

@@ -1,0 +1,281 @@
+/**
+ * Moving a live number between nodes. The session is in Postgres and one
+ * worker at a time holds it (the single-owner lock), so a move is: stop the
+ * old worker gracefully (it finishes its command and releases the lock),
+ * start one on the target node, and wait until it holds the session again.
+ * Meanwhile the instance is `migrating` and commands wait in the queue (sends
+ * answer 202); the new worker gets them when it connects. A move that fails
+ * puts the instance back on its old node.
+ */
+import { and, asc, count, eq, isNotNull, sql } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import { events, instances, nodes, type Instance } from '../db/schema';
+import { ApiError, conflict } from '../http/errors';
+import type { Logger } from '../logging/logger';
+import { limitsOf, placeAndAssign } from '../scheduler/loads';
+import type { InstanceRuntime } from './runtime';
+
+/** How long the new worker has to hold the session again. */
+const DEFAULT_MOVE_TIMEOUT_MS = 30_000;
+/** Instances a drain moves at the same time. */
+const DRAIN_CONCURRENCY = 3;
+
+export interface MoveResult {
+  instanceId: number;
+  from: string;
+  to: string;
+  durationMs: number;
+}
+
+export interface DrainProgress {
+  startedAt: Date;
+  /** Instances on the node when the drain (or its latest pass) began. */
+  total: number;
+  moved: number;
+  failed: { instanceId: number; reason: string }[];
+  finishedAt: Date | null;
+}
+
+export class Migrator {
+  /** One operation at a time per instance (migrate, delete); see exclusive(). */
+  private readonly locks = new Map<number, Promise<unknown>>();
+  private readonly drains = new Map<number, DrainProgress>();
+  private readonly draining = new Set<number>();
+  private timer?: ReturnType<typeof setTimeout>;
+  private stopped = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly runtime: InstanceRuntime,
+    private readonly logger: Logger,
+    private readonly opts: { overcommit: number; moveTimeoutMs?: number },
+  ) {}
+
+  /**
+   * Runs `fn` when no other exclusive operation on the instance runs: a
+   * delete racing a migration waits for it to finish (or roll back).
+   */
+  async exclusive<T>(instanceId: number, fn: () => Promise<T>): Promise<T> {
+    const before = this.locks.get(instanceId) ?? Promise.resolve();
+    const run = before.catch(() => {}).then(fn);
+    const tail = run.catch(() => {});
+    this.locks.set(instanceId, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(instanceId) === tail) this.locks.delete(instanceId);
+    }
+  }
+
+  /**
+   * Moves the instance to `targetNode` (a name), or to the node the scheduler
+   * picks among the others. Resolves once the new worker holds the session.
+   */
+  async migrate(instanceId: number, targetNode?: string): Promise<MoveResult> {
+    if (this.runtime.isMoving(instanceId) || this.locks.has(instanceId)) {
+      throw conflict('migration_in_progress', `instance ${instanceId} is already being moved or changed; try again when that is done`);
+    }
+    return this.exclusive(instanceId, () => this.move(instanceId, targetNode));
+  }
+
+  private async move(instanceId: number, targetNode: string | undefined): Promise<MoveResult> {
+    const [current] = await this.db
+      .select({ instance: instances, node: nodes })
+      .from(instances)
+      .innerJoin(nodes, eq(nodes.id, instances.nodeId))
+      .where(eq(instances.id, instanceId));
+    if (!current) throw new ApiError(404, 'not_found', `instance ${instanceId} not found`);
+    const { instance, node: from } = current;
+    if (instance.status === 'migrating') throw conflict('migration_in_progress', `instance ${instanceId} is already migrating`);
+    if (targetNode !== undefined) await this.checkTarget(targetNode, from.name);
+
+    // Reserve the target: the instance's limits count there from now on.
+    const placed = await placeAndAssign(this.db, { ...limitsOf(instance), node: targetNode, excludeNodeId: from.id }, this.opts.overcommit, (tx, node) =>
+      tx
+        .update(instances)
+        .set({ targetNodeId: node.id })
+        .where(and(eq(instances.id, instanceId), sql`${instances.status} <> 'migrating'`))
+        .returning({ id: instances.id }),
+    );
+    if (!placed.ok) throw new ApiError(503, 'no_capacity', `no other node can take instance ${instanceId}: ${placed.reason}`);
+    if (placed.value.length === 0) throw conflict('migration_in_progress', `instance ${instanceId} is already migrating`);
+    const to = placed.node;
+
+    const started = Date.now();
+    this.runtime.beginMove(instanceId);
+    try {
+      await this.runtime.recordStatus(instanceId, 'migrating', `moving from ${from.name} to ${to.name}`);
+      const oldEngine = await this.runtime.engines.forNode(from);
+      try {
+        await this.switchOver(instance, oldEngine, to.id);
+      } catch (err) {
+        const reason = (err as Error).message;
+        this.logger.warn({ instanceId, from: from.name, to: to.name, reason }, 'migration failed; moving back');
+        await this.rollBack(instance, from.id);
+        await this.runtime.endMove(instanceId);
+        await this.runtime.recordStatus(instanceId, instance.desiredState === 'running' ? 'running' : 'stopped', `migration to ${to.name} failed: ${reason}; back on ${from.name}`);
+        throw new ApiError(503, 'migration_failed', `moving instance ${instanceId} to ${to.name} failed: ${reason}; it is back on ${from.name}`);
+      }
+      const durationMs = Date.now() - started;
+      await this.db.transaction(async (tx) => {
+        await tx.update(instances).set({ targetNodeId: null }).where(eq(instances.id, instanceId));
+        await tx.insert(events).values({ instanceId, type: 'instance.migrated', data: { from: from.name, to: to.name, durationMs } });
+      });
+      await this.runtime.endMove(instanceId);
+      await this.runtime.recordStatus(
+        instanceId,
+        instance.desiredState === 'running' ? 'running' : 'stopped',
+        `migrated from ${from.name} to ${to.name} in ${durationMs} ms`,
+      );
+      this.logger.info({ instanceId, from: from.name, to: to.name, durationMs }, 'instance migrated');
+      return { instanceId, from: from.name, to: to.name, durationMs };
+    } finally {
+      // An exception above (the database gone, say) must not leave the instance held.
+      if (this.runtime.isMoving(instanceId)) await this.runtime.endMove(instanceId).catch(() => {});
+    }
+  }
+
+  /** A named target must exist and be able to take work; the scheduler checks capacity and labels. */
+  private async checkTarget(name: string, fromName: string): Promise<void> {
+    const [target] = await this.db.select().from(nodes).where(eq(nodes.name, name));
+    if (!target) throw new ApiError(422, 'invalid_field', `invalid field 'target_node': no node named ${name}`);
+    if (name === fromName) throw conflict('same_node', `instance is already on node ${name}`);
+    if (target.drainingSince) throw conflict('node_not_ready', `node ${name} is draining and takes no instances`);
+    if (target.status === 'unreachable') throw conflict('node_not_ready', `node ${name} is unreachable${target.statusReason ? `: ${target.statusReason}` : ''}`);
+  }
+
+  /**
+   * Old worker out (graceful stop: its running command finishes, the lock is
+   * released), instance onto the target, new worker in; then waits until the
+   * new worker holds the session as the old one did.
+   */
+  private async switchOver(instance: Instance, oldEngine: Awaited<ReturnType<InstanceRuntime['engines']['forNode']>>, toNodeId: number): Promise<void> {
+    const id = instance.id;
+    await oldEngine.remove(id);
+    await this.db.update(instances).set({ nodeId: toNodeId }).where(eq(instances.id, id));
+    if (instance.desiredState !== 'running') return;
+    await this.runtime.start(id);
+    await this.waitHeld(instance);
+  }
+
+  /** Waits until the instance's new worker holds the session as before the move (connected if it was paired); throws why not. */
+  private async waitHeld(instance: Instance): Promise<void> {
+    const id = instance.id;
+    const timeoutMs = this.opts.moveTimeoutMs ?? DEFAULT_MOVE_TIMEOUT_MS;
+    // A paired number must come back connected (no new QR); an unpaired one just needs its worker reporting again.
+    const held = (row: Instance) =>
+      this.runtime.isWorkerConnected(id) && (instance.paired ? row.state === 'connected' : row.state !== 'starting');
+    const row = await this.runtime.waitUntil(id, (r) => held(r) || r.state === 'failed' || r.state === 'logged_out', timeoutMs);
+    if (!row) throw new Error('the instance was deleted');
+    if (!held(row)) {
+      throw new Error(
+        row.state === 'starting' || row.state === 'reconnecting'
+          ? `the new worker did not hold the session within ${timeoutMs / 1000} s (state ${row.state}${row.stateReason ? `: ${row.stateReason}` : ''})`
+          : `the new worker reported ${row.state}${row.stateReason ? `: ${row.stateReason}` : ''}`,
+      );
+    }
+  }
+
+  /** Back to the old node: whatever runs on the target goes, the old node gets a fresh worker. */
+  private async rollBack(instance: Instance, fromNodeId: number): Promise<void> {
+    const id = instance.id;
+    try {
+      await (await this.runtime.engines.forInstance(id)).remove(id);
+    } catch (err) {
+      this.logger.error({ err, instanceId: id }, 'rollback: removing the new worker failed');
+    }
+    await this.db.update(instances).set({ nodeId: fromNodeId, targetNodeId: null }).where(eq(instances.id, id));
+    if (instance.desiredState !== 'running') return;
+    // Still `migrating` until the old node holds the session again, so the recorded reason is the last word.
+    await this.runtime
+      .start(id)
+      .then(() => this.waitHeld(instance))
+      .catch((err) => this.logger.error({ err, instanceId: id }, 'rollback: the worker on the old node did not come back'));
+  }
+
+  // ------------------------------------------------------------ drain
+
+  /** Marks the node draining (nothing new goes there) and starts moving its instances off. */
+  async drain(nodeId: number): Promise<void> {
+    await this.db.update(nodes).set({ drainingSince: sql`coalesce(${nodes.drainingSince}, now())`, updatedAt: sql`now()` }).where(eq(nodes.id, nodeId));
+    this.kick(nodeId);
+  }
+
+  /** Takes the node back: nothing more moves off it (moves under way finish). */
+  async undrain(nodeId: number): Promise<void> {
+    await this.db.update(nodes).set({ drainingSince: null, updatedAt: sql`now()` }).where(eq(nodes.id, nodeId));
+    const progress = this.drains.get(nodeId);
+    if (progress && !progress.finishedAt) progress.finishedAt = new Date();
+  }
+
+  progress(nodeId: number): DrainProgress | undefined {
+    return this.drains.get(nodeId);
+  }
+
+  /** Instances still on the node. */
+  async remaining(nodeId: number): Promise<number> {
+    const [row] = await this.db.select({ n: count() }).from(instances).where(eq(instances.nodeId, nodeId));
+    return row!.n;
+  }
+
+  /** Resumes drains (after a restart, or instances that failed to move) every `intervalMs`. */
+  start(intervalMs: number): void {
+    const loop = async () => {
+      const drained = await this.db
+        .select({ id: nodes.id })
+        .from(nodes)
+        .where(isNotNull(nodes.drainingSince))
+        .catch(() => []);
+      for (const { id } of drained) this.kick(id);
+      if (!this.stopped) this.timer = setTimeout(loop, intervalMs);
+    };
+    this.timer = setTimeout(loop, 0);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  private kick(nodeId: number): void {
+    if (this.draining.has(nodeId) || this.stopped) return;
+    this.draining.add(nodeId);
+    void this.drainPass(nodeId)
+      .catch((err) => this.logger.error({ err, nodeId }, 'drain pass failed'))
+      .finally(() => this.draining.delete(nodeId));
+  }
+
+  /** Moves every instance off the node, DRAIN_CONCURRENCY at a time, while the node stays drained. */
+  private async drainPass(nodeId: number): Promise<void> {
+    const onNode = await this.db.select({ id: instances.id }).from(instances).where(eq(instances.nodeId, nodeId)).orderBy(asc(instances.id));
+    const previous = this.drains.get(nodeId);
+    if (onNode.length === 0) {
+      if (previous && !previous.finishedAt) previous.finishedAt = new Date();
+      return;
+    }
+    const progress: DrainProgress =
+      previous && !previous.finishedAt ? previous : { startedAt: new Date(), total: onNode.length, moved: 0, failed: [], finishedAt: null };
+    this.drains.set(nodeId, progress);
+    const queue = onNode.map((r) => r.id);
+    const stillDrained = async () => {
+      const [n] = await this.db.select({ since: nodes.drainingSince }).from(nodes).where(eq(nodes.id, nodeId));
+      return Boolean(n?.since) && !this.stopped;
+    };
+    const worker = async () => {
+      for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+        if (!(await stillDrained())) return;
+        try {
+          await this.migrate(id);
+          progress.moved++;
+          progress.failed = progress.failed.filter((f) => f.instanceId !== id);
+        } catch (err) {
+          if (err instanceof ApiError && err.status === 404) continue; // deleted meanwhile
+          const reason = (err as Error).message;
+          progress.failed = [...progress.failed.filter((f) => f.instanceId !== id), { instanceId: id, reason }];
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: DRAIN_CONCURRENCY }, worker));
+    if ((await this.remaining(nodeId)) === 0) progress.finishedAt = new Date();
+  }
+}
