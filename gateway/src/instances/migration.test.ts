@@ -45,6 +45,8 @@ describe('POST /api/instances/:id/migrate', () => {
     const a = await paired(alice.apiKey);
     const b = await paired(alice.apiKey);
     const pidBefore = (await workersOf(a.id))[0]!.pid;
+    const hook = await t.call('POST', `/api/instances/${a.id}/webhooks`, { key: alice.apiKey, body: { url: 'http://127.0.0.1:9/hook', events: ['instance.migrated'] } });
+    expect(hook.status).toBe(201);
 
     const statuses: number[] = [];
     const ids: string[] = [];
@@ -92,6 +94,10 @@ describe('POST /api/instances/:id/migrate', () => {
     expect(workers[0]!.pid).not.toBe(pidBefore);
     const [event] = await t.db.database.sql`select data from events where instance_id = ${a.id} and type = 'instance.migrated'`;
     expect(event!.data).toMatchObject({ from: 'local', to: 'p2' });
+    // ...queued for the subscription that asked for it (the outbox; this test app runs no dispatcher).
+    const queued = await t.db.database.sql`
+      select e.type from webhook_deliveries d join events e on e.id = d.event_id where d.webhook_id = ${hook.body.id}`;
+    expect(queued.map((r) => r.type)).toEqual(['instance.migrated']);
     const [row] = await t.db.database.sql`select node_id, target_node_id from instances where id = ${a.id}`;
     expect(row).toEqual({ node_id: p2Id, target_node_id: null });
 
