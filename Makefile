@@ -1,5 +1,6 @@
 # wgs — two commands do all the set-up: `make run` and `make test`.
-# Only Node >= 20, npm and make are assumed; Bun comes from the npm `bun` package.
+# Node >= 20, npm and make are assumed; Bun comes from the npm `bun` package.
+# Go >= 1.26 builds the whatsmeow worker (needed by `make test`; optional for `make run`).
 
 BUN := node_modules/.bin/bun
 STAMP := node_modules/.wgs-installed
@@ -14,15 +15,21 @@ $(STAMP): package.json package-lock.json gateway/package.json
 install: $(STAMP)
 
 ## Run the gateway in the foreground on the embedded defaults (Ctrl-C stops it).
+## With Go installed, the whatsmeow worker is built first (provider "whatsmeow").
 run: $(STAMP)
+	@if command -v go >/dev/null 2>&1; then bash scripts/build-whatsmeow >/dev/null; else echo "Go not found: provider whatsmeow is unavailable (install Go >= 1.26 for it)"; fi
 	exec $(BUN) gateway/src/main.ts
 
-## Type-check, then run every test against real Postgres and real processes.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+## Type-check and vet, run the Go worker's unit tests, then every test against real Postgres and real processes.
 test: $(STAMP)
 	node_modules/.bin/tsc -p tsconfig.json
+	cd workers/whatsmeow && go vet ./... && go run $(STATICCHECK) ./... && go test ./...
+	bash scripts/build-whatsmeow >/dev/null
 	bash scripts/test
 
-## Build the worker image without a registry (needs a Docker daemon).
+## Build the images without a registry (needs a Docker daemon; the whatsmeow image needs Go).
 images: $(STAMP)
 	bash scripts/build-images
 

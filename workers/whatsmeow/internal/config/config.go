@@ -1,0 +1,222 @@
+// Package config parses the worker's environment once, at startup. Every
+// variable and its default is documented on Config; a bad value fails with
+// an error naming the variable (secrets are never echoed back).
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// WorkerPath is where workers connect on the gateway (protocol v1).
+const WorkerPath = "/internal/workers/ws"
+
+// DefaultWhatsAppURL is whatsmeow's own WebSocket address.
+const DefaultWhatsAppURL = "wss://web.whatsapp.com/ws/chat"
+
+// ProviderName is the only WGS_PROVIDER this program implements.
+const ProviderName = "whatsmeow"
+
+var schemaPattern = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// LogLevels are the accepted LOG_LEVEL values (the same set as the TypeScript worker).
+var LogLevels = []string{"fatal", "error", "warn", "info", "debug", "trace", "silent"}
+
+// Config is everything the worker reads from its environment.
+type Config struct {
+	// GatewayURL is WGS_GATEWAY_URL without a trailing slash (ws:// or wss://).
+	GatewayURL string
+	// WorkerURL is what the worker dials: GatewayURL + WorkerPath.
+	WorkerURL string
+	// InstanceID is WGS_INSTANCE_ID (>= 1).
+	InstanceID int64
+	// Token is WGS_WORKER_TOKEN. Secret: it goes into the hello frame and nowhere else.
+	Token string
+	// Provider is WGS_PROVIDER; must be "whatsmeow".
+	Provider string
+	// StateDSN is WGS_STATE_DSN, the postgres:// URL of the instance's role. Secret.
+	StateDSN string
+	// StateSchema is WGS_STATE_SCHEMA, the instance's schema (a plain lower-case identifier).
+	StateSchema string
+	// ExitWithParent is WGS_EXIT_WITH_PARENT=1 (default 0): stop when the parent process goes away.
+	ExitWithParent bool
+	// LogLevel is LOG_LEVEL (default info).
+	LogLevel string
+	// WhatsAppURL is WHATSMEOW_WS_URL (default DefaultWhatsAppURL): where the WhatsApp
+	// socket is dialled. Only its scheme, host and port are used (whatsmeow keeps its
+	// own path); tests point it at a closed loopback port.
+	WhatsAppURL *url.URL
+}
+
+// Error is a configuration problem with one variable.
+type Error struct {
+	Variable string
+	Problem  string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("invalid configuration: %s: %s", e.Variable, e.Problem)
+}
+
+func bad(variable, format string, args ...any) error {
+	return &Error{Variable: variable, Problem: fmt.Sprintf(format, args...)}
+}
+
+// Load parses the environment; getenv is os.Getenv in production. Empty values count as unset.
+func Load(getenv func(string) string) (*Config, error) {
+	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
+	c := &Config{}
+
+	gw, err := parseGatewayURL(get("WGS_GATEWAY_URL"))
+	if err != nil {
+		return nil, err
+	}
+	c.GatewayURL = gw
+	c.WorkerURL = gw + WorkerPath
+
+	rawID := get("WGS_INSTANCE_ID")
+	if rawID == "" {
+		return nil, bad("WGS_INSTANCE_ID", "required")
+	}
+	id, err := strconv.ParseInt(rawID, 10, 64)
+	if err != nil || id < 1 || id > 2147483647 {
+		return nil, bad("WGS_INSTANCE_ID", "must be an integer from 1 to 2147483647 (got %q)", rawID)
+	}
+	c.InstanceID = id
+
+	c.Token = getenv("WGS_WORKER_TOKEN")
+	if c.Token == "" {
+		return nil, bad("WGS_WORKER_TOKEN", "required")
+	}
+
+	c.Provider = get("WGS_PROVIDER")
+	if c.Provider != ProviderName {
+		return nil, bad("WGS_PROVIDER", "provider %q is not implemented by this worker; implemented: %s", c.Provider, ProviderName)
+	}
+
+	switch v := get("WGS_EXIT_WITH_PARENT"); v {
+	case "", "0":
+	case "1":
+		c.ExitWithParent = true
+	default:
+		return nil, bad("WGS_EXIT_WITH_PARENT", "must be 0 or 1 (got %q)", v)
+	}
+
+	c.LogLevel = get("LOG_LEVEL")
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if !contains(LogLevels, c.LogLevel) {
+		return nil, bad("LOG_LEVEL", "must be one of %s (got %q)", strings.Join(LogLevels, ", "), c.LogLevel)
+	}
+
+	if c.StateDSN, err = parseDSN(getenv("WGS_STATE_DSN")); err != nil {
+		return nil, err
+	}
+	c.StateSchema = get("WGS_STATE_SCHEMA")
+	if c.StateSchema == "" {
+		return nil, bad("WGS_STATE_SCHEMA", "required when WGS_PROVIDER is %s", ProviderName)
+	}
+	if !schemaPattern.MatchString(c.StateSchema) {
+		return nil, bad("WGS_STATE_SCHEMA", "must match %s (got %q)", schemaPattern, c.StateSchema)
+	}
+
+	if c.WhatsAppURL, err = parseWhatsAppURL(get("WHATSMEOW_WS_URL")); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func parseGatewayURL(value string) (string, error) {
+	const name = "WGS_GATEWAY_URL"
+	if value == "" {
+		return "", bad(name, "required")
+	}
+	u, err := url.Parse(value)
+	if err != nil || u.Host == "" {
+		return "", bad(name, "not a URL (got %q)", value)
+	}
+	if u.Scheme != "ws" && u.Scheme != "wss" {
+		return "", bad(name, "must start with ws:// or wss:// (got %q)", value)
+	}
+	// The worker authenticates with its token; credentials in the URL would end up in logs.
+	if u.User != nil {
+		return "", bad(name, "must not contain credentials")
+	}
+	if u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(value, "?#") {
+		return "", bad(name, "must be a base URL without query or fragment (got %q)", value)
+	}
+	return strings.TrimRight(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"), nil
+}
+
+// parseDSN checks the shape of the state DSN; the value is never shown (it carries a password).
+func parseDSN(value string) (string, error) {
+	const name = "WGS_STATE_DSN"
+	if value == "" {
+		return "", bad(name, "required when WGS_PROVIDER is %s", ProviderName)
+	}
+	u, err := url.Parse(value)
+	if err != nil {
+		return "", bad(name, "not a URL (value not shown: it is secret)")
+	}
+	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		return "", bad(name, "must start with postgres:// or postgresql:// (got %s://…)", u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return "", bad(name, "must name a host")
+	}
+	if u.User == nil || u.User.Username() == "" {
+		return "", bad(name, "must name the instance's role as its user")
+	}
+	if strings.Trim(u.Path, "/") == "" {
+		return "", bad(name, "must name a database")
+	}
+	return value, nil
+}
+
+func parseWhatsAppURL(value string) (*url.URL, error) {
+	const name = "WHATSMEOW_WS_URL"
+	if value == "" {
+		value = DefaultWhatsAppURL
+	}
+	u, err := url.Parse(value)
+	if err != nil || u.Host == "" {
+		return nil, bad(name, "not a URL (got %q)", value)
+	}
+	if u.Scheme != "ws" && u.Scheme != "wss" {
+		return nil, bad(name, "must start with ws:// or wss:// (got %q)", value)
+	}
+	return u, nil
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Redacted is the config as it may be logged: no token, no DSN password.
+func (c *Config) Redacted() map[string]any {
+	where := "?"
+	if u, err := url.Parse(c.StateDSN); err == nil {
+		where = u.Hostname() + ":" + u.Port() + u.Path
+		if u.User != nil {
+			where = u.User.Username() + "@" + where
+		}
+	}
+	return map[string]any{
+		"gateway":        c.WorkerURL,
+		"instanceId":     c.InstanceID,
+		"provider":       c.Provider,
+		"state":          where,
+		"schema":         c.StateSchema,
+		"exitWithParent": c.ExitWithParent,
+		"whatsappUrl":    c.WhatsAppURL.String(),
+	}
+}

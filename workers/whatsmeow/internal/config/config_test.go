@@ -1,0 +1,95 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func env(overrides map[string]string) func(string) string {
+	base := map[string]string{
+		"WGS_GATEWAY_URL":  "ws://127.0.0.1:8080/",
+		"WGS_INSTANCE_ID":  "12",
+		"WGS_WORKER_TOKEN": "tok-secret",
+		"WGS_PROVIDER":     "whatsmeow",
+		"WGS_STATE_DSN":    "postgres://wgs_i_12:pw-secret@127.0.0.1:5432/wgs",
+		"WGS_STATE_SCHEMA": "wgs_i_12",
+	}
+	for k, v := range overrides {
+		base[k] = v
+	}
+	return func(k string) string { return base[k] }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.WorkerURL != "ws://127.0.0.1:8080/internal/workers/ws" {
+		t.Errorf("WorkerURL = %q", c.WorkerURL)
+	}
+	if c.InstanceID != 12 || c.LogLevel != "info" || c.ExitWithParent {
+		t.Errorf("unexpected config %+v", c)
+	}
+	if c.WhatsAppURL.String() != DefaultWhatsAppURL {
+		t.Errorf("WhatsAppURL = %s", c.WhatsAppURL)
+	}
+	red := c.Redacted()
+	for _, v := range red {
+		s, _ := v.(string)
+		if strings.Contains(s, "secret") {
+			t.Errorf("redacted config leaks a secret: %v", red)
+		}
+	}
+}
+
+func TestLoadErrorsNameTheVariable(t *testing.T) {
+	cases := []struct {
+		override map[string]string
+		variable string
+	}{
+		{map[string]string{"WGS_GATEWAY_URL": ""}, "WGS_GATEWAY_URL"},
+		{map[string]string{"WGS_GATEWAY_URL": "http://x"}, "WGS_GATEWAY_URL"},
+		{map[string]string{"WGS_GATEWAY_URL": "ws://u:p@x"}, "WGS_GATEWAY_URL"},
+		{map[string]string{"WGS_GATEWAY_URL": "ws://x/?a=1"}, "WGS_GATEWAY_URL"},
+		{map[string]string{"WGS_INSTANCE_ID": ""}, "WGS_INSTANCE_ID"},
+		{map[string]string{"WGS_INSTANCE_ID": "0"}, "WGS_INSTANCE_ID"},
+		{map[string]string{"WGS_INSTANCE_ID": "3.5"}, "WGS_INSTANCE_ID"},
+		{map[string]string{"WGS_WORKER_TOKEN": ""}, "WGS_WORKER_TOKEN"},
+		{map[string]string{"WGS_PROVIDER": "sandbox"}, "WGS_PROVIDER"},
+		{map[string]string{"WGS_EXIT_WITH_PARENT": "yes"}, "WGS_EXIT_WITH_PARENT"},
+		{map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{map[string]string{"WGS_STATE_DSN": ""}, "WGS_STATE_DSN"},
+		{map[string]string{"WGS_STATE_DSN": "mysql://a:b@h/db"}, "WGS_STATE_DSN"},
+		{map[string]string{"WGS_STATE_DSN": "postgres://h/db"}, "WGS_STATE_DSN"},
+		{map[string]string{"WGS_STATE_DSN": "postgres://u:pw-secret@h/"}, "WGS_STATE_DSN"},
+		{map[string]string{"WGS_STATE_SCHEMA": ""}, "WGS_STATE_SCHEMA"},
+		{map[string]string{"WGS_STATE_SCHEMA": "Bad-Schema"}, "WGS_STATE_SCHEMA"},
+		{map[string]string{"WHATSMEOW_WS_URL": "https://x"}, "WHATSMEOW_WS_URL"},
+	}
+	for _, tc := range cases {
+		_, err := Load(env(tc.override))
+		var ce *Error
+		if !errors.As(err, &ce) {
+			t.Errorf("%v: want a config error, got %v", tc.override, err)
+			continue
+		}
+		if ce.Variable != tc.variable {
+			t.Errorf("%v: error names %s, want %s", tc.override, ce.Variable, tc.variable)
+		}
+		if strings.Contains(err.Error(), "secret") {
+			t.Errorf("%v: error leaks a secret: %v", tc.override, err)
+		}
+	}
+}
+
+func TestLoadOverrides(t *testing.T) {
+	c, err := Load(env(map[string]string{"WGS_EXIT_WITH_PARENT": "1", "LOG_LEVEL": "debug", "WHATSMEOW_WS_URL": "ws://127.0.0.1:9/ws"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.ExitWithParent || c.LogLevel != "debug" || c.WhatsAppURL.Host != "127.0.0.1:9" {
+		t.Errorf("unexpected config %+v", c)
+	}
+}
