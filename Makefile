@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BUN) bench/webhooks.ts
 	$(BUN) bench/docker.ts
 	$(BUN) bench/migration.ts
+	$(BUN) bench/workers.ts
 
 ## Generate a drizzle-kit migration after changing gateway/src/db/schema.
 migration: $(STAMP)

@@ -8,13 +8,14 @@
  *   make bench     (or: node_modules/.bin/bun bench/docker.ts; needs Docker)
  */
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { LABELS } from '../gateway/src/engines/docker-spec';
 import { buildImages, docker, dockerAvailable, removeLabelled } from '../tests/support/docker';
 import { spawnGateway } from '../tests/support/gateway-process';
 import { until } from '../tests/support/poll';
+import { printTable } from './table';
 
 const STEPS = [1, 10, 50];
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
@@ -79,7 +80,4 @@ try {
   await rm(dir, { recursive: true, force: true });
 }
 
-console.log(`\nwgs docker benchmark — ${new Date().toISOString()}`);
-console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Bun ${Bun.version}, cgroup v1\n`);
-console.log('| measure | result |\n| --- | --- |');
-for (const [k, v] of rows) console.log(`| ${k} | ${v} |`);
+printTable('docker benchmark', rows, ['cgroup v1']);

@@ -8,9 +8,10 @@
  * Loopback only; every loop is bounded in count. Prints a markdown table.
  */
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnGateway, type GatewayProcess } from '../tests/support/gateway-process';
+import { printTable } from './table';
 
 const REQUESTS = 4000;
 const CONCURRENCY = 16;
@@ -94,7 +95,4 @@ try {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 }
 
-console.log(`\nwgs gateway benchmark — ${new Date().toISOString()}`);
-console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Bun ${Bun.version}\n`);
-console.log('| measure | result |\n| --- | --- |');
-for (const [k, v] of rows) console.log(`| ${k} | ${v} |`);
+printTable('gateway benchmark', rows, []);

@@ -8,10 +8,11 @@
  *   make bench     (or: node_modules/.bin/bun bench/instances.ts)
  */
 import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnGateway } from '../tests/support/gateway-process';
 import { until } from '../tests/support/poll';
+import { printTable } from './table';
 
 const INSTANCES = 5;
 const RATES = [100, 250, 500];
@@ -162,8 +163,4 @@ try {
   await rm(dir, { recursive: true, force: true });
 }
 
-console.log(`\nwgs instances benchmark — ${new Date().toISOString()}`);
-console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Bun ${Bun.version}`);
-console.log('send latency is end to end: HTTP request → gateway → worker → result → HTTP response (client, gateway, worker and Postgres share the machine)\n');
-console.log('| measure | result |\n| --- | --- |');
-for (const [k, v] of rows) console.log(`| ${k} | ${v} |`);
+printTable('instances benchmark', rows, ['send latency is end to end: HTTP request → gateway → worker → result → HTTP response (client, gateway, worker and Postgres share the machine)']);

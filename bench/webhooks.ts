@@ -8,13 +8,14 @@
  *   make bench     (or: node_modules/.bin/bun bench/webhooks.ts)
  */
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { startEmbeddedPostgres } from '../gateway/src/db/embedded';
 import { createLogger } from '../gateway/src/logging/logger';
 import { spawnGateway } from '../tests/support/gateway-process';
 import { until } from '../tests/support/poll';
+import { printTable } from './table';
 
 const BURST = 5000;
 const PACED = { rate: 200, seconds: 5 };
@@ -85,7 +86,4 @@ try {
   await rm(dir, { recursive: true, force: true });
 }
 
-console.log(`\nwgs webhooks benchmark — ${new Date().toISOString()}`);
-console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Bun ${Bun.version}\n`);
-console.log('| measure | result |\n| --- | --- |');
-for (const [k, v] of rows) console.log(`| ${k} | ${v} |`);
+printTable('webhooks benchmark', rows, []);

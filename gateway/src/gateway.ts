@@ -59,6 +59,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
         LOG_LEVEL: config.logLevel,
         SANDBOX_QR_INTERVAL_MS: String(config.sandbox.qrIntervalMs),
         SANDBOX_RECEIPT_DELAYS_MS: config.sandbox.receiptDelaysMs,
+        ...(config.whatsmeowWsUrl && { WHATSMEOW_WS_URL: config.whatsmeowWsUrl }),
       },
     });
     const dispatcher = new WebhookDispatcher(database.db, database.sql, secrets, logger.child({ component: 'webhooks' }), config.webhooks);

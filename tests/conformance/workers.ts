@@ -20,8 +20,8 @@ export interface WorkerKind {
   command(): string[];
   /** Provider-specific environment on top of the WGS_* variables. */
   env(): Promise<Record<string, string>>;
-  /** A protocol command this provider does not implement. */
-  unsupported: { name: CommandName; args: Record<string, unknown> };
+  /** A protocol command this provider does not implement (the sandbox implements them all). */
+  unsupported?: { name: CommandName; args: Record<string, unknown> };
   /** True once the worker owns the instance and runs its provider (past 'starting'). */
   live(conn: GatewayConn): boolean;
 }
@@ -41,7 +41,6 @@ export const KINDS: WorkerKind[] = [
     provider: 'sandbox',
     command: () => [join(REPO, 'node_modules', '.bin', 'bun'), 'workers/src/main.ts'],
     env: async () => ({}),
-    unsupported: { name: 'read', args: { chat: '15550002222', messageIds: ['x'] } },
     live: (conn) => conn.ofType('qr').length > 0,
   },
   {

@@ -122,29 +122,6 @@ export const ReadArgs = Type.Object({
 /** Link by phone number instead of a QR: the worker answers `{code}` (8 characters) to type on the phone. */
 export const PairCodeArgs = Type.Object({ phone: Type.String({ pattern: PHONE_PATTERN }) });
 
-export const SandboxInboundArgs = Type.Object({
-  from: Type.String({ pattern: PHONE_PATTERN }),
-  type: Type.Literal('text'),
-  text: Type.String({ minLength: 1, maxLength: 65536 }),
-});
-
-/** Every command, by name, with its arguments. */
-export const Commands = {
-  send: SendArgs,
-  read: ReadArgs,
-  'pair-code': PairCodeArgs,
-  logout: Type.Object({}),
-  /** sandbox only: the simulated phone scans the current QR. */
-  'sandbox.scan': Type.Object({}),
-  /** sandbox only: a message arrives as if from WhatsApp. */
-  'sandbox.inbound': SandboxInboundArgs,
-} as const;
-export type CommandName = keyof typeof Commands;
-export const COMMAND_NAMES = Object.keys(Commands) as CommandName[];
-export type CommandArgs<N extends CommandName> = Static<(typeof Commands)[N]>;
-
-// ---------------------------------------------------------------- events
-
 /** Kinds of received message; `unknown` for anything the provider cannot map (the event still arrives). */
 export const RECEIVED_MESSAGE_TYPES = [...SEND_MESSAGE_TYPES, 'unknown'] as const;
 export type ReceivedMessageType = (typeof RECEIVED_MESSAGE_TYPES)[number];
@@ -196,6 +173,34 @@ export const ReceivedMessage = Type.Object({
   timestamp: Type.String({ description: 'ISO 8601' }),
 });
 export type ReceivedMessage = Static<typeof ReceivedMessage>;
+
+/**
+ * sandbox only: a message arrives as if from WhatsApp, in the received
+ * shape. `id` is the provider id the sender's side knows it by (the gateway
+ * passes it for messages between two sandbox instances); absent, the sandbox
+ * makes one.
+ */
+export const SandboxInboundArgs = Type.Composite([
+  Type.Omit(ReceivedMessage, ['id', 'from', 'timestamp']),
+  Type.Object({ from: Type.String({ pattern: PHONE_PATTERN }), id: Type.Optional(Type.String({ minLength: 1 })) }),
+]);
+
+/** Every command, by name, with its arguments. */
+export const Commands = {
+  send: SendArgs,
+  read: ReadArgs,
+  'pair-code': PairCodeArgs,
+  logout: Type.Object({}),
+  /** sandbox only: the simulated phone scans the current QR. */
+  'sandbox.scan': Type.Object({}),
+  /** sandbox only: a message arrives as if from WhatsApp. */
+  'sandbox.inbound': SandboxInboundArgs,
+} as const;
+export type CommandName = keyof typeof Commands;
+export const COMMAND_NAMES = Object.keys(Commands) as CommandName[];
+export type CommandArgs<N extends CommandName> = Static<(typeof Commands)[N]>;
+
+// ---------------------------------------------------------------- events
 
 export const MessageReceived = Type.Object({
   type: Type.Literal('message.received'),

@@ -7,7 +7,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 
-export const HEALTH_WRITE_MS = 5_000;
+export const HEALTH_WRITE_MS = 2_000;
 /** Older than this and the worker counts as unhealthy. */
 export const HEALTH_MAX_AGE_MS = 30_000;
 

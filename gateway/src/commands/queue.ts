@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { and, asc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { commands, messages, type Command } from '../db/schema';
-import type { CommandName } from '../../../workers/protocol/frames';
+import type { CommandName, SendArgs } from '../../../workers/protocol/frames';
 
 export interface CommandOutcome {
   ok: boolean;
@@ -36,8 +36,10 @@ export class CommandQueue {
    */
   async enqueueSend(
     instanceId: number,
-    args: { messageId: string; to: string; type: 'text'; text: string },
+    args: SendArgs,
     idempotencyKey: string | null,
+    /** What the messages table keeps of it: the text, caption or emoji. */
+    text: string | null = 'text' in args ? args.text : null,
   ): Promise<Command> {
     const rows = await this.db.execute<Record<string, unknown>>(sql`
       with command as (
@@ -45,7 +47,7 @@ export class CommandQueue {
         returning *
       ), message as (
         insert into ${messages} (id, instance_id, command_id, "to", type, text, idempotency_key)
-        select ${args.messageId}, ${instanceId}, command.id, ${args.to}, ${args.type}, ${args.text}, ${idempotencyKey} from command
+        select ${args.messageId}, ${instanceId}, command.id, ${args.to}, ${args.type}, ${text}, ${idempotencyKey} from command
       )
       select id, instance_id, name, args, status, created_at from command`);
     const row = rows[0]!;

@@ -34,6 +34,9 @@ const EnvSchema = Type.Object({
     default: '100,500,1000',
     description: 'ms after a sandbox send until the sent, delivered and read receipts',
   }),
+  WHATSMEOW_WS_URL: Type.Optional(
+    Type.String({ pattern: '^wss?://\\S+$', description: "WhatsApp's WebSocket for whatsmeow workers; default whatsmeow's own (tests point it at a closed loopback port)" }),
+  ),
   WEBHOOK_SECRET_KEY: Type.Optional(
     Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$', description: 'base64 of 32 bytes: encrypts webhook signing secrets; generated into DATA_DIR when unset' }),
   ),
@@ -69,6 +72,7 @@ export interface Config {
   embeddedPostgresPort: number;
   workerGatewayUrl: string;
   sandbox: { qrIntervalMs: number; receiptDelaysMs: string };
+  whatsmeowWsUrl?: string;
   webhooks: { secretKey: string | undefined; retryScheduleS: number[]; allowPrivateNetworks: boolean; timeoutMs: number };
   docker: { images: WorkerImages; gatewayId: string };
   overcommit: number;
@@ -92,6 +96,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     embeddedPostgresPort: e.EMBEDDED_POSTGRES_PORT,
     workerGatewayUrl: e.WORKER_GATEWAY_URL ?? defaultWorkerUrl(e.HOST, e.PORT),
     sandbox: { qrIntervalMs: e.SANDBOX_QR_INTERVAL_MS, receiptDelaysMs: e.SANDBOX_RECEIPT_DELAYS_MS },
+    ...(e.WHATSMEOW_WS_URL && { whatsmeowWsUrl: e.WHATSMEOW_WS_URL }),
     docker: { images: { typescript: e.WORKER_IMAGE, whatsmeow: e.WORKER_IMAGE_WHATSMEOW }, gatewayId: e.GATEWAY_ID },
     overcommit: e.SCHEDULER_OVERCOMMIT,
     webhooks: {

@@ -9,6 +9,7 @@ import { LABELS } from './docker-spec';
 import { createLogger } from '../logging/logger';
 import { buildImages, docker, dockerAvailable, removeLabelled } from '../../../tests/support/docker';
 import { createTestApp, type TestApp } from '../../../tests/support/app';
+import { closedLoopbackPort } from '../../../tests/conformance/workers';
 import { until } from '../../../tests/support/poll';
 import { checkNodes } from '../nodes/health';
 
@@ -19,16 +20,19 @@ describe.skipIf(!enabled)('sandbox instances in worker containers', () => {
   let t: TestApp;
   let engine: DockerEngine;
   let key: string;
+  let images: ReturnType<typeof buildImages>;
 
   beforeAll(async () => {
+    images = buildImages();
     engine = new DockerEngine(docker, {
       node: { name: 'local', network: 'host' },
-      images: buildImages(),
+      images,
       gatewayId,
       logger: createLogger('silent'),
     });
     await engine.watch();
-    t = await createTestApp({ listen: true, engine, gatewayId });
+    // whatsmeow workers dial a closed loopback port instead of WhatsApp: nothing leaves the machine.
+    t = await createTestApp({ listen: true, engine, gatewayId, workerEnv: { WHATSMEOW_WS_URL: `ws://127.0.0.1:${await closedLoopbackPort()}/ws/chat` } });
     key = (await t.createUser()).apiKey;
   }, 120_000);
   afterAll(async () => {
@@ -37,9 +41,10 @@ describe.skipIf(!enabled)('sandbox instances in worker containers', () => {
     await removeLabelled(`${LABELS.gateway}=${gatewayId}`);
   });
 
-  /** Runs the image's health command in the container; its exit code. */
+  /** Runs the image's HEALTHCHECK command in the container; its exit code. */
   const healthCheck = async (containerId: string) => {
-    const exec = await docker.getContainer(containerId).exec({ Cmd: ['/usr/local/bin/bun', '/app/worker.js', '--health'], AttachStdout: true, AttachStderr: true });
+    const info = await docker.getContainer(containerId).inspect();
+    const exec = await docker.getContainer(containerId).exec({ Cmd: info.Config.Healthcheck!.Test!.slice(1), AttachStdout: true, AttachStderr: true });
     const stream = await exec.start({});
     await new Promise((resolve) => stream.on('end', resolve).resume());
     return (await exec.inspect()).ExitCode;
@@ -49,6 +54,25 @@ describe.skipIf(!enabled)('sandbox instances in worker containers', () => {
     const [c] = await docker.listContainers({ all: true, filters: { label: [`${LABELS.gateway}=${gatewayId}`, `${LABELS.instance}=${id}`] } });
     return c;
   };
+
+  test('a whatsmeow instance runs the Go worker image; it reports why WhatsApp is unreachable; delete removes the container', async () => {
+    const res = await t.call('POST', '/api/instances', { key, body: { provider: 'whatsmeow', phone: '4915100000556', resources: { memory: '64m' } } });
+    expect(res.status).toBe(200);
+    const id = res.body.id;
+    const inspected = await docker.getContainer((await container(id))!.Id).inspect();
+    expect(inspected.Config.Image).toBe(images.whatsmeow);
+    expect(inspected.Config.User).toBe('65534:65534');
+    expect(inspected.HostConfig.Memory).toBe(64 * 1024 * 1024);
+    const r = await until('reconnecting', async () => {
+      const v = (await t.call('GET', `/api/instances/${id}`, { key })).body;
+      return v.state === 'reconnecting' && v;
+    });
+    expect(r.stateReason).toContain('cannot reach WhatsApp');
+    expect(inspected.Config.Healthcheck?.Test).toEqual(['CMD', '/usr/local/bin/wgs-whatsmeow', '--health']);
+    await until('healthy', async () => (await healthCheck(inspected.Id)) === 0);
+    expect((await t.call('DELETE', `/api/instances/${id}`, { key })).status).toBe(204);
+    expect(await container(id)).toBeUndefined();
+  });
 
   test('create, QR, scan, send, receipts, docker kill, delete', async () => {
     const res = await t.call('POST', '/api/instances', { key, body: { provider: 'sandbox', phone: '4915100000555', resources: { cpu: '0.5', memory: '256m' } } });

@@ -27,8 +27,8 @@ export class ProcessEngine implements Engine {
 
   constructor(
     private readonly opts: {
-      /** argv of the worker program, e.g. [bun, workers/src/main.ts]. */
-      command: string[];
+      /** argv of the worker program, e.g. [bun, workers/src/main.ts], or one per worker (by provider). */
+      command: string[] | ((spec: WorkerSpec) => string[]);
       logger: Logger;
       cwd?: string;
     },
@@ -45,7 +45,8 @@ export class ProcessEngine implements Engine {
     env.WGS_EXIT_WITH_PARENT = '1'; // workers die with the gateway, even one killed with SIGKILL
     let proc: Subprocess<'ignore', 'pipe', 'pipe'>;
     try {
-      proc = Bun.spawn(this.opts.command, { cwd: this.opts.cwd, env, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' });
+      const argv = typeof this.opts.command === 'function' ? this.opts.command(spec) : this.opts.command;
+      proc = Bun.spawn(argv, { cwd: this.opts.cwd, env, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' });
     } catch (err) {
       throw new EngineError('start_failed', `failed to start worker for instance ${spec.instanceId}: ${(err as Error).message}`, {
         cause: err,

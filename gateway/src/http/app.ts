@@ -9,6 +9,7 @@ import { adminUserRoutes } from '../routes/admin/users';
 import { adminNodeRoutes } from '../routes/admin/nodes';
 import { meRoutes } from '../routes/api/me';
 import { instanceRoutes } from '../routes/api/instances';
+import { messagingRoutes } from '../routes/api/messaging';
 import { webhookRoutes } from '../routes/api/webhooks';
 import { workerSocketRoute } from '../routes/internal/workers';
 
@@ -85,6 +86,7 @@ export function createApp(deps: AppDeps) {
       .use(adminNodeRoutes(deps))
       .use(meRoutes(deps))
       .use(instanceRoutes(deps))
+      .use(messagingRoutes(deps))
       .use(webhookRoutes(deps))
       .use(workerSocketRoute(deps))
   );

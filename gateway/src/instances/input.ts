@@ -7,7 +7,7 @@ import { formatMemory, MEMORY_PATTERN, parseCpu, parseMemory } from '../lib/reso
 import { PHONE_PATTERN } from '../../../workers/protocol/frames';
 
 /** Providers with a worker today; the others are accepted names that answer 400. */
-export const IMPLEMENTED_PROVIDERS: readonly string[] = ['sandbox'];
+export const IMPLEMENTED_PROVIDERS: readonly string[] = ['sandbox', 'whatsmeow'];
 
 const PHONE_RE = new RegExp(PHONE_PATTERN);
 const invalid = (field: string, message: string) => new ApiError(400, 'validation_failed', `invalid field '${field}': ${message}`);
@@ -77,20 +77,6 @@ export function checkCreateInstance(body: typeof CreateInstanceBody.static): Cre
     memoryLimit = formatMemory(bytes);
   }
   return { name: body.name ?? null, phoneNumber, provider: body.provider as CreateInstanceInput['provider'], webhookUrl, cpuLimit, memoryLimit };
-}
-
-export const SendBody = t.Object({
-  to: t.String({ maxLength: 32, description: 'recipient phone number' }),
-  type: t.Optional(t.String({ description: 'only "text" for now' })),
-  text: t.String({ description: 'message text, 1 to 65536 characters' }),
-});
-
-export function checkSend(body: typeof SendBody.static): { to: string; text: string } {
-  const to = normalizePhone('to', body.to);
-  if (body.type !== undefined && body.type !== 'text') throw invalid('type', `"${body.type}" is not supported yet; supported: "text"`);
-  if (body.text.trim().length === 0) throw invalid('text', 'must not be empty');
-  if (body.text.length > 65536) throw invalid('text', 'must be at most 65536 characters');
-  return { to, text: body.text };
 }
 
 export const InboundBody = t.Object({

@@ -7,6 +7,7 @@ import type { Logger } from '../logging/logger';
 import type { Engine, WorkerExit } from '../engines/engine';
 import type { EngineRegistry } from '../engines/registry';
 import { CommandQueue, NEEDS_CONNECTION } from '../commands/queue';
+import { storeReceivedMedia } from '../messages/media';
 import { WorkerHub, type ResultFrame, type WorkerHandlers } from '../workers/hub';
 import { newWorkerToken } from '../workers/tokens';
 import { advanceMessage, advanceMessages, type Advance } from '../messages/messages';
@@ -419,7 +420,9 @@ export class InstanceRuntime implements WorkerHandlers {
     this.changes.emit('change', instanceId);
   }
 
-  async events(instanceId: number, batch: { eventId: string; event: WorkerEvent }[]): Promise<void> {
+  async events(instanceId: number, received: { eventId: string; event: WorkerEvent }[]): Promise<void> {
+    // Media bytes go to the media table; the stored event points at them.
+    const batch = await storeReceivedMedia(this.db, instanceId, received);
     // One statement for the run; rows keep the order the worker sent them in.
     const inserted = await this.db
       .insert(events)
@@ -458,7 +461,10 @@ export class InstanceRuntime implements WorkerHandlers {
             : { messageId: String(c.args.messageId), status: 'failed' as const, at: now, error: o.error?.message ?? 'send failed' };
         }),
       );
-      const delivered = sends.filter((c) => outcomes.get(c.id)!.ok).map((c) => c.args);
+      // What reached WhatsApp, with the id WhatsApp knows it by (a sandbox recipient sees the same id).
+      const delivered = sends
+        .filter((c) => outcomes.get(c.id)!.ok)
+        .map((c) => ({ ...c.args, providerMessageId: outcomes.get(c.id)!.data?.providerMessageId }));
       for (const c of await routeSandboxMessages(this.db, this.queue, await this.identity(instanceId), delivered)) this.dispatch(c);
     } finally {
       for (const c of completed) this.queue.notify(c.id, outcomes.get(c.id)!);

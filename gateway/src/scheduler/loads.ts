@@ -26,6 +26,7 @@ export async function nodeLoads(db: Db | Tx): Promise<NodeLoad[]> {
       {
         id: n.id,
         name: n.name,
+        engine: n.engine,
         status: n.status,
         draining: n.drainingSince !== null,
         labels: n.labels,

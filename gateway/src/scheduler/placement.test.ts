@@ -5,6 +5,7 @@ const GiB = 1024 ** 3;
 const node = (id: number, name: string, cap: [number | null, number | null], used: [number, number, number] = [0, 0, 0], extra: Partial<NodeLoad> = {}): NodeLoad => ({
   id,
   name,
+  engine: 'docker',
   status: 'ready',
   draining: false,
   labels: {},

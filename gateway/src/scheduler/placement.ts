@@ -6,6 +6,7 @@
 export interface NodeLoad {
   id: number;
   name: string;
+  engine: 'process' | 'docker' | 'swarm';
   status: 'unknown' | 'ready' | 'unreachable';
   /** A drained node takes nothing new. */
   draining: boolean;

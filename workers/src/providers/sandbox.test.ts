@@ -179,9 +179,13 @@ describe('sandbox provider', () => {
     expect(ctx.events()).toEqual([
       {
         type: 'message.received',
-        data: { id: result.id as string, from: '15550003333', type: 'text', text: 'hi there', timestamp: expect.any(String) },
+        data: { id: result.id as string, from: '15550003333', chat: '15550003333', type: 'text', text: 'hi there', timestamp: expect.any(String) },
       },
     ]);
+    // A given provider id (a message from another sandbox instance) is kept, and so is every field of its type.
+    const reaction = { from: '15550003333', id: 'SBXSHARED', type: 'reaction', emoji: '🎉', target: { id: 'SBXOTHER', chat: '15550003333', fromMe: true } };
+    expect(await provider.execute('sandbox.inbound', reaction)).toEqual({ id: 'SBXSHARED' });
+    expect(ctx.events()[1]).toMatchObject({ type: 'message.received', data: { ...reaction, chat: '15550003333' } });
   });
 
   test('inbound when not connected: not_connected', async () => {
@@ -211,9 +215,12 @@ describe('sandbox provider', () => {
     const badPhone = await providerError(provider.execute('send', { ...SEND, to: '+1 555' }));
     expect(badPhone.code).toBe('invalid_args');
     expect(badPhone.message).toContain('/to');
-    const missing = await providerError(provider.execute('sandbox.inbound', { from: '15550003333', type: 'text' }));
-    expect(missing.code).toBe('invalid_args');
-    expect(missing.message).toContain('/text');
+    const badType = await providerError(provider.execute('sandbox.inbound', { from: '15550003333', type: 'fax' }));
+    expect(badType.code).toBe('invalid_args');
+    expect(badType.message).toContain('/type');
+    const noMedia = await providerError(provider.execute('send', { messageId: 'm-x', to: '15550001111', type: 'image' }));
+    expect(noMedia.code).toBe('invalid_args');
+    expect(noMedia.message).toContain('/media');
     expect((await providerError(provider.execute('send', null))).code).toBe('invalid_args');
   });
 

@@ -30,8 +30,10 @@ export const SANDBOX_TABLES = [
 
 /**
  * A simulated WhatsApp account with no network: it shows rotating QR codes
- * until the `sandbox.scan` command "scans" one, then sends (with timed
- * receipts) and receives (`sandbox.inbound`) text messages.
+ * until the `sandbox.scan` command "scans" one (or enters a pairing code
+ * from `pair-code`), then sends every message type (with timed receipts;
+ * media URLs are not fetched: there is no network) and receives
+ * (`sandbox.inbound`) messages in the received shape.
  *
  * Its session lives in the instance's state store: the pairing
  * (`sandbox_device`, one row while paired) and the receipts still to come
@@ -106,16 +108,36 @@ export class SandboxProvider implements Provider {
         return this.inbound(args as CommandArgs<'sandbox.inbound'>);
       case 'logout':
         return this.logout();
-      default:
-        throw new ProviderError('unsupported_command', `the sandbox provider does not support ${name} yet`);
+      case 'read':
+        this.requireConnected();
+        return {};
+      case 'pair-code':
+        return this.pairCode(args as CommandArgs<'pair-code'>);
     }
+  }
+
+  /**
+   * Linking by phone number: the code the user would type on the phone. The
+   * simulated phone "enters" it with sandbox.scan, as it scans a QR.
+   */
+  private pairCode(args: CommandArgs<'pair-code'>): Record<string, unknown> {
+    if (this.state === 'connected') throw new ProviderError('already_connected', 'already paired and connected');
+    if (this.state !== 'qr' && this.state !== 'pairing') throw new ProviderError('not_ready', `cannot link by code in state ${this.state}`);
+    const own = this.ctx!.phone();
+    if (own && args.phone !== own) throw new ProviderError('invalid_args', `phone ${args.phone} is not this instance's number (${own})`);
+    const alphabet = 'ABCDEFGHJKLMNPQRSTVWXYZ23456789';
+    const code = Array.from(randomBytes(8), (b) => alphabet[b % alphabet.length]).join('');
+    this.stopQrRotation();
+    this.setState('pairing', `enter pairing code ${code.slice(0, 4)}-${code.slice(4)} on the phone`);
+    return { code };
   }
 
   private async scan(): Promise<Record<string, unknown>> {
     if (this.state === 'connected') throw new ProviderError('already_connected', 'already paired and connected');
-    if (this.state !== 'qr') throw new ProviderError('not_ready', `no QR code to scan in state ${this.state}`);
+    if (this.state !== 'qr' && this.state !== 'pairing') throw new ProviderError('not_ready', `no QR code to scan in state ${this.state}`);
+    const byCode = this.state === 'pairing';
     this.stopQrRotation();
-    this.setState('pairing', 'QR code scanned');
+    this.setState('pairing', byCode ? 'pairing code entered' : 'QR code scanned');
     const deviceId = `sandbox-device-${randomBytes(8).toString('hex')}`;
     try {
       await this.ctx!.store.sql`
@@ -125,7 +147,7 @@ export class SandboxProvider implements Provider {
       if (!this.stopped) this.beginQrCycle();
       throw err;
     }
-    this.setState('connected', 'paired by sandbox scan');
+    this.setState('connected', byCode ? 'paired by sandbox pairing code' : 'paired by sandbox scan');
     return { state: 'connected' };
   }
 
@@ -181,11 +203,9 @@ export class SandboxProvider implements Provider {
 
   private inbound(args: CommandArgs<'sandbox.inbound'>): Record<string, unknown> {
     this.requireConnected();
-    const id = newMessageId();
-    this.ctx!.emit({
-      type: 'message.received',
-      data: { id, from: args.from, type: 'text', text: args.text, timestamp: new Date().toISOString() },
-    });
+    const { id: given, from, ...message } = args;
+    const id = given ?? newMessageId();
+    this.ctx!.emit({ type: 'message.received', data: { ...message, id, from, chat: message.chat ?? from, timestamp: new Date().toISOString() } });
     return { id };
   }
 

@@ -1,4 +1,5 @@
-import { pgTable, integer, text, timestamp, jsonb, bigint, uniqueIndex } from 'drizzle-orm/pg-core';
+import { sql } from 'drizzle-orm';
+import { pgTable, integer, text, timestamp, jsonb, bigint, index, uniqueIndex } from 'drizzle-orm/pg-core';
 import { instances } from './instances';
 
 /**
@@ -18,7 +19,13 @@ export const events = pgTable(
     data: jsonb('data').$type<Record<string, unknown>>().notNull(),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [uniqueIndex('events_instance_worker_event_key').on(t.instanceId, t.workerEventId)],
+  (t) => [
+    uniqueIndex('events_instance_worker_event_key').on(t.instanceId, t.workerEventId),
+    // Replies, reactions and read receipts find a received message by its provider id.
+    index('events_received_message_idx')
+      .on(t.instanceId, sql`(${t.data}->>'id')`)
+      .where(sql`${t.type} = 'message.received'`),
+  ],
 );
 
 export type EventRow = typeof events.$inferSelect;

@@ -6,3 +6,4 @@ export * from './commands';
 export * from './messages';
 export * from './events';
 export * from './webhooks';
+export * from './media';

@@ -81,7 +81,7 @@ describe('POST /api/instances', () => {
   test('a provider without a worker yet is 400 naming it', async () => {
     const res = await t.call('POST', '/api/instances', { key: alice.apiKey, body: { provider: 'baileys', phone: '4915100000002' } });
     expect(res.status).toBe(400);
-    expect(res.body).toEqual({ error: 'provider "baileys" is not implemented yet; implemented: sandbox', code: 'provider_not_implemented' });
+    expect(res.body).toEqual({ error: 'provider "baileys" is not implemented yet; implemented: sandbox, whatsmeow', code: 'provider_not_implemented' });
   });
 
   test('the same phone twice for one user is 409; another user may use it', async () => {
@@ -173,7 +173,8 @@ describe('QR, pairing and sending', () => {
       [{ to: 'nobody', text: 'x' }, "'to'"],
       [{ to: '4915199999999', text: '   ' }, "'text'"],
       [{ to: '4915199999999' }, "'text'"],
-      [{ to: '4915199999999', type: 'image', text: 'x' }, "'type'"],
+      [{ to: '4915199999999', type: 'gif', text: 'x' }, "'type'"],
+      [{ to: '4915199999999', type: 'image', text: 'x' }, "'media'"],
     ];
     for (const [body, field] of cases) {
       const res = await t.call('POST', `/api/instances/${inst.id}/send`, { key: alice.apiKey, body });

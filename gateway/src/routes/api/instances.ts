@@ -9,40 +9,26 @@ import { instances, messages, nodes, webhooks, type Instance } from '../../db/sc
 import { checkWebhookInput, newSigningSecret } from '../../webhooks/subscriptions';
 import {
   checkCreateInstance,
-  checkSend,
   CreateInstanceBody,
   InboundBody,
   InstanceView,
   MessageView,
   normalizePhone,
   ownedInstance,
-  SendBody,
   toInstanceView,
 } from '../../instances/input';
 import { newMessageId, toMessageView } from '../../messages/messages';
+import { planSend, SendBody } from '../../messages/send-input';
+import type { SendArgs } from '../../../../workers/protocol/frames';
 import { limitsOf, placeAndAssign } from '../../scheduler/loads';
-import type { CommandOutcome } from '../../commands/queue';
+import { processWorkerMissing } from '../../instances/setup';
+import { COMMAND_TIMEOUT_MS, commandRunner } from './commands';
 
 /** How long create and restart wait for the worker to connect. */
 const START_TIMEOUT_MS = 30_000;
-/** How long an API call waits for its command's result before answering from the queue. */
-const COMMAND_TIMEOUT_MS = 10_000;
-
 /** How long create waits, after the worker connected, for its first session state. */
 const SESSION_REPORT_TIMEOUT_MS = 2_000;
 const sessionReported = (i: Instance) => i.state !== 'starting' && (i.state !== 'qr' || i.qrCode !== null);
-
-const notConnected = () => new ApiError(503, 'not_connected', 'Client not connected');
-const workerUnavailable = (id: number) => new ApiError(503, 'worker_unavailable', `the worker of instance ${id} is not connected; retry shortly`);
-
-/** A worker's refusal as an HTTP error. */
-function commandError(outcome: CommandOutcome): ApiError {
-  const { code, message } = outcome.error ?? { code: 'worker_error', message: 'the worker could not run the command' };
-  if (code === 'not_connected') return notConnected();
-  if (code === 'invalid_args') return new ApiError(400, 'validation_failed', message);
-  if (code === 'already_connected' || code === 'not_ready') return new ApiError(409, code, message);
-  return new ApiError(502, code, message);
-}
 
 export function instanceRoutes({ database, runtime, migrator, secrets, allowPrivateWebhooks, overcommit }: AppDeps) {
   const { db } = database;
@@ -52,17 +38,7 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
     return toInstanceView(instance, nodeName);
   }
 
-  /** Runs an interactive command that needs the worker now; 503 when it is away. */
-  async function runNow(instanceId: number, name: 'logout' | 'sandbox.scan' | 'sandbox.inbound', args: Record<string, unknown>) {
-    if (!runtime.isWorkerConnected(instanceId)) throw workerUnavailable(instanceId);
-    const command = await runtime.queue.enqueue(instanceId, name, args);
-    const outcome = runtime.queue.waitFor(command.id, COMMAND_TIMEOUT_MS);
-    runtime.dispatch(command);
-    const result = await outcome;
-    if (!result) throw new ApiError(504, 'worker_timeout', `the worker of instance ${instanceId} did not answer within ${COMMAND_TIMEOUT_MS / 1000} s`);
-    if (!result.ok) throw commandError(result);
-    return result.data ?? {};
-  }
+  const { runNow, commandError, notConnected } = commandRunner(runtime);
 
   /** Lifecycle changes wait until a move is over. */
   function notMoving(id: number): void {
@@ -82,16 +58,19 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
         const user = tenant(request);
         const input = checkCreateInstance(body);
         if (input.webhookUrl) await checkWebhookInput('webhook', { url: input.webhookUrl }, allowPrivateWebhooks);
-        const placement = await placeAndAssign(db, { ...limitsOf(input), node: body.node }, overcommit, (tx, node) =>
-          tx
+        const placement = await placeAndAssign(db, { ...limitsOf(input), node: body.node }, overcommit, (tx, node) => {
+          // Checked before anything is written: a worker that cannot start here leaves no instance behind.
+          const missing = node.engine === 'process' ? processWorkerMissing(input.provider) : undefined;
+          if (missing) throw new ApiError(503, 'worker_unavailable', `cannot run a ${input.provider} worker on node ${node.name}: ${missing}`);
+          return tx
             .insert(instances)
             .values({ ...input, userId: user.id, nodeId: node.id })
             .returning({ id: instances.id })
             .catch((err) => {
               if (sqlState(err) === UNIQUE_VIOLATION) throw conflict('phone_taken', `you already have an instance for phone ${input.phoneNumber}`);
               throw err;
-            }),
-        );
+            });
+        });
         if (!placement.ok) {
           if (placement.unknownNode) throw new ApiError(400, 'validation_failed', `invalid field 'node': ${placement.reason}`);
           throw new ApiError(503, 'no_capacity', `no node can take this instance: ${placement.reason}`);
@@ -243,7 +222,7 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
       '/:id/send',
       async ({ request, params, body, headers, set }) => {
         const { instance } = await ownedInstance(db, tenant(request).id, params.id);
-        const { to, text } = checkSend(body);
+        const plan = await planSend(db, instance.id, body, { allowPrivateMedia: allowPrivateWebhooks });
         const key = headers['idempotency-key'];
         if (key !== undefined && (key.length === 0 || key.length > 255)) {
           throw new ApiError(400, 'validation_failed', "invalid header 'Idempotency-Key': must be 1 to 255 characters");
@@ -262,7 +241,7 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
 
         const messageId = newMessageId();
         const command = await runtime.queue
-          .enqueueSend(instance.id, { messageId, to, type: 'text', text }, key ?? null)
+          .enqueueSend(instance.id, { ...plan.args, messageId } as SendArgs, key ?? null, plan.text)
           .catch((err) => {
             // A concurrent request with the same Idempotency-Key won: answer with its message.
             if (key && sqlState(err) === UNIQUE_VIOLATION) return null;
@@ -283,7 +262,7 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
         body: SendBody,
         headers: t.Object({ 'idempotency-key': t.Optional(t.String({ description: 'same key, same message: sent once' })) }),
         detail: {
-          summary: 'Send a text message',
+          summary: 'Send a message: text, image, video, audio (ptt: voice note), document, sticker, location, contact, reaction, edit or revoke',
           description:
             '200 `{id, status}` once the worker sent it; 202 `{id, status: "queued"}` while the worker restarts or reconnects (delivered when it is back); 503 `not_connected` when the number is not paired.',
         },

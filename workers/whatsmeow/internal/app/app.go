@@ -20,6 +20,7 @@ import (
 
 	"github.com/wgs/whatsmeow-worker/internal/config"
 	"github.com/wgs/whatsmeow-worker/internal/gateway"
+	"github.com/wgs/whatsmeow-worker/internal/health"
 	"github.com/wgs/whatsmeow-worker/internal/protocol"
 	"github.com/wgs/whatsmeow-worker/internal/statestore"
 	"github.com/wgs/whatsmeow-worker/internal/wa"
@@ -108,6 +109,13 @@ func Run(getenv func(string) string) int {
 	log.Info().Interface("config", cfg.Redacted()).Msg("worker starting")
 	// The gateway hears 'starting' (and why) while the worker waits for the lock.
 	w.conn.Start()
+	if path := getenv("WGS_HEALTH_FILE"); path != "" {
+		go health.Write(w.openCtx, path, health.WriteEvery, func() bool {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return w.provider != nil && !w.stopping && w.conn.Ready()
+		})
+	}
 	go w.startup()
 	return <-w.exit
 }

@@ -1,0 +1,41 @@
+/**
+ * Running a worker command on behalf of an API call: queued in Postgres,
+ * sent to the worker, answered with its result, and the worker's refusals
+ * mapped to HTTP statuses.
+ */
+import type { CommandOutcome } from '../../commands/queue';
+import { ApiError } from '../../http/errors';
+import type { InstanceRuntime } from '../../instances/runtime';
+import type { CommandName } from '../../../../workers/protocol/frames';
+
+/** How long an API call waits for its command's result before answering from the queue. */
+export const COMMAND_TIMEOUT_MS = 10_000;
+
+export function commandRunner(runtime: InstanceRuntime) {
+  const notConnected = () => new ApiError(503, 'not_connected', 'Client not connected');
+  const workerUnavailable = (id: number) => new ApiError(503, 'worker_unavailable', `the worker of instance ${id} is not connected; retry shortly`);
+
+  /** A worker's refusal as an HTTP error. */
+  function commandError(outcome: CommandOutcome): ApiError {
+    const { code, message } = outcome.error ?? { code: 'worker_error', message: 'the worker could not run the command' };
+    if (code === 'not_connected') return notConnected();
+    if (code === 'invalid_args') return new ApiError(400, 'validation_failed', message);
+    if (code === 'already_connected' || code === 'not_ready') return new ApiError(409, code, message);
+    if (code === 'unsupported_command') return new ApiError(422, code, message);
+    return new ApiError(502, code, message);
+  }
+
+  /** Runs an interactive command that needs the worker now; 503 when it is away. */
+  async function runNow(instanceId: number, name: Exclude<CommandName, 'send'>, args: Record<string, unknown>) {
+    if (!runtime.isWorkerConnected(instanceId)) throw workerUnavailable(instanceId);
+    const command = await runtime.queue.enqueue(instanceId, name, args);
+    const outcome = runtime.queue.waitFor(command.id, COMMAND_TIMEOUT_MS);
+    runtime.dispatch(command);
+    const result = await outcome;
+    if (!result) throw new ApiError(504, 'worker_timeout', `the worker of instance ${instanceId} did not answer within ${COMMAND_TIMEOUT_MS / 1000} s`);
+    if (!result.ok) throw commandError(result);
+    return result.data ?? {};
+  }
+
+  return { runNow, commandError, notConnected };
+}
