@@ -60,6 +60,8 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
         SANDBOX_QR_INTERVAL_MS: String(config.sandbox.qrIntervalMs),
         SANDBOX_RECEIPT_DELAYS_MS: config.sandbox.receiptDelaysMs,
         ...(config.whatsmeowWsUrl && { WHATSMEOW_WS_URL: config.whatsmeowWsUrl }),
+        // Media URLs the workers fetch follow the same rule as webhook URLs.
+        WGS_MEDIA_ALLOW_PRIVATE: config.webhooks.allowPrivateNetworks ? '1' : '0',
       },
     });
     const dispatcher = new WebhookDispatcher(database.db, database.sql, secrets, logger.child({ component: 'webhooks' }), config.webhooks);

@@ -49,6 +49,9 @@ type Config struct {
 	// socket is dialled. Only its scheme, host and port are used (whatsmeow keeps its
 	// own path); tests point it at a closed loopback port.
 	WhatsAppURL *url.URL
+	// MediaAllowPrivate is WGS_MEDIA_ALLOW_PRIVATE=1 (default 0): let media URLs reach
+	// loopback, private and link-local addresses (self-hosted files, tests).
+	MediaAllowPrivate bool
 }
 
 // Error is a configuration problem with one variable.
@@ -126,6 +129,13 @@ func Load(getenv func(string) string) (*Config, error) {
 
 	if c.WhatsAppURL, err = parseWhatsAppURL(get("WHATSMEOW_WS_URL")); err != nil {
 		return nil, err
+	}
+	switch v := get("WGS_MEDIA_ALLOW_PRIVATE"); v {
+	case "", "0":
+	case "1":
+		c.MediaAllowPrivate = true
+	default:
+		return nil, bad("WGS_MEDIA_ALLOW_PRIVATE", "must be 0 or 1 (got %q)", v)
 	}
 	return c, nil
 }

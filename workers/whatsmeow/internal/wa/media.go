@@ -5,8 +5,10 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/wgs/whatsmeow-worker/internal/protocol"
@@ -61,10 +63,46 @@ func LoadMedia(ctx context.Context, in *protocol.MediaInput, client *http.Client
 	return data, nil
 }
 
-// mediaHTTPClient fetches media.url: redirects stay on https, at most 5.
-func mediaHTTPClient() *http.Client {
+// publicAddress is false for loopback, private (RFC 1918, fc00::/7), shared
+// (100.64.0.0/10), link-local (cloud metadata included), multicast and
+// unspecified addresses.
+func publicAddress(ip net.IP) bool {
+	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() {
+		return false
+	}
+	return !sharedAddressSpace.Contains(ip)
+}
+
+var sharedAddressSpace = &net.IPNet{IP: net.IPv4(100, 64, 0, 0), Mask: net.CIDRMask(10, 32)}
+
+// refusePrivate is a dialer Control that refuses non-public addresses. It runs
+// on the address actually dialled, after DNS, so a name that resolves to an
+// internal address (or a redirect to one) is refused too.
+func refusePrivate(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return fmt.Errorf("refusing to fetch media from %s: %w", address, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !publicAddress(ip) {
+		return fmt.Errorf("refusing to fetch media from %s: a private, loopback or link-local address", host)
+	}
+	return nil
+}
+
+// mediaHTTPClient fetches media.url: redirects stay on https, at most 5, and
+// (unless allowPrivate) only public addresses are dialled, so a media URL
+// cannot reach the worker's own network.
+func mediaHTTPClient(allowPrivate bool) *http.Client {
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	if !allowPrivate {
+		dialer.Control = refusePrivate
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.Proxy = nil
+	transport.DialContext = dialer.DialContext
 	return &http.Client{
-		Timeout: MediaDownloadTimeout,
+		Transport: transport,
+		Timeout:   MediaDownloadTimeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= 5 {
 				return fmt.Errorf("too many redirects")

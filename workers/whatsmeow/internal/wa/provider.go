@@ -34,6 +34,8 @@ type Options struct {
 	Reporter    gateway.Reporter
 	Log         zerolog.Logger
 	WhatsAppURL *url.URL
+	// MediaAllowPrivate lets media URLs reach private and loopback addresses.
+	MediaAllowPrivate bool
 }
 
 // Provider is the whatsmeow engine for one WhatsApp number.
@@ -62,7 +64,7 @@ func New(opts Options) *Provider {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Provider{
 		opts: opts, log: opts.Log.With().Str("component", "provider").Str("provider", Name).Logger(),
-		rep: opts.Reporter, sent: &SentMessages{db: opts.DB}, media: mediaHTTPClient(),
+		rep: opts.Reporter, sent: &SentMessages{db: opts.DB}, media: mediaHTTPClient(opts.MediaAllowPrivate),
 		ctx: ctx, cancel: cancel, done: make(chan struct{}), signals: make(chan Transition, 8),
 	}
 }
