@@ -12,7 +12,9 @@ describe('container spec', () => {
 
   test('name, labels, limits, init, network and environment', () => {
     const c = containerSpec(spec, { name: 'vps-1', network: 'host' }, { image: 'wgs-worker-ts:local', gatewayId: 'gw-a' });
-    expect(c.name).toBe('wgs-12-support-line-1');
+    expect(c.name).toBe('wgs-gw-a-12-support-line-1');
+    // The default installation keeps the plain wgs-<id>[-name].
+    expect(containerSpec(spec, { name: 'vps-1', network: 'host' }, { image: 'i', gatewayId: 'wgs' }).name).toBe('wgs-12-support-line-1');
     expect(c.Image).toBe('wgs-worker-ts:local');
     expect(c.Labels).toEqual({ [LABELS.instance]: '12', [LABELS.node]: 'vps-1', [LABELS.provider]: 'sandbox', [LABELS.gateway]: 'gw-a' });
     expect(c.HostConfig).toEqual({
@@ -41,6 +43,7 @@ describe('container spec', () => {
     expect(containerName(3, '---')).toBe('wgs-3');
     expect(containerName(3, 'Ünïcode ✓ name')).toBe('wgs-3-n-code-name');
     expect(containerName(3, 'x'.repeat(100))).toBe(`wgs-3-${'x'.repeat(40)}`);
+    expect(containerName(3, 'Sales', 'staging')).toBe('wgs-staging-3-sales');
   });
 
   test('resource strings convert and bad ones are typed errors', () => {

@@ -17,14 +17,23 @@ export interface DockerNodeSettings {
   network: string;
 }
 
-/** `wgs-<id>` plus the instance name made safe for a container name, when it has one. */
-export function containerName(instanceId: number, name?: string | null): string {
+/** The gateway id every installation has unless GATEWAY_ID says otherwise. */
+export const DEFAULT_GATEWAY_ID = 'wgs';
+
+/**
+ * `wgs-<id>` plus the instance name made safe for a container name, when it
+ * has one. Instance ids are per database, so a gateway with its own
+ * GATEWAY_ID puts that in too (`wgs-<gateway>-<id>`): two installations
+ * sharing a Docker host never claim the same name.
+ */
+export function containerName(instanceId: number, name?: string | null, gatewayId = DEFAULT_GATEWAY_ID): string {
   const safe = (name ?? '')
     .toLowerCase()
     .replace(/[^a-z0-9_.-]+/g, '-')
     .replace(/^[-.]+|[-.]+$/g, '')
     .slice(0, 40);
-  return safe ? `wgs-${instanceId}-${safe}` : `wgs-${instanceId}`;
+  const base = gatewayId === DEFAULT_GATEWAY_ID ? `wgs-${instanceId}` : `wgs-${gatewayId}-${instanceId}`;
+  return safe ? `${base}-${safe}` : base;
 }
 
 /** "0.5" cores → 500000000 NanoCpus; null when absent. */
@@ -58,7 +67,7 @@ export function containerSpec(
   const NanoCpus = nanoCpus(spec.resources?.cpu);
   const Memory = memoryBytes(spec.resources?.memory);
   return {
-    name: containerName(spec.instanceId, spec.name),
+    name: containerName(spec.instanceId, spec.name, opts.gatewayId),
     Image: opts.image,
     ...(opts.cmd && { Cmd: opts.cmd }),
     Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),

@@ -48,7 +48,7 @@ describe.skipIf(!enabled)('DockerEngine against a real daemon', () => {
     expect(info.state).toBe('running');
     const [c] = await docker.listContainers({ filters: { label: [`${LABELS.gateway}=${gatewayId}`, `${LABELS.instance}=1`] } });
     const inspected = await docker.getContainer(c!.Id).inspect();
-    expect(inspected.Name).toBe('/wgs-1-inst-1');
+    expect(inspected.Name).toBe(`/wgs-${gatewayId}-1-inst-1`);
     expect(inspected.HostConfig.Memory).toBe(64 * 1024 * 1024);
     expect(inspected.HostConfig.NanoCpus).toBe(500_000_000);
     expect(inspected.HostConfig.Init).toBe(true);
