@@ -12,6 +12,7 @@ import { buildImages, docker, dockerAvailable, removeLabelled } from '../support
 import { gatewayApi, startGatewayProcess, waitConnected } from '../support/gateway-process';
 import { createTestDatabase } from '../support/postgres';
 import { until } from '../support/poll';
+import { sshdAvailable, startSshd } from '../support/sshd';
 import { freePort } from '../../gateway/src/lib/net';
 
 const enabled = await dockerAvailable();
@@ -117,6 +118,32 @@ test.skipIf(!enabled)('a paired number moves process → docker → docker, send
     return rows.length === statuses.length && rows.every((r) => r.status !== 'queued' && r.status !== 'failed');
   });
   expect((await api(g, 'DELETE', `/api/instances/${id}`, user.apiKey)).status).toBe(204);
+  expect(await containers()).toHaveLength(0);
+  expect(await g.stop('SIGTERM')).toBe(0);
+}, 120_000);
+
+test.skipIf(!enabled || !sshdAvailable())('a docker node reached over ssh:// runs a worker container end to end', async () => {
+  const images = buildImages();
+  const { db, dir } = await scratch();
+  const sshd = await startSshd();
+  cleanup.push(async () => sshd.close());
+  const g = await startGatewayProcess({ DATABASE_URL: db.url, ADMIN_API_SECRET: 's', DATA_DIR: dir, GATEWAY_ID: gatewayId, WORKER_IMAGE: images.typescript }, cleanup);
+  const node = await api(g, 'POST', '/admin/nodes', undefined, {
+    name: 'over-ssh',
+    engine: 'docker',
+    endpoint: `ssh://root@127.0.0.1:${sshd.port}`,
+    ssh: { privateKey: sshd.clientKey, hostKey: sshd.hostKeyFingerprint },
+  });
+  expect(node.status).toBe(200);
+  const user = (await api(g, 'POST', '/admin/users', undefined, { email: 'ssh@example.com' })).body;
+  const created = await api(g, 'POST', '/api/instances', user.apiKey, { provider: 'sandbox', phone: '4915100000444', node: 'over-ssh' });
+  expect(created.status).toBe(200);
+  expect(created.body).toMatchObject({ node: 'over-ssh', status: 'running', state: 'qr' });
+  const containers = () => docker.listContainers({ filters: { label: [`${LABELS.gateway}=${gatewayId}`, `${LABELS.node}=over-ssh`] } });
+  expect(await containers()).toHaveLength(1);
+  expect((await api(g, 'POST', `/api/instances/${created.body.id}/sandbox/scan`, user.apiKey)).status).toBe(200);
+  expect((await api(g, 'POST', `/api/instances/${created.body.id}/send`, user.apiKey, { to: '15550100000', text: 'over ssh' })).status).toBe(200);
+  expect((await api(g, 'DELETE', `/api/instances/${created.body.id}`, user.apiKey)).status).toBe(204);
   expect(await containers()).toHaveLength(0);
   expect(await g.stop('SIGTERM')).toBe(0);
 }, 120_000);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import Dockerode from 'dockerode';
 import { eq } from 'drizzle-orm';
 import type { Db } from '../db/client';
@@ -18,7 +19,19 @@ export interface TlsClient {
  * (TLS when client certificates are given, as with `dockerd --tlsverify`),
  * https://host:port, ssh://user@host.
  */
-export function dockerOptions(endpoint: string, tls?: TlsClient): Dockerode.DockerOptions {
+export interface SshLogin {
+  privateKey: string;
+  passphrase?: string;
+  /** `SHA256:…` fingerprint; any other host key is refused. */
+  hostKey?: string | null;
+}
+
+/** OpenSSH's fingerprint of a raw host key blob: `SHA256:` and unpadded base64. */
+export function sshFingerprint(key: Buffer): string {
+  return `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
+}
+
+export function dockerOptions(endpoint: string, tls?: TlsClient, ssh?: SshLogin): Dockerode.DockerOptions {
   const url = new URL(endpoint);
   switch (url.protocol) {
     case 'unix:':
@@ -30,8 +43,15 @@ export function dockerOptions(endpoint: string, tls?: TlsClient): Dockerode.Dock
         return { protocol: 'https', host: url.hostname, port: Number(url.port || 2376), ...(tls && { ca: tls.ca, cert: tls.cert, key: tls.key }) };
       }
       return { protocol: 'http', host: url.hostname, port: Number(url.port || 2375) };
-    case 'ssh:':
-      return { protocol: 'ssh', host: url.hostname, port: Number(url.port || 22), username: url.username || undefined };
+    case 'ssh:': {
+      const hostKey = ssh?.hostKey;
+      const sshOptions = {
+        ...(ssh && { privateKey: ssh.privateKey, ...(ssh.passphrase !== undefined && { passphrase: ssh.passphrase }) }),
+        ...(hostKey && { hostVerifier: (key: Buffer) => sshFingerprint(key) === hostKey }),
+        readyTimeout: 5_000,
+      };
+      return { protocol: 'ssh', host: url.hostname, port: Number(url.port || 22), username: url.username || undefined, sshOptions } as Dockerode.DockerOptions;
+    }
     default:
       throw new EngineError('unavailable', `unsupported Docker endpoint ${endpoint}`);
   }
@@ -86,13 +106,14 @@ export class EngineRegistry {
     return engine;
   }
 
-  /** A Docker client for the node, with its TLS client certificate when it has one. */
+  /** A Docker client for the node, with its TLS client certificate or SSH login when it has one. */
   client(node: Node): Dockerode {
     const tls =
       node.tlsKeyEncrypted && node.tlsCa && node.tlsCert
         ? { ca: node.tlsCa, cert: node.tlsCert, key: this.opts.secrets.open(node.tlsKeyEncrypted) }
         : undefined;
-    return new Dockerode(dockerOptions(node.endpoint, tls));
+    const ssh = node.sshKeyEncrypted ? { ...(JSON.parse(this.opts.secrets.open(node.sshKeyEncrypted)) as SshLogin), hostKey: node.sshHostKey } : undefined;
+    return new Dockerode(dockerOptions(node.endpoint, tls, ssh));
   }
 
   async forInstance(instanceId: number): Promise<Engine> {

@@ -4,6 +4,7 @@ import { createTestApp, type TestApp } from '../../../tests/support/app';
 import { dockerAvailable } from '../../../tests/support/docker';
 import { checkNodes } from './health';
 import { dockerTlsFront, makePki } from '../../../tests/support/tls';
+import { sshdAvailable, startSshd } from '../../../tests/support/sshd';
 
 const docker = await dockerAvailable();
 let t: TestApp;
@@ -76,3 +77,30 @@ test.skipIf(!docker)('a tcp:// node behind TLS: ready with the client certificat
     front.close();
   }
 });
+
+test.skipIf(!docker || !sshdAvailable())('an ssh:// node: ready with the key and the pinned host key; a wrong host key or no key is unreachable', async () => {
+  const sshd = await startSshd();
+  try {
+    const endpoint = `ssh://root@127.0.0.1:${sshd.port}`;
+    const add = (name: string, ssh?: Record<string, unknown>) => t.call('POST', '/admin/nodes', { body: { name, engine: 'docker', endpoint, ...(ssh && { ssh }) } });
+    const ok = await add('ssh-ok', { privateKey: sshd.clientKey, hostKey: sshd.hostKeyFingerprint });
+    expect(ok.status).toBe(200);
+    expect(ok.body.ssh).toEqual({ hostKey: sshd.hostKeyFingerprint });
+    expect(JSON.stringify(ok.body)).not.toContain('PRIVATE KEY');
+    await add('ssh-wrong-host', { privateKey: sshd.clientKey, hostKey: `SHA256:${'A'.repeat(43)}` });
+    await add('ssh-stranger', { privateKey: sshd.strangerKey, passphrase: 'secret' });
+    await add('ssh-nokey');
+
+    const results = await checkNodes(t.db.database.db, t.runtime.engines);
+    expect(results.get('ssh-ok')).toMatchObject({ status: 'ready', workers: 0 });
+    expect(results.get('ssh-ok')!.version).toMatch(/^\d+\.\d+/);
+    for (const name of ['ssh-wrong-host', 'ssh-stranger', 'ssh-nokey']) {
+      expect(results.get(name)!.status).toBe('unreachable');
+      expect(results.get(name)!.reason).toBeTruthy();
+    }
+    const [row] = await t.db.database.sql`select ssh_key_encrypted from nodes where name = 'ssh-ok'`;
+    expect(row!.ssh_key_encrypted).toStartWith('v1.');
+  } finally {
+    sshd.close();
+  }
+}, 30_000);

@@ -1,5 +1,6 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { t } from 'elysia';
+import { utils as sshUtils } from 'ssh2';
 import type { SecretBox } from '../lib/secret-box';
 import { ENGINES, NODE_STATUSES, type Engine, type Node } from '../db/schema';
 import { formatCpu, formatMemory, MEMORY_PATTERN, parseCpu, parseMemory } from '../lib/resources';
@@ -35,6 +36,20 @@ const Tls = t.Object(
   { additionalProperties: false, description: 'TLS client certificate for a tcp:// or https:// Docker endpoint (dockerd --tlsverify)' },
 );
 
+/** OpenSSH's host key fingerprint format (`ssh-keygen -lf key.pub`). */
+export const SSH_FINGERPRINT_PATTERN = '^SHA256:[A-Za-z0-9+/]{43}$';
+
+const Ssh = t.Object(
+  {
+    privateKey: t.String({ minLength: 1, maxLength: 65536, description: 'the private key (OpenSSH or PEM) the gateway logs in with; stored encrypted, never returned' }),
+    passphrase: t.Optional(t.String({ maxLength: 1024, description: "the key's passphrase, if it has one" })),
+    hostKey: t.Optional(
+      t.String({ pattern: SSH_FINGERPRINT_PATTERN, description: "the host key's fingerprint, `SHA256:…` as `ssh-keygen -lf` prints it; when set, any other host key is refused" }),
+    ),
+  },
+  { additionalProperties: false, description: 'SSH login for an ssh:// Docker endpoint (the gateway runs `docker system dial-stdio` there)' },
+);
+
 const fields = {
   name: t.String({ pattern: NAME_PATTERN, description: 'unique; letters, digits, `_.-`, up to 63 characters' }),
   // Literals, not t.UnionEnum: Elysia gives a UnionEnum a default (its first
@@ -52,6 +67,7 @@ const fields = {
   capacity: t.Nullable(Capacity),
   network: t.Nullable(t.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$', description: 'Docker network for worker containers; null/absent = host networking' })),
   tls: t.Nullable(Tls),
+  ssh: t.Nullable(Ssh),
 };
 
 export const CreateNodeBody = t.Object(
@@ -64,6 +80,7 @@ export const CreateNodeBody = t.Object(
     capacity: t.Optional(fields.capacity),
     network: t.Optional(fields.network),
     tls: t.Optional(fields.tls),
+    ssh: t.Optional(fields.ssh),
   },
   { additionalProperties: false },
 );
@@ -82,6 +99,9 @@ export const NodeView = t.Object({
   status: t.Union([t.Literal(NODE_STATUSES[0]), t.Literal(NODE_STATUSES[1]), t.Literal(NODE_STATUSES[2])]),
   statusReason: t.Nullable(t.String()),
   tls: t.Boolean({ description: 'true when a TLS client certificate is configured (it is never returned)' }),
+  ssh: t.Nullable(
+    t.Object({ hostKey: t.Nullable(t.String()) }, { description: 'set when an SSH key is configured (the key is never returned); hostKey: the pinned fingerprint' }),
+  ),
   draining: t.Boolean({ description: 'true while drained: nothing new is placed here and instances move off' }),
   drain: t.Nullable(
     t.Object(
@@ -163,6 +183,26 @@ export function takesTls(engine: Engine, endpoint: string): boolean {
 }
 
 /**
+ * Columns for a node's SSH login: the key must parse (with its passphrase),
+ * and is sealed with the passphrase as JSON. Only for ssh:// endpoints.
+ */
+export function sshColumns(engine: Engine, endpoint: string, ssh: { privateKey: string; passphrase?: string; hostKey?: string } | null, box: SecretBox) {
+  if (ssh === null) return { sshKeyEncrypted: null, sshHostKey: null };
+  if (engine === 'process' || !endpoint.startsWith('ssh://')) {
+    throw invalid('ssh', `an SSH login applies to ssh:// Docker endpoints, not ${engine === 'process' ? 'process nodes' : endpoint}`);
+  }
+  const parsed = sshUtils.parseKey(ssh.privateKey, ssh.passphrase);
+  if (parsed instanceof Error || Array.isArray(parsed) || !parsed.isPrivateKey()) {
+    const why = parsed instanceof Error ? parsed.message : 'not a private key';
+    throw invalid('ssh.privateKey', `cannot use it${ssh.passphrase === undefined ? '' : ' with that passphrase'}: ${why}`);
+  }
+  return {
+    sshKeyEncrypted: box.seal(JSON.stringify({ privateKey: ssh.privateKey, ...(ssh.passphrase !== undefined && { passphrase: ssh.passphrase }) })),
+    sshHostKey: ssh.hostKey ?? null,
+  };
+}
+
+/**
  * Columns for a node's TLS client certificate: each part is parsed here, so
  * a pasted-wrong PEM is a 422 now rather than an unreachable node later. The
  * key is sealed; null clears all three.
@@ -208,6 +248,8 @@ export function toNodeView(node: Node, drain: DrainView | null = null) {
     tlsCert,
     tlsKeyEncrypted,
     drainingSince,
+    sshKeyEncrypted,
+    sshHostKey,
     ...rest
   } = node;
   const reported =
@@ -221,5 +263,6 @@ export function toNodeView(node: Node, drain: DrainView | null = null) {
           cpu: capacityMillicpu === null ? null : formatCpu(capacityMillicpu),
           memory: capacityMemoryBytes === null ? null : formatMemory(capacityMemoryBytes),
         };
-  return { ...rest, capacity, reported, tls: tlsKeyEncrypted !== null, draining: drainingSince !== null, drain };
+  const ssh = sshKeyEncrypted === null ? null : { hostKey: sshHostKey };
+  return { ...rest, capacity, reported, tls: tlsKeyEncrypted !== null, ssh, draining: drainingSince !== null, drain };
 }

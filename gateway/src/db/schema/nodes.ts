@@ -29,6 +29,9 @@ export const nodes = pgTable('nodes', {
   tlsCa: text('tls_ca'),
   tlsCert: text('tls_cert'),
   tlsKeyEncrypted: text('tls_key_encrypted'),
+  /** SSH login for an ssh:// Docker endpoint: the private key (and passphrase), sealed as JSON; the host key's SHA256 fingerprint. */
+  sshKeyEncrypted: text('ssh_key_encrypted'),
+  sshHostKey: text('ssh_host_key'),
   /** Set while the node is drained: nothing new is placed there and its instances move off. */
   drainingSince: timestamp('draining_since', { withTimezone: true }),
   /** Why the node is unreachable, from the last health check. */

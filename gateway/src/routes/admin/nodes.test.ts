@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { createTestApp, type TestApp } from '../../../../tests/support/app';
 import { makePki } from '../../../../tests/support/tls';
+import { sshKeypair } from '../../../../tests/support/sshd';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -131,9 +132,35 @@ describe('POST /admin/nodes', () => {
     expect(ok.body.tls).toBe(true);
     expect(JSON.stringify(ok.body)).not.toContain('BEGIN');
     // Moving the node to a unix socket drops the certificate it cannot use.
-    const moved = await t.call('PUT', `/admin/nodes/${ok.body.id}`, { body: { endpoint: 'unix:///var/run/docker.sock' } });
+    const movedTo = 'unix:///var/run/docker.sock';
+    const moved = await t.call('PUT', `/admin/nodes/${ok.body.id}`, { body: { endpoint: movedTo } });
     expect(moved.status).toBe(200);
     expect(moved.body.tls).toBe(false);
+  });
+
+  test('SSH logins: checked on the way in, only for ssh:// endpoints, the key never returned', async () => {
+    const plain = sshKeypair();
+    const locked = sshKeypair('hunter2');
+    const endpoint = 'ssh://root@127.0.0.1:2222';
+    const bad = [
+      [dockerNode({ ssh: { privateKey: plain.privateKey } }), 422, "'ssh'"], // unix:// socket
+      [dockerNode({ endpoint, ssh: { privateKey: 'nope' } }), 422, "'ssh.privateKey'"],
+      [dockerNode({ endpoint, ssh: { privateKey: plain.publicKey } }), 422, "'ssh.privateKey'"],
+      [dockerNode({ endpoint, ssh: { privateKey: locked.privateKey } }), 422, "'ssh.privateKey'"],
+      [dockerNode({ endpoint, ssh: { privateKey: locked.privateKey, passphrase: 'wrong' } }), 422, 'with that passphrase'],
+      [dockerNode({ endpoint, ssh: { privateKey: plain.privateKey, hostKey: 'md5:aa' } }), 400, "'ssh.hostKey'"],
+    ] as const;
+    for (const [body, status, text] of bad) {
+      const res = await t.call('POST', '/admin/nodes', { body });
+      expect([res.status, res.body.error]).toEqual([status, expect.stringContaining(text)]);
+    }
+    const ok = await t.call('POST', '/admin/nodes', { body: dockerNode({ endpoint, ssh: { privateKey: locked.privateKey, passphrase: 'hunter2' } }) });
+    expect(ok.status).toBe(200);
+    expect(ok.body.ssh).toEqual({ hostKey: null });
+    expect(JSON.stringify(ok.body)).not.toContain('PRIVATE KEY');
+    expect(JSON.stringify(ok.body)).not.toContain('hunter2');
+    const cleared = await t.call('PUT', `/admin/nodes/${ok.body.id}`, { body: { ssh: null } });
+    expect(cleared.body.ssh).toBeNull();
   });
 });
 

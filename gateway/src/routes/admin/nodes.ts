@@ -5,7 +5,7 @@ import { adminSecurity } from '../../http/auth';
 import { conflict, errorResponses, noContent, FOREIGN_KEY_VIOLATION, notFound, sqlState, UNIQUE_VIOLATION } from '../../http/errors';
 import { IdParams } from '../../http/params';
 import { instances, nodes, type Node } from '../../db/schema';
-import { capacityColumns, checkEndpoint, checkLabels, CreateNodeBody, NodeView, takesTls, tlsColumns, toNodeView, UpdateNodeBody } from '../../nodes/node-input';
+import { capacityColumns, checkEndpoint, checkLabels, CreateNodeBody, NodeView, sshColumns, takesTls, tlsColumns, toNodeView, UpdateNodeBody } from '../../nodes/node-input';
 
 const NODE_IN_USE = 'Cannot delete node because it has instances assigned to it.';
 
@@ -54,6 +54,7 @@ export function adminNodeRoutes({ database, secrets, migrator }: AppDeps) {
             labels: checkLabels(body.labels ?? {}),
             ...capacityColumns(body.capacity ?? null),
             ...tlsColumns(body.engine, endpoint, body.tls ?? null, secrets),
+            ...sshColumns(body.engine, endpoint, body.ssh ?? null, secrets),
           })
           .returning()
           .catch(rethrowUnique(body.name));
@@ -95,6 +96,12 @@ export function adminNodeRoutes({ database, secrets, migrator }: AppDeps) {
             : endpointChanged && current.tlsKeyEncrypted !== null && !takesTls(engine, endpoint)
               ? tlsColumns(engine, endpoint, null, secrets)
               : {};
+        const ssh =
+          body.ssh !== undefined
+            ? sshColumns(engine, endpoint, body.ssh, secrets)
+            : endpointChanged && current.sshKeyEncrypted !== null && !endpoint.startsWith('ssh://')
+              ? sshColumns(engine, endpoint, null, secrets)
+              : {};
         const [node] = await db
           .update(nodes)
           .set({
@@ -102,6 +109,7 @@ export function adminNodeRoutes({ database, secrets, migrator }: AppDeps) {
             engine,
             endpoint,
             ...tls,
+            ...ssh,
             ...(body.publicHost !== undefined && { publicHost: body.publicHost }),
             ...(body.network !== undefined && { network: body.network }),
             ...(body.labels !== undefined && { labels: checkLabels(body.labels) }),
