@@ -5,10 +5,12 @@
 #   With no registry (`make images`: a local Bun base, bundles built on the host):
 #     docker build -f deploy/gateway.Dockerfile --target prebuilt --build-arg BASE_IMAGE=wgs-bun-base:local .
 #
-# The image holds the gateway bundle, its migrations and the worker bundle
-# (for nodes with engine `process`, whose workers run inside this container).
+# The image holds the gateway bundle, its migrations, the worker bundle and
+# the whatsmeow worker binary (for nodes with engine `process`, whose workers
+# run inside this container).
 # Give it DATABASE_URL: the embedded Postgres is for `make run`, not for images.
 ARG BASE_IMAGE=oven/bun:1
+ARG GO_IMAGE=golang:1.26-bookworm
 
 FROM ${BASE_IMAGE} AS runtime
 WORKDIR /app
@@ -16,7 +18,8 @@ ENV HOST=0.0.0.0 \
     PORT=3000 \
     DATA_DIR=/data \
     WGS_MIGRATIONS_DIR=/app/drizzle \
-    WGS_WORKER_ENTRY=/app/worker.js
+    WGS_WORKER_ENTRY=/app/worker.js \
+    WGS_WHATSMEOW_BINARY=/app/whatsmeow/wgs-whatsmeow
 # Not root. On a Docker node through the socket, add the socket's group (compose.yaml does).
 USER 65534:65534
 EXPOSE 3000
@@ -27,6 +30,8 @@ ENTRYPOINT ["/usr/local/bin/bun", "/app/gateway/main.js"]
 FROM runtime AS prebuilt
 COPY build/gateway/ /app/gateway/
 COPY build/worker/worker.js /app/worker.js
+# Holds wgs-whatsmeow when Go built it (scripts/build-images); empty otherwise.
+COPY build/whatsmeow/ /app/whatsmeow/
 COPY gateway/drizzle /app/drizzle
 
 FROM ${BASE_IMAGE} AS bundle
@@ -39,7 +44,15 @@ RUN cd gateway && bun install --production && cd ../workers && bun install --pro
 RUN bun build gateway/src/main.ts --target bun --outdir /out/gateway \
  && bun build workers/src/main.ts --target bun --outfile /out/worker.js
 
+FROM ${GO_IMAGE} AS whatsmeow
+WORKDIR /src
+COPY workers/whatsmeow/go.mod workers/whatsmeow/go.sum ./
+RUN go mod download
+COPY workers/whatsmeow ./
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/wgs-whatsmeow ./cmd/wgs-whatsmeow
+
 FROM runtime AS production
 COPY --from=bundle /out/gateway/ /app/gateway/
 COPY --from=bundle /out/worker.js /app/worker.js
+COPY --from=whatsmeow /out/wgs-whatsmeow /app/whatsmeow/wgs-whatsmeow
 COPY gateway/drizzle /app/drizzle

@@ -13,6 +13,7 @@ import { gatewayApi, startGatewayProcess, waitConnected } from '../support/gatew
 import { createTestDatabase } from '../support/postgres';
 import { until } from '../support/poll';
 import { sshdAvailable, startSshd } from '../support/sshd';
+import { closedLoopbackPort } from '../conformance/workers';
 import { freePort } from '../../gateway/src/lib/net';
 
 const enabled = await dockerAvailable();
@@ -148,7 +149,7 @@ test.skipIf(!enabled || !sshdAvailable())('a docker node reached over ssh:// run
   expect(await g.stop('SIGTERM')).toBe(0);
 }, 120_000);
 
-test.skipIf(!enabled)('the gateway image migrates, serves, reports healthy and runs a process-node worker from its bundle', async () => {
+test.skipIf(!enabled)('the gateway image migrates, serves, reports healthy and runs process-node workers: the TypeScript bundle and the Go binary', async () => {
   const images = buildImages();
   const db = await createTestDatabase();
   cleanup.push(() => db.drop());
@@ -156,7 +157,16 @@ test.skipIf(!enabled)('the gateway image migrates, serves, reports healthy and r
   const container = await docker.createContainer({
     Image: images.gateway,
     name: `wgs-e2e-gateway-${gatewayId}`,
-    Env: [`DATABASE_URL=${db.url}`, 'HOST=127.0.0.1', `PORT=${port}`, 'ADMIN_API_SECRET=s', `WEBHOOK_SECRET_KEY=${randomBytes(32).toString('base64')}`, 'LOG_LEVEL=warn'],
+    Env: [
+      `DATABASE_URL=${db.url}`,
+      'HOST=127.0.0.1',
+      `PORT=${port}`,
+      'ADMIN_API_SECRET=s',
+      `WEBHOOK_SECRET_KEY=${randomBytes(32).toString('base64')}`,
+      'LOG_LEVEL=warn',
+      // The whatsmeow worker inside dials a closed loopback port instead of WhatsApp.
+      `WHATSMEOW_WS_URL=ws://127.0.0.1:${await closedLoopbackPort()}/ws/chat`,
+    ],
     Labels: { [LABELS.gateway]: gatewayId },
     HostConfig: { NetworkMode: 'host', Init: true },
   });
@@ -176,6 +186,10 @@ test.skipIf(!enabled)('the gateway image migrates, serves, reports healthy and r
   expect(created.status).toBe(200);
   expect(created.body).toMatchObject({ status: 'running', state: 'qr', node: 'local' });
   expect((await api(g, 'POST', `/api/instances/${created.body.id}/sandbox/scan`, user.apiKey)).status).toBe(200);
+  // ...and the Go whatsmeow worker it carries.
+  const meow = await api(g, 'POST', '/api/instances', user.apiKey, { provider: 'whatsmeow', phone: '4915100000223' });
+  expect(meow.status).toBe(200);
+  await until('whatsmeow reporting', async () => (await api(g, 'GET', `/api/instances/${meow.body.id}`, user.apiKey)).body.state === 'reconnecting');
   await container.stop({ t: 10 });
   expect((await container.inspect()).State.ExitCode).toBe(0);
 });
