@@ -80,3 +80,21 @@ export async function markWorkersStarting(db: Db, reason: string): Promise<numbe
     returning instance_id`);
   return rows.length;
 }
+
+/**
+ * At gateway start: a migration the previous gateway was running died with
+ * it. The instance stays where its row says (boot starts it there), its
+ * reserved target is released, and its status is `starting` (or `stopped`,
+ * if it should not run) rather than `migrating` forever. Returns how many were abandoned.
+ */
+export async function abandonMigrations(db: Db): Promise<number> {
+  const rows = await db.execute(sql`
+    update ${instances} set
+      target_node_id = null,
+      status = case when status <> 'migrating' then status when desired_state = 'running' then 'starting' else 'stopped' end,
+      status_reason = case when status = 'migrating' then 'gateway restarted during a migration' else status_reason end,
+      updated_at = now()
+    where target_node_id is not null or status = 'migrating'
+    returning id`);
+  return rows.length;
+}

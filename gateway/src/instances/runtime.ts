@@ -12,7 +12,7 @@ import { WorkerHub, type ResultFrame, type WorkerHandlers } from '../workers/hub
 import { newWorkerToken } from '../workers/tokens';
 import { advanceMessage, advanceMessages, type Advance } from '../messages/messages';
 import { routeSandboxMessages } from '../sandbox/network';
-import { markWorkersStarting, recordState, recordStatus, type InstanceStatus } from './lifecycle';
+import { abandonMigrations, markWorkersStarting, recordState, recordStatus, type InstanceStatus } from './lifecycle';
 import { dropInstanceState, grantInstanceState } from './state-store';
 import { limitsOf, placeAndAssign } from '../scheduler/loads';
 import type { SessionState, WorkerEvent } from '../../../workers/protocol/frames';
@@ -158,6 +158,8 @@ export class InstanceRuntime implements WorkerHandlers {
 
   /** Before the API serves: forget what the previous gateway's workers reported. */
   async prepareBoot(): Promise<void> {
+    const abandoned = await abandonMigrations(this.db);
+    if (abandoned) this.logger.warn({ instances: abandoned }, 'migrations cut short by the previous gateway were abandoned; the instances start where they are');
     await markWorkersStarting(this.db, 'gateway started; starting worker');
   }
 
