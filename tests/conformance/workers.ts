@@ -11,8 +11,9 @@ import { join } from 'node:path';
 import type { Subprocess } from 'bun';
 import type { CommandName } from '../../workers/protocol/frames';
 import type { GatewayConn } from '../../workers/src/testing/fake-gateway';
+import { REPO, spawnProgram } from '../../workers/src/testing/spawn';
 
-export const REPO = join(import.meta.dir, '..', '..');
+export { REPO };
 export const WHATSMEOW_BINARY = join(REPO, 'build', 'whatsmeow', 'wgs-whatsmeow');
 
 export interface WorkerKind {
@@ -77,18 +78,8 @@ export interface SpawnedWorker {
 }
 
 export function spawnWorker(kind: WorkerKind, env: Record<string, string>, cleanups: (() => unknown)[]): SpawnedWorker {
-  const proc = Bun.spawn(kind.command(), {
-    cwd: REPO,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdin: 'ignore',
-    stdout: 'pipe',
-    stderr: 'pipe',
-  });
-  cleanups.push(() => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-  });
-  const output = Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]).then(([o, e]) => o + e);
-  return { proc, output };
+  const { proc, stdout, stderr } = spawnProgram(kind.command(), env, cleanups);
+  return { proc, output: Promise.all([stdout, stderr]).then(([o, e]) => o + e) };
 }
 
 /** The exit code, or a failure if the process is still running after `ms`. */

@@ -1,13 +1,12 @@
 import { afterAll, afterEach, beforeAll, expect, test } from 'bun:test';
-import { join } from 'node:path';
 import type { Subprocess } from 'bun';
 import { CloseCodes } from '../protocol/frames';
 import { createLogger } from './logger';
 import { openStateStore } from './state/store';
 import { FakeGateway, waitFor, type GatewayConn } from './testing/fake-gateway';
 import { TestStateDb, type TestInstanceState } from './testing/state-db';
+import { spawnProgram } from './testing/spawn';
 
-const REPO = join(import.meta.dir, '..', '..');
 const TOKEN = 'wgs-main-test-token-secret';
 
 let db: TestStateDb;
@@ -24,17 +23,7 @@ afterEach(async () => {
 });
 
 function spawnWorker(env: Record<string, string>) {
-  const proc = Bun.spawn([process.execPath, 'workers/src/main.ts'], {
-    cwd: REPO,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdin: 'ignore',
-    stdout: 'pipe',
-    stderr: 'pipe',
-  });
-  cleanups.push(() => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-  });
-  return { proc, stdout: new Response(proc.stdout).text(), stderr: new Response(proc.stderr).text() };
+  return spawnProgram([process.execPath, 'workers/src/main.ts'], env, cleanups);
 }
 
 /** The exit code, or a failure if the process is still running after `ms`. */
