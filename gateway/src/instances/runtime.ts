@@ -319,10 +319,9 @@ export class InstanceRuntime implements WorkerHandlers {
     });
   }
 
+  /** The runtime's own status changes; a migration under way writes its own. */
   private async setStatus(instanceId: number, status: InstanceStatus, reason: string): Promise<void> {
-    if (this.moving.has(instanceId)) return;
-    await recordStatus(this.db, instanceId, status, reason);
-    this.changes.emit('change', instanceId);
+    if (!this.moving.has(instanceId)) await this.recordStatus(instanceId, status, reason);
   }
 
   private async forgetSession(instanceId: number, reason: string): Promise<void> {
