@@ -39,7 +39,7 @@ export class CommandQueue {
     args: SendArgs,
     idempotencyKey: string | null,
     /** What the messages table keeps of it: the text, caption or emoji. */
-    text: string | null = 'text' in args ? args.text : null,
+    text: string | null,
   ): Promise<Command> {
     const rows = await this.db.execute<Record<string, unknown>>(sql`
       with command as (

@@ -182,13 +182,18 @@ export function takesTls(engine: Engine, endpoint: string): boolean {
   return engine !== 'process' && (endpoint.startsWith('tcp://') || endpoint.startsWith('https://'));
 }
 
+/** Whether the endpoint is one an SSH login applies to. */
+export function takesSsh(engine: Engine, endpoint: string): boolean {
+  return engine !== 'process' && endpoint.startsWith('ssh://');
+}
+
 /**
  * Columns for a node's SSH login: the key must parse (with its passphrase),
  * and is sealed with the passphrase as JSON. Only for ssh:// endpoints.
  */
 export function sshColumns(engine: Engine, endpoint: string, ssh: { privateKey: string; passphrase?: string; hostKey?: string } | null, box: SecretBox) {
   if (ssh === null) return { sshKeyEncrypted: null, sshHostKey: null };
-  if (engine === 'process' || !endpoint.startsWith('ssh://')) {
+  if (!takesSsh(engine, endpoint)) {
     throw invalid('ssh', `an SSH login applies to ssh:// Docker endpoints, not ${engine === 'process' ? 'process nodes' : endpoint}`);
   }
   const parsed = sshUtils.parseKey(ssh.privateKey, ssh.passphrase);

@@ -5,7 +5,7 @@ import { adminSecurity } from '../../http/auth';
 import { conflict, errorResponses, noContent, FOREIGN_KEY_VIOLATION, notFound, sqlState, UNIQUE_VIOLATION } from '../../http/errors';
 import { IdParams } from '../../http/params';
 import { instances, nodes, type Node } from '../../db/schema';
-import { capacityColumns, checkEndpoint, checkLabels, CreateNodeBody, NodeView, sshColumns, takesTls, tlsColumns, toNodeView, UpdateNodeBody } from '../../nodes/node-input';
+import { capacityColumns, checkEndpoint, checkLabels, CreateNodeBody, NodeView, sshColumns, takesSsh, takesTls, tlsColumns, toNodeView, UpdateNodeBody } from '../../nodes/node-input';
 
 const NODE_IN_USE = 'Cannot delete node because it has instances assigned to it.';
 
@@ -99,7 +99,7 @@ export function adminNodeRoutes({ database, secrets, migrator }: AppDeps) {
         const ssh =
           body.ssh !== undefined
             ? sshColumns(engine, endpoint, body.ssh, secrets)
-            : endpointChanged && current.sshKeyEncrypted !== null && !endpoint.startsWith('ssh://')
+            : endpointChanged && current.sshKeyEncrypted !== null && !takesSsh(engine, endpoint)
               ? sshColumns(engine, endpoint, null, secrets)
               : {};
         const [node] = await db
