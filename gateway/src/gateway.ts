@@ -9,6 +9,7 @@ import { migrateAndSeed } from './db/migrate';
 import { createApp } from './http/app';
 import { createLogger, type Logger } from './logging/logger';
 import { createRuntime } from './instances/setup';
+import { acquireOwner, type GatewayOwner } from './claims/owner';
 
 /** How often every node is checked (ready/unreachable, totals). */
 const NODE_CHECK_INTERVAL_MS = 15_000;
@@ -24,6 +25,9 @@ export interface RunningGateway {
 /** Starts everything in order; on failure stops what was already started. */
 export async function startGateway(config: Config): Promise<RunningGateway> {
   const logger = createLogger(config.logLevel);
+  // A promise nobody awaited that fails (a database write while Postgres restarts, say) is
+  // logged; it must not take the gateway, and every session it serves, down with it.
+  process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
   logger.info({ config: redactConfig(config) }, 'starting wgs gateway');
 
   const admin = await resolveAdminSecret(config.dataDir, config.adminApiSecret);
@@ -36,6 +40,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
 
   let embedded: EmbeddedPostgresHandle | undefined;
   let database: Database | undefined;
+  let owner: GatewayOwner | undefined;
   try {
     let url = config.databaseUrl;
     if (!url) {
@@ -45,10 +50,13 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
     database = connect(url);
     await migrateAndSeed(database);
     logger.info('database migrated');
+    // Held while this process lives: what it claims is claimable at once when it dies.
+    owner = await acquireOwner(url, logger);
 
     const secretKey = await resolveWebhookKey(config.dataDir, config.webhooks.secretKey);
     const secrets = new SecretBox(secretKey.value);
     const { runtime, engine, migrator } = createRuntime(database, logger, {
+      ownerId: owner.id,
       databaseUrl: url,
       secrets,
       images: config.docker.images,
@@ -64,7 +72,10 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
         WGS_MEDIA_ALLOW_PRIVATE: config.webhooks.allowPrivateNetworks ? '1' : '0',
       },
     });
-    const dispatcher = new WebhookDispatcher(database.db, database.sql, secrets, logger.child({ component: 'webhooks' }), config.webhooks);
+    const dispatcher = new WebhookDispatcher(database.db, database.sql, secrets, logger.child({ component: 'webhooks' }), {
+      ...config.webhooks,
+      ownerId: owner.id,
+    });
     const app = createApp({
       database,
       logger,
@@ -90,8 +101,9 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
     if (booted) logger.info({ instances: booted }, 'started the workers of instances that should run');
     runtime.startReconciler(RECONCILE_INTERVAL_MS);
     migrator.start(RECONCILE_INTERVAL_MS);
-    const db = database; // `database` is a let: closures below keep this const
+    const db = database; // `database` and `owner` are lets: closures below keep these consts
     const pg = embedded;
+    const me = owner;
     const healthTimer = setInterval(
       () => void checkNodes(db.db, runtime.engines).catch((err) => logger.error({ err }, 'node health check failed')),
       NODE_CHECK_INTERVAL_MS,
@@ -112,6 +124,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
         // or the server would wait for them forever.
         runtime.hub.closeAll();
         await app.stop(true);
+        await me.release();
         await db.close();
         await pg?.stop();
         logger.info('wgs gateway stopped');
@@ -119,6 +132,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
       },
     };
   } catch (err) {
+    await owner?.release().catch(() => {});
     await database?.close().catch(() => {});
     await embedded?.stop().catch(() => {});
     throw err;

@@ -10,6 +10,7 @@ import type { Engine } from '../../gateway/src/engines/engine';
 import { createTestDatabase, type TestDatabase } from './postgres';
 import { SecretBox } from '../../gateway/src/lib/secret-box';
 import { WebhookDispatcher } from '../../gateway/src/webhooks/dispatcher';
+import { acquireOwner } from '../../gateway/src/claims/owner';
 import { randomBytes } from 'node:crypto';
 
 export const ADMIN_SECRET = 'test-admin-secret';
@@ -66,7 +67,9 @@ export async function createTestApp(
   const db = await createTestDatabase();
   const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
   const secrets = new SecretBox(randomBytes(32).toString('base64'));
+  const owner = await acquireOwner(db.url, logger);
   const { runtime, engine, migrator } = createRuntime<Engine>(db.database, logger, {
+    ownerId: owner.id,
     databaseUrl: db.url,
     secrets,
     engine: opts.engine,
@@ -87,6 +90,7 @@ export async function createTestApp(
     allowPrivateNetworks: opts.allowPrivateWebhooks ?? true,
     timeoutMs: 2000,
     pollMs: 100,
+    ownerId: owner.id,
   });
   if (opts.webhooks) await dispatcher.start();
   let url: string | undefined;
@@ -141,6 +145,7 @@ export async function createTestApp(
         for (const e of runtime.engines.all()) await Promise.all((await e.list()).map((w) => e.remove(w.instanceId)));
       });
       if (url) await app.stop(true);
+      await owner.release();
       await db.drop();
     },
   };

@@ -45,3 +45,37 @@ export async function removeLabelled(label: string): Promise<void> {
     await docker.getContainer(c.Id).remove({ force: true }).catch(() => {});
   }
 }
+
+/**
+ * Restarts the local Docker daemon the way a package upgrade or `systemctl
+ * restart docker` does: SIGTERM (it stops the containers it runs), then the
+ * same command line again, detached. Only where the daemon belongs to the
+ * test run (CI sets WGS_TEST_RESTART_DOCKERD=1): never someone's own Docker.
+ */
+export async function restartDockerd(): Promise<void> {
+  const { readdir, readFile } = await import('node:fs/promises');
+  let pid = 0;
+  let argv: string[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const comm = (await readFile(`/proc/${entry}/comm`, 'utf8').catch(() => '')).trim();
+    if (comm !== 'dockerd') continue;
+    pid = Number(entry);
+    argv = (await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0').filter(Boolean);
+  }
+  if (!pid) throw new Error('no dockerd process to restart');
+  process.kill(pid, 'SIGTERM');
+  const gone = Date.now() + 60_000;
+  while ((await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim() === 'dockerd') {
+    if (Date.now() > gone) throw new Error(`dockerd ${pid} did not stop within 60 s`);
+    await Bun.sleep(50);
+  }
+  // setsid -f: a new session, not a child of the test runner (which kills its leftover children).
+  const started = Bun.spawnSync(['sh', '-c', 'setsid -f "$@" >>/tmp/wgs-test-dockerd.log 2>&1', 'sh', ...argv]);
+  if (started.exitCode !== 0) throw new Error(`could not start ${argv.join(' ')} again: ${started.stderr.toString()}`);
+  const ready = Date.now() + 60_000;
+  while (!(await docker.ping().then(() => true, () => false))) {
+    if (Date.now() > ready) throw new Error('dockerd did not answer within 60 s of its restart (see /tmp/wgs-test-dockerd.log)');
+    await Bun.sleep(50);
+  }
+}

@@ -14,9 +14,16 @@ export interface GatewayProcess {
   /** Polls /healthz until 200; throws with the output if the process exits or the deadline passes. */
   ready(timeoutMs?: number): Promise<void>;
   stop(signal?: NodeJS.Signals): Promise<number>;
+  /**
+   * SIGKILL to the gateway's whole process group (gateway, its workers, its
+   * embedded Postgres), as `docker kill`, an OOM kill or a supervisor's
+   * KillMode=control-group does; resolves once the gateway itself has exited.
+   * Only for gateways spawned with `ownProcessGroup`.
+   */
+  killGroup(): Promise<void>;
 }
 
-export async function spawnGateway(env: Record<string, string | undefined>): Promise<GatewayProcess> {
+export async function spawnGateway(env: Record<string, string | undefined>, opts: { ownProcessGroup?: boolean } = {}): Promise<GatewayProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const base: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
@@ -24,7 +31,9 @@ export async function spawnGateway(env: Record<string, string | undefined>): Pro
   }
   const finalEnv: Record<string, string> = { ...base, PORT: String(port), HOST: '127.0.0.1' };
   for (const [k, v] of Object.entries(env)) if (v !== undefined) finalEnv[k] = v;
-  const proc = Bun.spawn([process.execPath, 'gateway/src/main.ts'], {
+  // setsid execs the gateway in place (same pid) as the leader of a new process group.
+  const argv = [process.execPath, 'gateway/src/main.ts'];
+  const proc = Bun.spawn(opts.ownProcessGroup ? ['setsid', ...argv] : argv, {
     cwd: ROOT,
     env: finalEnv,
     stdout: 'pipe',
@@ -64,6 +73,16 @@ export async function spawnGateway(env: Record<string, string | undefined>): Pro
       await pumped;
       return code;
     },
+    async killGroup() {
+      if (!opts.ownProcessGroup) throw new Error('killGroup needs a gateway spawned with ownProcessGroup');
+      try {
+        process.kill(-proc.pid, 'SIGKILL');
+      } catch {
+        // the group is already gone
+      }
+      await proc.exited;
+      await pumped;
+    },
   };
 }
 
@@ -87,9 +106,13 @@ export async function gatewayApi(g: Pick<GatewayProcess, 'url'>, method: string,
 }
 
 /** Spawns a gateway, registers its SIGKILL with `cleanup`, and waits until it is ready. */
-export async function startGatewayProcess(env: Record<string, string | undefined>, cleanup: (() => Promise<unknown>)[]): Promise<GatewayProcess> {
-  const g = await spawnGateway(env);
-  cleanup.push(() => g.stop('SIGKILL'));
+export async function startGatewayProcess(
+  env: Record<string, string | undefined>,
+  cleanup: (() => Promise<unknown>)[],
+  opts: { ownProcessGroup?: boolean } = {},
+): Promise<GatewayProcess> {
+  const g = await spawnGateway(env, opts);
+  cleanup.push(() => (opts.ownProcessGroup ? g.killGroup() : g.stop('SIGKILL')));
   await g.ready();
   return g;
 }

@@ -52,11 +52,13 @@ export async function authenticateApiKey(db: Db, presented: string): Promise<Use
 }
 
 const TOUCH_INTERVAL_MS = 60_000;
-/** When this process last recorded each key's use; bounded by clearing. */
-const touchedAt = new Map<number, number>();
+/** When this process last recorded each key's use, per database (key ids are per database); bounded by clearing. */
+const touched = new WeakMap<Db, Map<number, number>>();
 
 /** Records use at most once a minute per key, off the request path. */
 function touchKey(db: Db, keyId: number): void {
+  let touchedAt = touched.get(db);
+  if (!touchedAt) touched.set(db, (touchedAt = new Map()));
   const now = Date.now();
   if (now - (touchedAt.get(keyId) ?? 0) < TOUCH_INTERVAL_MS) return;
   if (touchedAt.size >= 10_000) touchedAt.clear();

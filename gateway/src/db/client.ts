@@ -15,7 +15,9 @@ export function connect(url: string, options: { max?: number } = {}): Database {
   const sql = postgres(url, {
     max: options.max ?? 10,
     onnotice: () => {},
-    connection: { application_name: 'wgs-gateway' },
+    // Keepalives end the server's sessions of a gateway whose host vanished (no FIN) within about
+    // 25 s, so its liveness lock, and with it its claims, are freed (claims/owner.ts).
+    connection: { application_name: 'wgs-gateway', tcp_keepalives_idle: 10, tcp_keepalives_interval: 5, tcp_keepalives_count: 3 },
   });
   const db = drizzle(sql, { schema });
   return { sql, db, close: () => sql.end({ timeout: 5 }) };

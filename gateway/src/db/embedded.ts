@@ -1,12 +1,12 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { access, chmod, constants, cp, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, constants, cp, mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { arch, platform, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import postgres from 'postgres';
 import type { Logger } from '../logging/logger';
 import { freePort } from '../lib/net';
-import { isAlive } from '../lib/process';
+import { processesInDirectory, processState } from '../lib/process';
 
 /**
  * A real PostgreSQL server kept in DATA_DIR/postgres, from the binaries that
@@ -28,6 +28,8 @@ const RUNTIME_ROOT = '/var/lib/wgs';
 const DATABASE = 'wgs';
 const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 30_000;
+/** How long a start refused because another server still holds the data directory is retried. */
+const LOCK_RETRY_MS = 10_000;
 
 interface Binaries {
   initdb: string;
@@ -50,24 +52,42 @@ export async function startEmbeddedPostgres(opts: {
   const runAs = process.getuid?.() === 0 ? await postgresSystemUser(opts.dataDir, log) : {};
   const bin = await binaries(runAs, log);
   const password = await readOrCreatePassword(join(opts.dataDir, 'postgres-password'));
-  await stopOrphan(pgDir, log);
+  await clearPreviousServer(pgDir, log);
 
   const fresh = !(await exists(join(pgDir, 'PG_VERSION')));
   if (fresh) {
     log.info({ dir: pgDir }, 'initialising embedded postgres');
     await initdb(bin, pgDir, password, runAs);
   }
-  const port = opts.port || (await freePort());
-  const { child, recent } = await startServer(bin, pgDir, port, runAs, log);
-  const base = `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}`;
-  try {
-    await waitAccepting(`${base}/postgres`, child, recent);
-    // Also after a start that died between initdb and here.
-    await ensureDatabase(`${base}/postgres`, DATABASE);
-  } catch (err) {
-    await stopServer(child);
-    throw err;
+  const retryUntil = Date.now() + LOCK_RETRY_MS;
+  let started: { child: ChildProcess; port: number; base: string };
+  for (;;) {
+    const port = opts.port || (await freePort());
+    const { child, recent, closed } = await startServer(bin, pgDir, port, runAs, log);
+    const base = `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}`;
+    try {
+      await waitAccepting(`${base}/postgres`, child, recent);
+      // Also after a start that died between initdb and here.
+      await ensureDatabase(`${base}/postgres`, DATABASE);
+      started = { child, port, base };
+      break;
+    } catch (err) {
+      await stopServer(child);
+      await Promise.race([closed, Bun.sleep(1000)]); // its last output lines
+      if (!isTakeoverConflict(recent)) throw err;
+      // A previous server's processes still hold the data directory (e.g. a zombie postmaster, backends on their way out).
+      if (Date.now() > retryUntil) {
+        throw new Error(
+          `embedded postgres could not take over ${pgDir} within ${LOCK_RETRY_MS / 1000} s: another Postgres still holds it ` +
+            `(${recent.slice(-2).join(' | ')}); stop that server, or remove ${join(pgDir, 'postmaster.pid')} if none runs`,
+        );
+      }
+      log.warn({ reason: recent.at(-1) }, 'the data directory is still held by a previous postgres; retrying the start');
+      await Bun.sleep(200);
+      await clearPreviousServer(pgDir, log);
+    }
   }
+  const { child, port, base } = started;
   log.info({ dir: pgDir, port, pid: child.pid }, 'embedded postgres ready');
   // Last resort when the gateway exits without stop(): ask Postgres to shut down too.
   const onExit = () => child.exitCode === null && child.kill('SIGINT');
@@ -180,7 +200,7 @@ async function startServer(
   port: number,
   runAs: RunAs,
   log: Logger,
-): Promise<{ child: ChildProcess; recent: string[] }> {
+): Promise<{ child: ChildProcess; recent: string[]; closed: Promise<void> }> {
   const child = spawn(
     bin.postgres,
     ['-D', pgDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
@@ -197,11 +217,12 @@ async function startServer(
   };
   child.stdout!.on('data', onLine);
   child.stderr!.on('data', onLine);
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
   await new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve);
     child.once('error', (err) => reject(new Error(`cannot run ${bin.postgres}: ${err.message}`)));
   });
-  return { child, recent };
+  return { child, recent, closed };
 }
 
 /** Polls until the server answers a query; fails fast with its last output if it exits. */
@@ -257,21 +278,58 @@ async function readOrCreatePassword(path: string): Promise<string> {
   return password;
 }
 
+/** Postgres' refusals to start because another server holds the data directory. */
+function isTakeoverConflict(recent: string[]): boolean {
+  return recent.some((line) => /lock file "postmaster\.pid" already exists|pre-existing shared memory block .* is still in use/.test(line));
+}
+
 /**
- * A gateway killed with SIGKILL leaves its Postgres running. Stop that server
- * (fast shutdown) before starting our own on the same data directory.
+ * Makes way for a new server in `pgDir` after a previous gateway died:
+ * - its postmaster still runs (a gateway killed with SIGKILL alone leaves it
+ *   behind): fast shutdown, waited for;
+ * - the postmaster is dead but backends it forked still run (they exit once
+ *   they notice): waited for;
+ * - nothing runs in the data directory but `postmaster.pid` names a zombie (a
+ *   killed postmaster its new parent has not reaped yet) or an unrelated
+ *   process that reused the pid: Postgres would refuse that lock file, so it
+ *   is removed.
+ * Everything running in the data directory is found by its working directory,
+ * so the shared-memory interlock Postgres relies on is never bypassed while a
+ * process of the old server lives. Bounded: a server that does not go away
+ * within STOP_TIMEOUT_MS is an error naming it.
  */
-async function stopOrphan(pgDir: string, log: Logger): Promise<void> {
-  const pidFile = await readFile(join(pgDir, 'postmaster.pid'), 'utf8').catch(() => '');
-  const pid = Number(pidFile.split('\n')[0]);
-  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return;
-  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-  if (!cmdline.includes('postgres') || !cmdline.includes(pgDir)) return;
-  log.warn({ pid }, 'stopping postgres left running by a previous gateway');
-  process.kill(pid, 'SIGINT');
+async function clearPreviousServer(pgDir: string, log: Logger): Promise<void> {
+  const lockFile = join(pgDir, 'postmaster.pid');
+  const dir = await realpath(pgDir).catch(() => null);
+  if (!dir) return; // no data directory yet
   const deadline = Date.now() + STOP_TIMEOUT_MS;
-  while (isAlive(pid)) {
-    if (Date.now() > deadline) throw new Error(`postgres pid ${pid} from a previous run did not stop within ${STOP_TIMEOUT_MS / 1000} s`);
+  let stopping = false;
+  let waiting = false;
+  for (;;) {
+    const pid = Number((await readFile(lockFile, 'utf8').catch(() => '')).split('\n')[0]);
+    if (!Number.isInteger(pid) || pid <= 0) return;
+    const owner = processState(pid);
+    const running = processesInDirectory(dir);
+    if (owner === 'alive' && running.includes(pid)) {
+      if (!stopping) {
+        log.warn({ pid }, 'stopping postgres left running by a previous gateway');
+        process.kill(pid, 'SIGINT');
+        stopping = true;
+      }
+    } else if (running.length > 0) {
+      if (!waiting) log.warn({ pid, owner, processes: running }, 'waiting for the processes of a previous postgres to exit');
+      waiting = true;
+    } else {
+      if (owner === 'gone') return; // Postgres itself replaces a lock file whose process is gone
+      log.warn({ pid, owner }, 'removing a stale postmaster.pid: its process no longer runs a postgres here');
+      await rm(lockFile, { force: true });
+      return;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `the previous postgres of ${pgDir} (pid ${pid}, processes ${running.join(', ') || 'none'}) did not stop within ${STOP_TIMEOUT_MS / 1000} s; stop it and start again`,
+      );
+    }
     await Bun.sleep(50);
   }
 }

@@ -81,6 +81,23 @@ describe.skipIf(!enabled)('DockerEngine against a real daemon', () => {
     expect(exit).toMatchObject({ requested: false, exitCode: 137, signal: 'SIGKILL' });
   });
 
+  test('an event stream that breaks (a daemon restart) is followed again: later exits are still reported', async () => {
+    // What a restarting daemon does to the stream: it ends under the engine.
+    const stream = (engine as unknown as { events?: { destroy(): void } }).events;
+    expect(stream).toBeDefined();
+    stream!.destroy();
+    await until('the stream followed again', () => {
+      const now = (engine as unknown as { events?: unknown }).events;
+      return now !== undefined && now !== stream;
+    }, 10_000);
+    await engine.ensure(spec(5));
+    const [c] = await docker.listContainers({ filters: { label: [`${LABELS.gateway}=${gatewayId}`, `${LABELS.instance}=5`] } });
+    await docker.getContainer(c!.Id).kill();
+    const exit = await until('exit event after the stream came back', () => exits.find((e) => e.instanceId === 5));
+    expect(exit).toMatchObject({ requested: false, signal: 'SIGKILL' });
+    await engine.remove(5);
+  });
+
   test('remove deletes the container; unknown instances are null and not_found', async () => {
     await engine.ensure(spec(4));
     await engine.remove(4);

@@ -26,6 +26,8 @@ export class DockerEngine implements Engine {
   /** Instances whose container this engine is stopping: their exit is `requested`. */
   private readonly stopping = new Set<number>();
   private events?: NodeJS.ReadableStream;
+  private watching = false;
+  private refollowTimer?: ReturnType<typeof setTimeout>;
   /** Images seen on the node; a create with one of them skips the check. */
   private readonly present = new Set<string>();
 
@@ -40,12 +42,31 @@ export class DockerEngine implements Engine {
     },
   ) {}
 
-  /** Follows the daemon's `die` events for this gateway's containers (for onExit). */
+  /**
+   * Follows the daemon's `die` events for this gateway's containers (for
+   * onExit). When the stream ends (the daemon restarted, the connection
+   * broke) it is followed again, 1 s doubling to 30 s between tries; exits
+   * in the gap are the control loop's to find.
+   */
   async watch(): Promise<void> {
+    this.watching = true;
+    await this.follow();
+  }
+
+  private async follow(): Promise<void> {
     const stream = (await this.docker.getEvents({
       filters: { type: ['container'], event: ['die'], label: [`${LABELS.gateway}=${this.opts.gatewayId}`] },
     })) as NodeJS.ReadableStream;
     this.events = stream;
+    const lost = (why: string) => {
+      if (this.events !== stream) return; // already handled, or replaced by unwatch
+      this.events = undefined;
+      if (!this.watching) return;
+      this.opts.logger.warn({ why }, 'docker event stream lost; following it again');
+      this.refollow(1000);
+    };
+    stream.on('end', () => lost('ended'));
+    stream.on('close', () => lost('closed'));
     let buffered = '';
     stream.on('data', (chunk: Buffer) => {
       buffered += chunk.toString('utf8');
@@ -56,11 +77,29 @@ export class DockerEngine implements Engine {
         if (line) this.died(JSON.parse(line));
       }
     });
-    stream.on('error', (err) => this.opts.logger.error({ err }, 'docker event stream failed'));
+    stream.on('error', (err) => {
+      this.opts.logger.error({ err }, 'docker event stream failed');
+      lost(err instanceof Error ? err.message : String(err));
+    });
+  }
+
+  private refollow(delayMs: number): void {
+    clearTimeout(this.refollowTimer);
+    this.refollowTimer = setTimeout(() => {
+      if (!this.watching) return;
+      this.follow().then(
+        () => this.opts.logger.info('docker event stream followed again'),
+        () => this.refollow(Math.min(delayMs * 2, 30_000)),
+      );
+    }, delayMs);
   }
 
   unwatch(): void {
-    (this.events as unknown as { destroy?: () => void } | undefined)?.destroy?.();
+    this.watching = false;
+    clearTimeout(this.refollowTimer);
+    const stream = this.events;
+    this.events = undefined;
+    (stream as unknown as { destroy?: () => void } | undefined)?.destroy?.();
   }
 
   private died(event: { Actor?: { Attributes?: Record<string, string> }; time?: number }): void {

@@ -64,7 +64,7 @@ describe('health', () => {
     const dead = connect('postgres://wgs:x@127.0.0.1:1/wgs', { max: 1 });
     const logger = createLogger('silent');
     const secrets = new SecretBox(randomBytes(32).toString('base64'));
-    const { runtime, migrator } = createRuntime(dead, logger, { gatewayUrl: 'ws://127.0.0.1:1', databaseUrl: 'postgres://wgs:x@127.0.0.1:1/wgs', secrets });
+    const { runtime, migrator } = createRuntime(dead, logger, { ownerId: 1, gatewayUrl: 'ws://127.0.0.1:1', databaseUrl: 'postgres://wgs:x@127.0.0.1:1/wgs', secrets });
     const app = createApp({ database: dead, logger, adminSecret: 's', runtime, migrator, secrets, allowPrivateWebhooks: false, overcommit: 1 });
     const ready = await app.handle(new Request('http://wgs.test/readyz'));
     expect(ready.status).toBe(503);

@@ -2,6 +2,7 @@ import { and, eq, ne, or, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { events, instances, nodes, type Instance } from '../db/schema';
 import type { SessionState } from '../../../workers/protocol/frames';
+import { ownerDead } from '../claims/owner';
 
 export type InstanceStatus = Instance['status'];
 
@@ -82,19 +83,22 @@ export async function markWorkersStarting(db: Db, reason: string): Promise<numbe
 }
 
 /**
- * At gateway start: a migration the previous gateway was running died with
- * it. The instance stays where its row says (boot starts it there), its
- * reserved target is released, and its status is `starting` (or `stopped`,
- * if it should not run) rather than `migrating` forever. Returns how many were abandoned.
+ * A move whose gateway process died (its owner's liveness lock is free,
+ * claims/owner.ts) died with it. The instance stays where its row says (the
+ * control loop or boot starts it there), its reserved target is released, and
+ * its status is `starting` (or `stopped`, if it should not run) rather than
+ * `migrating` forever. Moves of live gateways are left alone. Returns the
+ * instances whose moves were abandoned.
  */
-export async function abandonMigrations(db: Db): Promise<number> {
-  const rows = await db.execute(sql`
+export async function abandonMigrations(db: Db): Promise<number[]> {
+  const rows = await db.execute<{ id: number }>(sql`
     update ${instances} set
       target_node_id = null,
+      move_owner = null,
       status = case when status <> 'migrating' then status when desired_state = 'running' then 'starting' else 'stopped' end,
-      status_reason = case when status = 'migrating' then 'gateway restarted during a migration' else status_reason end,
+      status_reason = case when status = 'migrating' then 'the gateway running the migration stopped; the move was abandoned' else status_reason end,
       updated_at = now()
-    where target_node_id is not null or status = 'migrating'
+    where (target_node_id is not null or status = 'migrating') and ${ownerDead(instances.moveOwner)}
     returning id`);
-  return rows.length;
+  return rows.map((r) => Number(r.id));
 }

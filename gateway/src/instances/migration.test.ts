@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { createTestApp, type TestApp } from '../../../tests/support/app';
 import { until } from '../../../tests/support/poll';
 import { checkNodes } from '../nodes/health';
+import { acquireOwner } from '../claims/owner';
+import { createLogger } from '../logging/logger';
 
 let t: TestApp;
 let alice: { id: number; apiKey: string };
@@ -219,4 +221,30 @@ describe('POST /admin/nodes/:id/drain', () => {
     expect((await t.call('DELETE', `/admin/nodes/${p3.body.id}`)).status).toBe(204);
     for (const inst of made) expect((await t.call('DELETE', `/api/instances/${inst.id}`, { key: user.apiKey })).status).toBe(204);
   }, 90_000);
+
+  test('one live gateway drives a drain; when it dies another takes the drain over at its next sweep', async () => {
+    const p4 = (await t.call('POST', '/admin/nodes', { body: { name: 'p4', engine: 'process' } })).body;
+    const user = await t.createUser();
+    const inst = await paired(user.apiKey, 'p4');
+    await until('connected on p4', async () => (await get(user.apiKey, inst.id)).state === 'connected');
+    // Another gateway process (alive: it holds its liveness lock) started the drain and drives it.
+    const other = await acquireOwner(t.db.url, createLogger('silent'));
+    try {
+      await t.db.database.sql`update nodes set draining_since = now(), drain_owner = ${other.id} where id = ${p4.id}`;
+      await t.migrator.sweep();
+      expect((await get(user.apiKey, inst.id)).node).toBe('p4'); // not this gateway's to drive
+      // That gateway dies: its liveness lock is free, and the next sweep here takes the drain over.
+      await other.release();
+      await t.migrator.sweep();
+      const moved = await get(user.apiKey, inst.id);
+      expect(moved.node).not.toBe('p4');
+      expect(moved).toMatchObject({ state: 'connected', stateReason: 'session restored' });
+      const [{ owner }] = (await t.db.database.sql`select drain_owner as owner from nodes where id = ${p4.id}`) as unknown as [{ owner: number | null }];
+      expect(owner).not.toBe(other.id);
+      expect(owner).not.toBeNull();
+    } finally {
+      await other.release();
+    }
+    expect((await t.call('DELETE', `/api/instances/${inst.id}`, { key: user.apiKey })).status).toBe(204);
+  }, 60_000);
 });

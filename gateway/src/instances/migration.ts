@@ -7,7 +7,8 @@
  * answer 202); the new worker gets them when it connects. A move that fails
  * puts the instance back on its old node.
  */
-import { and, asc, count, eq, isNotNull, sql } from 'drizzle-orm';
+import { and, asc, count, eq, isNotNull, or, sql } from 'drizzle-orm';
+import { ownerDead } from '../claims/owner';
 import type { Db } from '../db/client';
 import { events, instances, nodes, type Instance } from '../db/schema';
 import { ApiError, conflict } from '../http/errors';
@@ -48,7 +49,8 @@ export class Migrator {
     private readonly db: Db,
     private readonly runtime: InstanceRuntime,
     private readonly logger: Logger,
-    private readonly opts: { overcommit: number; moveTimeoutMs?: number },
+    /** ownerId: this gateway process (claims/owner.ts), recorded on the moves and drains it runs. */
+    private readonly opts: { overcommit: number; moveTimeoutMs?: number; ownerId: number },
   ) {}
 
   /**
@@ -93,7 +95,7 @@ export class Migrator {
     const placed = await placeAndAssign(this.db, { ...limitsOf(instance), node: targetNode, excludeNodeId: from.id }, this.opts.overcommit, (tx, node) =>
       tx
         .update(instances)
-        .set({ targetNodeId: node.id })
+        .set({ targetNodeId: node.id, moveOwner: this.opts.ownerId })
         .where(and(eq(instances.id, instanceId), sql`${instances.status} <> 'migrating'`))
         .returning({ id: instances.id }),
     );
@@ -118,7 +120,7 @@ export class Migrator {
       }
       const durationMs = Date.now() - started;
       await this.db.transaction(async (tx) => {
-        await tx.update(instances).set({ targetNodeId: null }).where(eq(instances.id, instanceId));
+        await tx.update(instances).set({ targetNodeId: null, moveOwner: null }).where(eq(instances.id, instanceId));
         await tx.insert(events).values({ instanceId, type: 'instance.migrated', data: { from: from.name, to: to.name, durationMs } });
       });
       await this.runtime.endMove(instanceId);
@@ -184,7 +186,7 @@ export class Migrator {
     } catch (err) {
       this.logger.error({ err, instanceId: id }, 'rollback: removing the new worker failed');
     }
-    await this.db.update(instances).set({ nodeId: fromNodeId, targetNodeId: null }).where(eq(instances.id, id));
+    await this.db.update(instances).set({ nodeId: fromNodeId, targetNodeId: null, moveOwner: null }).where(eq(instances.id, id));
     if (instance.desiredState !== 'running') return;
     // Still `migrating` until the old node holds the session again, so the recorded reason is the last word.
     await this.runtime
@@ -198,12 +200,12 @@ export class Migrator {
   /** Marks the node draining (nothing new goes there) and starts moving its instances off. */
   async drain(nodeId: number): Promise<void> {
     await this.db.update(nodes).set({ drainingSince: sql`coalesce(${nodes.drainingSince}, now())`, updatedAt: sql`now()` }).where(eq(nodes.id, nodeId));
-    this.kick(nodeId);
+    void this.kick(nodeId);
   }
 
   /** Takes the node back: nothing more moves off it (moves under way finish). */
   async undrain(nodeId: number): Promise<void> {
-    await this.db.update(nodes).set({ drainingSince: null, updatedAt: sql`now()` }).where(eq(nodes.id, nodeId));
+    await this.db.update(nodes).set({ drainingSince: null, drainOwner: null, updatedAt: sql`now()` }).where(eq(nodes.id, nodeId));
     const progress = this.drains.get(nodeId);
     if (progress && !progress.finishedAt) progress.finishedAt = new Date();
   }
@@ -221,15 +223,20 @@ export class Migrator {
   /** Resumes drains (after a restart, or instances that failed to move) every `intervalMs`. */
   start(intervalMs: number): void {
     const loop = async () => {
-      const drained = await this.db
-        .select({ id: nodes.id })
-        .from(nodes)
-        .where(isNotNull(nodes.drainingSince))
-        .catch(() => []);
-      for (const { id } of drained) this.kick(id);
+      void this.sweep();
       if (!this.stopped) this.timer = setTimeout(loop, intervalMs);
     };
     this.timer = setTimeout(loop, 0);
+  }
+
+  /** A drain pass for every drained node this gateway drives or may take over; resolves when they end. */
+  async sweep(): Promise<void> {
+    const drained = await this.db
+      .select({ id: nodes.id })
+      .from(nodes)
+      .where(isNotNull(nodes.drainingSince))
+      .catch(() => []);
+    await Promise.all(drained.map(({ id }) => this.kick(id)));
   }
 
   stop(): void {
@@ -237,16 +244,37 @@ export class Migrator {
     clearTimeout(this.timer);
   }
 
-  private kick(nodeId: number): void {
-    if (this.draining.has(nodeId) || this.stopped) return;
+  /** Starts a drain pass on the node unless one runs; resolves when the pass ends. */
+  private kick(nodeId: number): Promise<void> {
+    if (this.draining.has(nodeId) || this.stopped) return Promise.resolve();
     this.draining.add(nodeId);
-    void this.drainPass(nodeId)
+    return this.drainPass(nodeId)
       .catch((err) => this.logger.error({ err, nodeId }, 'drain pass failed'))
       .finally(() => this.draining.delete(nodeId));
   }
 
+  /**
+   * One gateway drives a node's drain: the one whose claim is on the node.
+   * The claim passes to another gateway as soon as its owner is dead.
+   */
+  private async claimDrain(nodeId: number): Promise<boolean> {
+    const claimed = await this.db
+      .update(nodes)
+      .set({ drainOwner: this.opts.ownerId })
+      .where(
+        and(
+          eq(nodes.id, nodeId),
+          isNotNull(nodes.drainingSince),
+          or(eq(nodes.drainOwner, this.opts.ownerId), ownerDead(nodes.drainOwner)),
+        ),
+      )
+      .returning({ id: nodes.id });
+    return claimed.length > 0;
+  }
+
   /** Moves every instance off the node, DRAIN_CONCURRENCY at a time, while the node stays drained. */
   private async drainPass(nodeId: number): Promise<void> {
+    if (!(await this.claimDrain(nodeId))) return; // another live gateway drives it
     const onNode = await this.db.select({ id: instances.id }).from(instances).where(eq(instances.nodeId, nodeId)).orderBy(asc(instances.id));
     const previous = this.drains.get(nodeId);
     if (onNode.length === 0) {

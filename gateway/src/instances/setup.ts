@@ -52,6 +52,10 @@ export function createRuntime<E extends Engine = ProcessEngine>(
     ...opts,
     state: { sql: database.sql, databaseUrl: opts.databaseUrl },
   });
-  const migrator = new Migrator(database.db, runtime, logger.child({ component: 'migrator' }), { overcommit: opts.overcommit ?? 1, moveTimeoutMs: opts.moveTimeoutMs });
+  const migrator = new Migrator(database.db, runtime, logger.child({ component: 'migrator' }), {
+    overcommit: opts.overcommit ?? 1,
+    moveTimeoutMs: opts.moveTimeoutMs,
+    ownerId: opts.ownerId,
+  });
   return { runtime, engine, migrator };
 }

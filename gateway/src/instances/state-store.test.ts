@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test';
 import postgres from 'postgres';
 import { createTestDatabase, type TestDatabase } from '../../../tests/support/postgres';
-import { dropInstanceState, grantInstanceState, stateRoleName } from './state-store';
+import { until } from '../../../tests/support/poll';
+import { CLIENT_CHECK_INTERVAL, dropInstanceState, grantInstanceState, stateRoleName } from './state-store';
 
 let t: TestDatabase;
 beforeAll(async () => {
@@ -50,6 +51,36 @@ test('each grant replaces the password: an old connection string stops working',
   } finally {
     await old.end();
     await current.end();
+  }
+});
+
+test('a worker killed while it waits for the instance lock leaves no backend queued for it', async () => {
+  const id = 2;
+  const access = await grantInstanceState(t.database.sql, t.url, id);
+  const holder = as(access.dsn, access.schema);
+  const STATE_LOCK_CLASS = 2003268353; // the workers' lock namespace (workers/src/state/store.ts)
+  const waiting = async () =>
+    (
+      await t.database.sql`select count(*)::int as n from pg_locks
+        where locktype = 'advisory' and classid = ${STATE_LOCK_CLASS}::oid and objid = ${id}::oid and objsubid = 2 and not granted`
+    )[0]!.n as number;
+  try {
+    expect((await holder`select current_setting('client_connection_check_interval') as v`)[0]!.v).toBe(CLIENT_CHECK_INTERVAL);
+    await holder`select pg_advisory_lock(${STATE_LOCK_CLASS}, ${id})`;
+    // A second worker process waits for the lock, as a replacement worker does, and is killed with SIGKILL.
+    const waiter = Bun.spawn(
+      [process.execPath, '-e', `const sql = (await import('postgres')).default(process.argv[1], { max: 1 }); await sql\`select pg_advisory_lock(${STATE_LOCK_CLASS}, ${id})\`;`, access.dsn],
+      { cwd: import.meta.dir, stdout: 'ignore', stderr: 'pipe' },
+    );
+    await until('the second worker queued for the lock', async () => (await waiting()) === 1, 10_000);
+    waiter.kill('SIGKILL');
+    await waiter.exited;
+    const killed = Date.now();
+    // The first worker still holds the lock: without the check the dead one's backend stays queued until it is freed.
+    await until('its backend gone from the queue', async () => (await waiting()) === 0, 5000);
+    expect(Date.now() - killed).toBeLessThan(5000);
+  } finally {
+    await holder.end();
   }
 });
 

@@ -26,6 +26,9 @@ export async function stateRoleName(sql: Sql, instanceId: number): Promise<strin
   return `wgs_${createHash('sha256').update(db).digest('hex').slice(0, 8)}_i${instanceId}`;
 }
 
+/** How often the server checks that an instance's worker is still there while it runs or waits (see grantInstanceState). */
+export const CLIENT_CHECK_INTERVAL = '1s';
+
 const ident = (name: string) => {
   if (!/^[a-z0-9_]+$/.test(name)) throw new Error(`unsafe identifier ${name}`);
   return `"${name}"`;
@@ -45,6 +48,11 @@ export async function grantInstanceState(sql: Sql, databaseUrl: string, instance
     const [exists] = await tx`select 1 from pg_roles where rolname = ${role}`;
     if (!exists) await tx.unsafe(`create role ${ident(role)} login noinherit`);
     await tx.unsafe(`alter role ${ident(role)} with login password '${password}'`);
+    // A worker killed while it waits for the instance lock leaves a backend queued for that
+    // lock, which would take it (and hold up the next worker) before noticing its client is
+    // gone. With this the server checks the client every second during a wait (PostgreSQL 14+).
+    const [{ version }] = (await tx`select current_setting('server_version_num')::int as version`) as unknown as [{ version: number }];
+    if (version >= 140000) await tx.unsafe(`alter role ${ident(role)} set client_connection_check_interval = '${CLIENT_CHECK_INTERVAL}'`);
     await tx.unsafe(`create schema if not exists ${ident(schema)} authorization ${ident(role)}`);
   });
   const url = new URL(databaseUrl);

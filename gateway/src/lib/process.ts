@@ -1,4 +1,6 @@
-/** Whether a process with this pid exists (signal 0 checks without sending). */
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+
+/** Whether a process with this pid exists (signal 0 checks without sending). A zombie counts: see processState. */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -6,4 +8,48 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * What a pid is now: `alive` (running or sleeping), `zombie` (exited, not yet
+ * reaped by its parent: it holds no memory, files or locks, but signal 0
+ * still finds it), or `gone`.
+ */
+export function processState(pid: number): 'alive' | 'zombie' | 'gone' {
+  if (!isAlive(pid)) return 'gone';
+  try {
+    // /proc/PID/stat: "pid (comm) S ...": the state follows the last ')' (comm may hold one).
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'Z' || state === 'X' ? 'zombie' : 'alive';
+  } catch {
+    // No /proc entry (another OS, or it vanished between the two checks).
+    return isAlive(pid) ? 'alive' : 'gone';
+  }
+}
+
+/**
+ * Live processes whose working directory is `dir` (a real path). A Postgres
+ * server and every backend it forked run in its data directory, so this finds
+ * them all, orphaned backends of a killed postmaster included. Processes whose
+ * cwd cannot be read (another user's, without root) are not seen.
+ */
+export function processesInDirectory(dir: string): number[] {
+  const found: number[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return found;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    try {
+      if (readlinkSync(`/proc/${pid}/cwd`) === dir && processState(pid) === 'alive') found.push(pid);
+    } catch {
+      // gone meanwhile, a zombie (no cwd) or not ours to read
+    }
+  }
+  return found;
 }

@@ -6,6 +6,7 @@ import { events, webhookDeliveries, webhooks } from '../db/schema';
 import type { Logger } from '../logging/logger';
 import type { SecretBox } from '../lib/secret-box';
 import { refuseDestination } from './destination';
+import { liveOwners } from '../claims/owner';
 
 export interface DispatcherOptions {
   /** Seconds before each attempt: [0, 5, 300, ...]; its length is the number of attempts. */
@@ -16,13 +17,19 @@ export interface DispatcherOptions {
   batchSize?: number;
   /** How often to look for due retries when no NOTIFY came. */
   pollMs?: number;
+  /** This gateway process's id (claims/owner.ts): what its claims record. */
+  ownerId: number;
 }
 
 export type DeliveryOutcome = 'succeeded' | 'retrying' | 'failed' | 'disabled';
 
 const EXCERPT_BYTES = 256;
-/** A claimed delivery is another dispatcher's to take after this long (a crashed gateway). */
-const LEASE_S = 120;
+/**
+ * A claim is another dispatcher's to take at once when its owner is dead, and
+ * after this long past the delivery's own timeout when the owner is alive but
+ * hung (the fallback).
+ */
+const LEASE_MARGIN_S = 30;
 
 interface Claimed {
   id: number;
@@ -59,7 +66,12 @@ export class WebhookDispatcher {
     private readonly box: SecretBox,
     private readonly logger: Logger,
     private readonly opts: DispatcherOptions,
-  ) {}
+  ) {
+    this.leaseS = Math.ceil(opts.timeoutMs / 1000) + LEASE_MARGIN_S;
+  }
+
+  /** Seconds a claim lasts when its owner lives: the delivery's timeout plus a margin. */
+  readonly leaseS: number;
 
   async start(): Promise<void> {
     this.running = true;
@@ -98,14 +110,16 @@ export class WebhookDispatcher {
   /** Claims and delivers one batch of due deliveries; returns how many. */
   async round(): Promise<number> {
     const rows = (await this.db.execute(sql`
-      with due as (
+      with live as materialized ${liveOwners}, due as (
         select id from ${webhookDeliveries}
-        where status = 'pending' and next_attempt_at <= now() and (locked_until is null or locked_until < now())
+        where status = 'pending' and next_attempt_at <= now()
+          and (locked_until is null or locked_until < now() or (claimed_by is not null and claimed_by not in (select * from live)))
         order by id
         limit ${this.opts.batchSize ?? 100}
         for update skip locked
       ), claimed as (
-        update ${webhookDeliveries} d set locked_until = now() + make_interval(secs => ${LEASE_S}), attempts = d.attempts + 1
+        update ${webhookDeliveries} d
+        set locked_until = now() + make_interval(secs => ${this.leaseS}), claimed_by = ${this.opts.ownerId}, attempts = d.attempts + 1
         from due where d.id = due.id
         returning d.id, d.attempts, d.webhook_id, d.event_id
       )
@@ -158,7 +172,7 @@ export class WebhookDispatcher {
       }
     }
     const latencyMs = Math.round(performance.now() - started);
-    const record = { lastStatusCode: statusCode, lastLatencyMs: latencyMs, lastError: error, responseExcerpt: excerpt, lockedUntil: null };
+    const record = { lastStatusCode: statusCode, lastLatencyMs: latencyMs, lastError: error, responseExcerpt: excerpt, lockedUntil: null, claimedBy: null };
 
     if (statusCode !== null && statusCode >= 200 && statusCode < 300) {
       await this.db.update(webhookDeliveries).set({ ...record, status: 'succeeded', completedAt: sql`now()` }).where(eq(webhookDeliveries.id, row.id));

@@ -7,3 +7,4 @@ export * from './messages';
 export * from './events';
 export * from './webhooks';
 export * from './media';
+export * from './gateway-processes';

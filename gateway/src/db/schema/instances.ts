@@ -30,6 +30,8 @@ export const instances = pgTable(
     nodeId: integer('node_id').references(() => nodes.id, { onDelete: 'restrict' }),
     /** While a migration runs: the node it moves to. Its limits count there too, so the slot stays reserved. */
     targetNodeId: integer('target_node_id').references(() => nodes.id, { onDelete: 'restrict' }),
+    /** The gateway process running the move; a move whose owner died is abandoned (claims/owner.ts). */
+    moveOwner: integer('move_owner'),
     name: text('name'),
     phoneNumber: text('phone_number').notNull(),
     provider: providerEnum('provider').notNull(),

@@ -34,6 +34,8 @@ export const nodes = pgTable('nodes', {
   sshHostKey: text('ssh_host_key'),
   /** Set while the node is drained: nothing new is placed there and its instances move off. */
   drainingSince: timestamp('draining_since', { withTimezone: true }),
+  /** The gateway process driving the drain; another takes over once it is dead (claims/owner.ts). */
+  drainOwner: integer('drain_owner'),
   /** Why the node is unreachable, from the last health check. */
   statusReason: text('status_reason'),
   status: nodeStatusEnum('status').notNull().default('unknown'),

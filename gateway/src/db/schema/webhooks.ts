@@ -45,6 +45,8 @@ export const webhookDeliveries = pgTable(
     nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }).notNull().defaultNow(),
     /** A dispatcher holds the delivery until then; another may take it after. */
     lockedUntil: timestamp('locked_until', { withTimezone: true }),
+    /** The gateway process holding the claim: once it is dead, the delivery is claimable at once (claims/owner.ts). */
+    claimedBy: integer('claimed_by'),
     lastStatusCode: integer('last_status_code'),
     lastLatencyMs: integer('last_latency_ms'),
     lastError: text('last_error'),

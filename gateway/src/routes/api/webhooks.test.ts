@@ -3,6 +3,7 @@ import { Webhook } from 'standardwebhooks';
 import type { Server } from 'bun';
 import { createTestApp, type TestApp } from '../../../../tests/support/app';
 import { until } from '../../../../tests/support/poll';
+import { acquireOwner } from '../../claims/owner';
 import { WebhookDispatcher } from '../../webhooks/dispatcher';
 import { createLogger } from '../../logging/logger';
 
@@ -240,6 +241,7 @@ describe('replicas', () => {
         allowPrivateNetworks: true,
         timeoutMs: 2000,
         batchSize: 25,
+        ownerId: 1,
       });
     const a = make();
     const b = make();
@@ -258,5 +260,46 @@ describe('replicas', () => {
     expect(ids).toHaveLength(200);
     expect((await deliveries(w.id)).every((d: any) => d.status === 'succeeded' && d.attempts === 1)).toBe(true);
     await t.dispatcher.start();
+  });
+
+  test("a dead gateway's claims are taken over at once; a live one's only when its lease runs out", async () => {
+    const r = recv();
+    const w = await subscribe(r.url, { events: ['instance.qr'] });
+    await t.dispatcher.stop(); // only the one below runs
+    const { sql } = t.db.database;
+    const logger = createLogger('silent');
+    const a = await acquireOwner(t.db.url, logger);
+    const b = await acquireOwner(t.db.url, logger);
+    try {
+      await sql`insert into events (instance_id, type, data) select ${instanceId}, 'instance.qr', jsonb_build_object('n', n) from generate_series(1, 10) n`;
+      // Gateway a claimed them (as its dispatcher's round does) with a long lease, then was stuck or died.
+      const claimed = await sql`
+        update webhook_deliveries set locked_until = now() + interval '1 hour', claimed_by = ${a.id}, attempts = 1
+        where webhook_id = ${w.id} and status = 'pending' returning id`;
+      expect(claimed).toHaveLength(10);
+      const d = new WebhookDispatcher(t.db.database.db, sql, t.secrets, logger, {
+        retryScheduleS: [0, 1],
+        allowPrivateNetworks: true,
+        timeoutMs: 2000,
+        ownerId: b.id,
+      });
+      const mine = async () => (await sql`select count(*)::int as n from webhook_deliveries where webhook_id = ${w.id} and claimed_by = ${b.id}`)[0]!.n;
+      // a lives: its claims stand until the lease (here an hour) runs out.
+      await d.round();
+      expect(r.got).toHaveLength(0);
+      expect(await mine()).toBe(0);
+      // a's process is gone (its liveness lock is free): the very next round takes them over.
+      await a.release();
+      let rounds = 0;
+      while ((await deliveries(w.id)).some((x: any) => x.status !== 'succeeded') && rounds++ < 10) await d.round();
+      expect(r.got).toHaveLength(10);
+      expect(new Set(r.got.map((g) => g.headers['webhook-id'])).size).toBe(10);
+      expect((await deliveries(w.id)).every((x: any) => x.status === 'succeeded' && x.attempts === 2)).toBe(true);
+      expect(d.leaseS).toBe(32); // the delivery timeout (2 s) plus the margin, not a fixed two minutes
+    } finally {
+      await a.release();
+      await b.release();
+      await t.dispatcher.start();
+    }
   });
 });

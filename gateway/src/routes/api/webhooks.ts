@@ -146,7 +146,7 @@ export function webhookRoutes({ database, secrets, allowPrivateWebhooks }: AppDe
         await owned(request, params.id, params.wid);
         const [d] = await db
           .update(webhookDeliveries)
-          .set({ status: 'pending', attempts: 0, nextAttemptAt: sql`now()`, lockedUntil: null, completedAt: null })
+          .set({ status: 'pending', attempts: 0, nextAttemptAt: sql`now()`, lockedUntil: null, claimedBy: null, completedAt: null })
           .where(and(eq(webhookDeliveries.id, params.deliveryId), eq(webhookDeliveries.webhookId, params.wid)))
           .returning({ id: webhookDeliveries.id });
         if (!d) throw notFound(`delivery ${params.deliveryId}`);

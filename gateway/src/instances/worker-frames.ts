@@ -1,0 +1,154 @@
+import { eq } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import { events, instances, type Command } from '../db/schema';
+import { NEEDS_CONNECTION, type CommandQueue } from '../commands/queue';
+import { storeReceivedMedia } from '../messages/media';
+import { advanceMessage, advanceMessages, type Advance } from '../messages/messages';
+import { routeSandboxMessages } from '../sandbox/network';
+import type { ResultFrame, WorkerHandlers, WorkerHub } from '../workers/hub';
+import type { SessionState, WorkerEvent } from '../../../workers/protocol/frames';
+import type { InstanceSessions } from './sessions';
+
+/**
+ * The gateway end of the worker protocol's frames: turns what workers report
+ * (hello, session state, QR, events, command results) into database facts,
+ * and hands queued commands to a worker whenever it can take them.
+ */
+export class WorkerFrames implements WorkerHandlers {
+  /** Phone and provider never change after creation: read once per instance. */
+  private readonly identities = new Map<number, { id: number; phone: string; provider: string }>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly queue: CommandQueue,
+    private readonly hub: WorkerHub,
+    private readonly sessions: InstanceSessions,
+    /** True once the gateway shuts down: a closing socket is then no news. */
+    private readonly stopping: () => boolean,
+  ) {}
+
+  /** The instance is gone: forget what was cached about it. */
+  forget(instanceId: number): void {
+    this.identities.delete(instanceId);
+  }
+
+  // ------------------------------------------------------------ commands
+
+  /** Sends a stored command to its worker now if the worker can take it; else it waits in the queue. */
+  dispatch(command: Command): boolean {
+    if (this.sessions.isMoving(command.instanceId)) return false;
+    if (NEEDS_CONNECTION.has(command.name) && this.sessions.stateOf(command.instanceId) !== 'connected') return false;
+    // sent_at and attempts record redeliveries (deliverPending); a live dispatch costs no extra write.
+    return this.hub.send(command.instanceId, { type: 'command', commandId: command.id, name: command.name as never, args: command.args });
+  }
+
+  /** Every pending command the worker can take now, in order. */
+  async deliverPending(instanceId: number): Promise<void> {
+    const pending = await this.queue.pending(instanceId, this.sessions.stateOf(instanceId) === 'connected');
+    for (const command of pending) {
+      if (!this.hub.send(instanceId, { type: 'command', commandId: command.id, name: command.name as never, args: command.args })) return;
+    }
+    await this.queue.markSent(pending.map((c) => c.id));
+  }
+
+  // ------------------------------------------------------------ frames
+
+  async connected(instanceId: number): Promise<void> {
+    await this.sessions.setStatus(instanceId, 'running', 'worker connected');
+    await this.deliverPending(instanceId);
+  }
+
+  async disconnected(instanceId: number): Promise<void> {
+    this.sessions.drop(instanceId);
+    if (this.stopping()) return;
+    const [row] = await this.db.select({ desired: instances.desiredState }).from(instances).where(eq(instances.id, instanceId));
+    if (row?.desired === 'running') await this.sessions.setStatus(instanceId, 'starting', 'worker disconnected; waiting for it to reconnect');
+  }
+
+  async state(instanceId: number, state: SessionState, reason: string | undefined): Promise<void> {
+    await this.sessions.report(instanceId, state, reason);
+    if (state === 'connected') await this.deliverPending(instanceId);
+    if (state === 'logged_out' || state === 'qr') {
+      const failed = await this.queue.failPending(instanceId, ['send', 'sandbox.inbound'], {
+        code: 'not_connected',
+        message: state === 'qr' ? 'the WhatsApp session needs a new QR scan' : 'the WhatsApp session was logged out',
+      });
+      for (const c of failed) {
+        if (c.name === 'send') await advanceMessage(this.db, instanceId, String(c.args.messageId), 'failed', { error: c.errorMessage ?? 'not connected' });
+        this.queue.notify(c.id, { ok: false, error: { code: c.errorCode!, message: c.errorMessage! } });
+      }
+    }
+  }
+
+  async qr(instanceId: number, code: string, expiresAt: Date): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.update(instances).set({ qrCode: code, qrExpiresAt: expiresAt }).where(eq(instances.id, instanceId));
+      await tx.insert(events).values({ instanceId, type: 'instance.qr', data: { qr: code, expiresAt: expiresAt.toISOString() } });
+    });
+    this.sessions.changed(instanceId);
+  }
+
+  async events(instanceId: number, received: { eventId: string; event: WorkerEvent }[]): Promise<void> {
+    // Media bytes go to the media table; the stored event points at them.
+    const batch = await storeReceivedMedia(this.db, instanceId, received);
+    // One statement for the run; rows keep the order the worker sent them in.
+    const inserted = await this.db
+      .insert(events)
+      .values(batch.map(({ eventId, event }) => ({ instanceId, workerEventId: eventId, type: event.type, data: event.data })))
+      .onConflictDoNothing()
+      .returning({ workerEventId: events.workerEventId });
+    const fresh = new Set(inserted.map((r) => r.workerEventId));
+    const receipts: Advance[] = [];
+    for (const { eventId, event } of batch) {
+      if (event.type !== 'message.status' || !fresh.has(eventId)) continue;
+      const { messageId, status, error, timestamp } = event.data;
+      receipts.push({ messageId, status, error, at: new Date(timestamp) });
+    }
+    // Receipts only move messages forward: the whole run is one statement.
+    await advanceMessages(this.db, instanceId, receipts);
+  }
+
+  /** A run of results: completed, applied and routed in a few statements whatever its length. */
+  async results(instanceId: number, batch: ResultFrame[]): Promise<void> {
+    const outcomes = new Map(batch.map((r) => [r.commandId, { ok: r.ok, data: r.data, error: r.error }]));
+    const completed = await this.queue.completeMany(
+      instanceId,
+      [...outcomes].map(([commandId, outcome]) => ({ commandId, outcome })),
+    );
+    try {
+      const sends = completed.filter((c) => c.name === 'send');
+      const now = new Date();
+      await advanceMessages(
+        this.db,
+        instanceId,
+        sends.map((c) => {
+          const o = outcomes.get(c.id)!;
+          const providerMessageId = typeof o.data?.providerMessageId === 'string' ? o.data.providerMessageId : undefined;
+          return o.ok
+            ? { messageId: String(c.args.messageId), status: 'sent' as const, at: now, providerMessageId }
+            : { messageId: String(c.args.messageId), status: 'failed' as const, at: now, error: o.error?.message ?? 'send failed' };
+        }),
+      );
+      // What reached WhatsApp, with the id WhatsApp knows it by (a sandbox recipient sees the same id).
+      const delivered = sends
+        .filter((c) => outcomes.get(c.id)!.ok)
+        .map((c) => ({ ...c.args, providerMessageId: outcomes.get(c.id)!.data?.providerMessageId }));
+      for (const c of await routeSandboxMessages(this.db, this.queue, await this.identity(instanceId), delivered)) this.dispatch(c);
+    } finally {
+      for (const c of completed) this.queue.notify(c.id, outcomes.get(c.id)!);
+    }
+  }
+
+  private async identity(instanceId: number) {
+    let found = this.identities.get(instanceId);
+    if (!found) {
+      const [row] = await this.db
+        .select({ id: instances.id, phone: instances.phoneNumber, provider: instances.provider })
+        .from(instances)
+        .where(eq(instances.id, instanceId));
+      if (!row) return { id: instanceId, phone: '', provider: 'unknown' };
+      this.identities.set(instanceId, (found = row));
+    }
+    return found;
+  }
+}
