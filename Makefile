@@ -5,10 +5,10 @@
 BUN := node_modules/.bin/bun
 STAMP := node_modules/.wgs-installed
 
-.PHONY: run test bench images install migration
+.PHONY: run test bench images install migration simulator
 
 # npm ci again only when a manifest or the lockfile changed.
-$(STAMP): package.json package-lock.json gateway/package.json
+$(STAMP): package.json package-lock.json gateway/package.json simulator/package.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
@@ -19,6 +19,11 @@ install: $(STAMP)
 run: $(STAMP)
 	@if command -v go >/dev/null 2>&1; then bash scripts/build-whatsmeow >/dev/null; else echo "Go not found: provider whatsmeow is unavailable (install Go >= 1.26 for it)"; fi
 	exec $(BUN) gateway/src/main.ts
+
+## Run the WhatsApp protocol simulator in the foreground on 127.0.0.1:$${SIMULATOR_PORT:-3100} (Ctrl-C stops it).
+## Point a whatsmeow worker at it with WHATSMEOW_WS_URL and WHATSMEOW_ROOT_PUBLIC_KEY from GET /info.
+simulator: $(STAMP)
+	exec $(BUN) simulator/src/main.ts
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 

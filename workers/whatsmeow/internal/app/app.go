@@ -171,7 +171,7 @@ func (w *worker) startup() {
 		w.fail("state store unavailable", err)
 		return
 	}
-	provider := wa.New(wa.Options{DB: db, Reporter: w.conn, Log: w.log, WhatsAppURL: w.cfg.WhatsAppURL, MediaAllowPrivate: w.cfg.MediaAllowPrivate})
+	provider := wa.New(wa.Options{DB: db, Reporter: w.conn, Log: w.log, WhatsAppURL: w.cfg.WhatsAppURL, RootPublicKey: w.cfg.RootPublicKey, MediaAllowPrivate: w.cfg.MediaAllowPrivate})
 	w.mu.Lock()
 	w.db = db
 	if w.stopping {

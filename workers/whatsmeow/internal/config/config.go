@@ -4,6 +4,7 @@
 package config
 
 import (
+	"encoding/hex"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -49,6 +50,11 @@ type Config struct {
 	// socket is dialled. Only its scheme, host and port are used (whatsmeow keeps its
 	// own path); tests point it at a closed loopback port.
 	WhatsAppURL *url.URL
+	// RootPublicKey is WHATSMEOW_ROOT_PUBLIC_KEY (hex of 32 bytes; default unset):
+	// the Curve25519 root key the WhatsApp server's Noise certificate chain must
+	// be signed by, in place of WhatsApp's own (whatsmeow.WACertPubKey). Only for
+	// a local server such as the simulator (simulator/); nil keeps WhatsApp's key.
+	RootPublicKey *[32]byte
 	// MediaAllowPrivate is WGS_MEDIA_ALLOW_PRIVATE=1 (default 0): let media URLs reach
 	// loopback, private and link-local addresses (self-hosted files, tests).
 	MediaAllowPrivate bool
@@ -130,6 +136,9 @@ func Load(getenv func(string) string) (*Config, error) {
 	if c.WhatsAppURL, err = parseWhatsAppURL(get("WHATSMEOW_WS_URL")); err != nil {
 		return nil, err
 	}
+	if c.RootPublicKey, err = parseRootPublicKey(get("WHATSMEOW_ROOT_PUBLIC_KEY")); err != nil {
+		return nil, err
+	}
 	switch v := get("WGS_MEDIA_ALLOW_PRIVATE"); v {
 	case "", "0":
 	case "1":
@@ -202,6 +211,20 @@ func parseWhatsAppURL(value string) (*url.URL, error) {
 	return u, nil
 }
 
+// parseRootPublicKey reads a 32-byte key written as 64 hex digits; empty means unset.
+func parseRootPublicKey(value string) (*[32]byte, error) {
+	const name = "WHATSMEOW_ROOT_PUBLIC_KEY"
+	if value == "" {
+		return nil, nil
+	}
+	raw, err := hex.DecodeString(value)
+	if err != nil || len(raw) != 32 {
+		return nil, bad(name, "must be 64 hex digits (a 32-byte Curve25519 public key), got %d characters", len(value))
+	}
+	key := [32]byte(raw)
+	return &key, nil
+}
+
 func contains(list []string, v string) bool {
 	for _, x := range list {
 		if x == v {
@@ -228,5 +251,13 @@ func (c *Config) Redacted() map[string]any {
 		"schema":         c.StateSchema,
 		"exitWithParent": c.ExitWithParent,
 		"whatsappUrl":    c.WhatsAppURL.String(),
+		"rootPublicKey":  rootKeyHex(c.RootPublicKey),
 	}
+}
+
+func rootKeyHex(key *[32]byte) string {
+	if key == nil {
+		return "whatsapp"
+	}
+	return hex.EncodeToString(key[:])
 }

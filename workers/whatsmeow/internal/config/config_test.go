@@ -35,6 +35,9 @@ func TestLoadDefaults(t *testing.T) {
 	if c.WhatsAppURL.String() != DefaultWhatsAppURL {
 		t.Errorf("WhatsAppURL = %s", c.WhatsAppURL)
 	}
+	if c.RootPublicKey != nil {
+		t.Errorf("RootPublicKey = %x, want unset (WhatsApp's own key)", *c.RootPublicKey)
+	}
 	red := c.Redacted()
 	for _, v := range red {
 		s, _ := v.(string)
@@ -67,6 +70,10 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"WGS_STATE_SCHEMA": ""}, "WGS_STATE_SCHEMA"},
 		{map[string]string{"WGS_STATE_SCHEMA": "Bad-Schema"}, "WGS_STATE_SCHEMA"},
 		{map[string]string{"WHATSMEOW_WS_URL": "https://x"}, "WHATSMEOW_WS_URL"},
+		{map[string]string{"WHATSMEOW_ROOT_PUBLIC_KEY": "zz"}, "WHATSMEOW_ROOT_PUBLIC_KEY"},
+		{map[string]string{"WHATSMEOW_ROOT_PUBLIC_KEY": "0123"}, "WHATSMEOW_ROOT_PUBLIC_KEY"},
+		{map[string]string{"WHATSMEOW_ROOT_PUBLIC_KEY": strings.Repeat("ab", 33)}, "WHATSMEOW_ROOT_PUBLIC_KEY"},
+		{map[string]string{"WHATSMEOW_ROOT_PUBLIC_KEY": strings.Repeat("g", 64)}, "WHATSMEOW_ROOT_PUBLIC_KEY"},
 	}
 	for _, tc := range cases {
 		_, err := Load(env(tc.override))
@@ -91,5 +98,19 @@ func TestLoadOverrides(t *testing.T) {
 	}
 	if !c.ExitWithParent || c.LogLevel != "debug" || c.WhatsAppURL.Host != "127.0.0.1:9" {
 		t.Errorf("unexpected config %+v", c)
+	}
+}
+
+func TestLoadRootPublicKey(t *testing.T) {
+	key := "0f" + strings.Repeat("a1", 31)
+	c, err := Load(env(map[string]string{"WHATSMEOW_ROOT_PUBLIC_KEY": strings.ToUpper(key)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RootPublicKey == nil || c.RootPublicKey[0] != 0x0f || c.RootPublicKey[31] != 0xa1 {
+		t.Fatalf("RootPublicKey = %v", c.RootPublicKey)
+	}
+	if got := c.Redacted()["rootPublicKey"]; got != key {
+		t.Errorf("redacted rootPublicKey = %v, want %s", got, key)
 	}
 }

@@ -34,6 +34,10 @@ type Options struct {
 	Reporter    gateway.Reporter
 	Log         zerolog.Logger
 	WhatsAppURL *url.URL
+	// RootPublicKey, when set, replaces WhatsApp's Noise certificate root key
+	// (whatsmeow.WACertPubKey) for this process: a local server such as the
+	// simulator signs its own chain. Nil keeps WhatsApp's key.
+	RootPublicKey *[32]byte
 	// MediaAllowPrivate lets media URLs reach private and loopback addresses.
 	MediaAllowPrivate bool
 }
@@ -80,6 +84,11 @@ func (p *Provider) Start(ctx context.Context) error {
 		return err
 	}
 	p.log.Info().Dur("took", time.Since(started)).Msg("state tables ready")
+	if key := p.opts.RootPublicKey; key != nil {
+		// whatsmeow's exported setting; read by every handshake of this process.
+		whatsmeow.WACertPubKey = *key
+		p.log.Warn().Hex("rootPublicKey", key[:]).Msg("trusting a non-WhatsApp root key for the server certificate (WHATSMEOW_ROOT_PUBLIC_KEY): only for a local test server")
+	}
 	if err := p.newClient(ctx); err != nil {
 		return err
 	}

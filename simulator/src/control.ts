@@ -1,0 +1,91 @@
+/**
+ * The control API (HTTP, JSON): what tests and tools use to play the phone.
+ * Every error is `{error, code}` with its status; routes:
+ *   GET    /info                                  {wsUrl, rootPublicKey}
+ *   POST   /phones {phone}                        201 created, 200 exists
+ *   POST   /phones/{phone}/link {qr}              the phone scans a QR text
+ *   POST   /phones/{phone}/link-code {code}       the phone enters a pairing code
+ *   GET    /phones/{phone}/devices                linked devices, connected or not
+ *   DELETE /phones/{phone}/devices/{deviceJid}    the phone unlinks a device
+ *   POST   /faults {dropConnections?, unreachableMs?}
+ */
+import { SimulatorError, type Simulator } from './simulator';
+
+const json = (status: number, body: unknown): Response =>
+  new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+
+const fail = (status: number, code: string, error: string): Response => json(status, { error, code });
+
+/** The JSON object body, or a SimulatorError (400). */
+async function body(req: Request): Promise<Record<string, unknown>> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await req.text());
+  } catch {
+    throw new SimulatorError(400, 'invalid_json', 'the body must be a JSON object');
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new SimulatorError(400, 'invalid_json', 'the body must be a JSON object');
+  return parsed as Record<string, unknown>;
+}
+
+function requireString(b: Record<string, unknown>, field: string): string {
+  const v = b[field];
+  if (typeof v !== 'string' || !v.trim()) throw new SimulatorError(400, 'invalid_field', `${field} must be a non-empty string`);
+  return v;
+}
+
+export async function handleControl(sim: Simulator, req: Request, wsUrl: string): Promise<Response> {
+  const url = new URL(req.url);
+  const parts = url.pathname.split('/').filter(Boolean).map((p) => decodeURIComponent(p));
+  const method = req.method;
+  try {
+    if (parts.length === 1 && parts[0] === 'info') {
+      if (method !== 'GET') return fail(405, 'method_not_allowed', 'use GET');
+      return json(200, { wsUrl, rootPublicKey: sim.rootPublicKey });
+    }
+    if (parts.length === 1 && parts[0] === 'faults') {
+      if (method !== 'POST') return fail(405, 'method_not_allowed', 'use POST');
+      const b = await body(req);
+      const drop = b.dropConnections;
+      const ms = b.unreachableMs;
+      if (drop !== undefined && typeof drop !== 'boolean') throw new SimulatorError(400, 'invalid_field', 'dropConnections must be a boolean');
+      if (ms !== undefined && (typeof ms !== 'number' || !Number.isInteger(ms) || ms < 0 || ms > 3_600_000)) {
+        throw new SimulatorError(400, 'invalid_field', 'unreachableMs must be an integer from 0 to 3600000');
+      }
+      if (drop === undefined && ms === undefined) throw new SimulatorError(400, 'invalid_field', 'give dropConnections and/or unreachableMs');
+      return json(200, sim.faults({ dropConnections: drop, unreachableMs: ms }));
+    }
+    if (parts[0] === 'phones') {
+      if (parts.length === 1) {
+        if (method !== 'POST') return fail(405, 'method_not_allowed', 'use POST');
+        const out = sim.createPhone(requireString(await body(req), 'phone'));
+        return json(out.created ? 201 : 200, { phone: out.phone, lid: out.lid });
+      }
+      const phone = parts[1]!;
+      if (parts.length === 3 && parts[2] === 'link') {
+        if (method !== 'POST') return fail(405, 'method_not_allowed', 'use POST');
+        const b = await body(req);
+        const qr = requireString(b, 'qr');
+        return json(200, await sim.linkByQr(phone, qr));
+      }
+      if (parts.length === 3 && parts[2] === 'link-code') {
+        if (method !== 'POST') return fail(405, 'method_not_allowed', 'use POST');
+        const b = await body(req);
+        const code = requireString(b, 'code');
+        return json(200, await sim.linkByCode(phone, code));
+      }
+      if (parts.length === 3 && parts[2] === 'devices') {
+        if (method !== 'GET') return fail(405, 'method_not_allowed', 'use GET');
+        return json(200, { devices: sim.devices(phone) });
+      }
+      if (parts.length === 4 && parts[2] === 'devices') {
+        if (method !== 'DELETE') return fail(405, 'method_not_allowed', 'use DELETE');
+        return json(200, sim.unlink(phone, parts[3]!));
+      }
+    }
+    return fail(404, 'not_found', `no route ${method} ${url.pathname}`);
+  } catch (err) {
+    if (err instanceof SimulatorError) return fail(err.status, err.code, err.message);
+    return fail(500, 'internal', err instanceof Error ? err.message : String(err));
+  }
+}
