@@ -29,6 +29,12 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
   // logged; it must not take the gateway, and every session it serves, down with it.
   process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
   logger.info({ config: redactConfig(config) }, 'starting wgs gateway');
+  if (config.whatsmeowRootPublicKey) {
+    logger.warn(
+      { rootPublicKey: config.whatsmeowRootPublicKey, wsUrl: config.whatsmeowWsUrl },
+      'whatsmeow workers trust a server root key that is not WhatsApp\'s (WHATSMEOW_ROOT_PUBLIC_KEY): only for a local test server',
+    );
+  }
 
   const admin = await resolveAdminSecret(config.dataDir, config.adminApiSecret);
   if (admin.source === 'generated') {
@@ -68,6 +74,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
         SANDBOX_QR_INTERVAL_MS: String(config.sandbox.qrIntervalMs),
         SANDBOX_RECEIPT_DELAYS_MS: config.sandbox.receiptDelaysMs,
         ...(config.whatsmeowWsUrl && { WHATSMEOW_WS_URL: config.whatsmeowWsUrl }),
+        ...(config.whatsmeowRootPublicKey && { WHATSMEOW_ROOT_PUBLIC_KEY: config.whatsmeowRootPublicKey }),
         // Media URLs the workers fetch follow the same rule as webhook URLs.
         WGS_MEDIA_ALLOW_PRIVATE: config.webhooks.allowPrivateNetworks ? '1' : '0',
       },

@@ -142,6 +142,7 @@ export class Simulator implements SessionHandler {
     const previous = device.session;
     if (previous && previous !== session && previous.isOpen) {
       this.log('info', 'device connected again: replacing its older socket', { jid: device.jid, old: previous.id, new: session.id });
+      device.replaced++;
       previous.streamError({}, [node('conflict', { type: 'replaced' })]);
     }
     device.session = session;
@@ -330,6 +331,7 @@ export class Simulator implements SessionHandler {
       linkedAt: new Date(),
       keys: { preKeys: new Map() },
       session: undefined,
+      replaced: 0,
     };
     account.devices.set(jid, device);
     this.log('info', 'device linked', { jid, lid, session: session.id });
@@ -346,7 +348,7 @@ export class Simulator implements SessionHandler {
     return { phone: account.phone, lid: `${account.lidUser}@lid`, created };
   }
 
-  devices(phoneInput: string): { jid: string; lid: string; platform: string; linkedAt: string; connected: boolean }[] {
+  devices(phoneInput: string): { jid: string; lid: string; platform: string; linkedAt: string; connected: boolean; replaced: number }[] {
     const account = this.account(phoneInput);
     return [...account.devices.values()].map((d) => ({
       jid: d.jid,
@@ -354,6 +356,7 @@ export class Simulator implements SessionHandler {
       platform: d.platform,
       linkedAt: d.linkedAt.toISOString(),
       connected: Boolean(d.session?.isOpen),
+      replaced: d.replaced,
     }));
   }
 

@@ -22,6 +22,8 @@ export interface Device {
   keys: UploadedKeys;
   /** The live socket, at most one. */
   session: Session | undefined;
+  /** How often a login found another socket of this device still open and replaced it (two clients on one session). */
+  replaced: number;
 }
 
 export interface UploadedKeys {

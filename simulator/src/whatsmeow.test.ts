@@ -151,7 +151,7 @@ test('one live socket per device: a second client with the same device replaces 
   const failed = run.frames().filter((f) => f.type === 'state' && f.state === 'failed').at(-1);
   expect(failed).toMatchObject({ reason: expect.stringContaining('replaced') });
   const devices = await control(sim, 'GET', `/phones/${phone}/devices`);
-  expect(devices.body.devices).toEqual([expect.objectContaining({ connected: true })]);
+  expect(devices.body.devices).toEqual([expect.objectContaining({ connected: true, replaced: 1 })]);
   expect(second.state()).toBe('connected');
 }, 120_000);
 

@@ -3,8 +3,7 @@
  * processes, real worker processes, real Postgres.
  */
 import { afterAll, expect, test } from 'bun:test';
-import { readdir, readFile } from 'node:fs/promises';
-import { gatewayApi, startGatewayProcess, waitConnected } from '../support/gateway-process';
+import { gatewayApi, startGatewayProcess, waitConnected, workerPids as findWorkerPids } from '../support/gateway-process';
 import { createTestDatabase } from '../support/postgres';
 import { until } from '../support/poll';
 
@@ -13,18 +12,8 @@ afterAll(async () => {
   for (const fn of cleanup.reverse()) await fn().catch(() => {});
 });
 
-/** Pids of live worker processes for an instance, found by their environment. */
-async function workerPids(instanceId: number): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (!cmdline.includes('workers/src/main.ts')) continue;
-    const environ = await readFile(`/proc/${entry}/environ`, 'utf8').catch(() => '');
-    if (environ.split('\0').includes(`WGS_INSTANCE_ID=${instanceId}`)) pids.push(Number(entry));
-  }
-  return pids;
-}
+/** Pids of live TypeScript worker processes for an instance. */
+const workerPids = (instanceId: number) => findWorkerPids(instanceId, 'workers/src/main.ts');
 
 const api = gatewayApi;
 

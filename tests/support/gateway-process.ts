@@ -1,5 +1,6 @@
 /** A real gateway process (`bun gateway/src/main.ts`) for end-to-end tests. */
 import type { Subprocess } from 'bun';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort } from '../../gateway/src/lib/net';
 import { until } from './poll';
@@ -127,4 +128,25 @@ export async function waitConnected(g: GatewayProcess, instanceId: number, key: 
     },
     timeoutMs,
   );
+}
+
+/**
+ * Pids of live worker processes for an instance, found by their environment
+ * (`WGS_INSTANCE_ID`) and a piece of their command line; with `parent`, only
+ * that process's children (a gateway's process-engine workers, not containers).
+ */
+export async function workerPids(instanceId: number, program: string, parent?: number): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (!cmdline.includes(program)) continue;
+    if (parent !== undefined) {
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== parent) continue;
+    }
+    const environ = await readFile(`/proc/${entry}/environ`, 'utf8').catch(() => '');
+    if (environ.split('\0').includes(`WGS_INSTANCE_ID=${instanceId}`)) pids.push(Number(entry));
+  }
+  return pids;
 }

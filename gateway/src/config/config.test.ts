@@ -34,6 +34,8 @@ describe('loadConfig', () => {
       WEBHOOK_RETRY_SCHEDULE: '0,1,1,2',
       WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
       WEBHOOK_TIMEOUT_MS: '2000',
+      WHATSMEOW_WS_URL: 'ws://127.0.0.1:3100/ws/chat',
+      WHATSMEOW_ROOT_PUBLIC_KEY: 'AB'.repeat(32),
     });
     expect(c).toEqual({
       port: 3111,
@@ -45,6 +47,8 @@ describe('loadConfig', () => {
       embeddedPostgresPort: 5999,
       workerGatewayUrl: 'ws://gw.internal:3111',
       sandbox: { qrIntervalMs: 500, receiptDelaysMs: '0,10,20' },
+      whatsmeowWsUrl: 'ws://127.0.0.1:3100/ws/chat',
+      whatsmeowRootPublicKey: 'ab'.repeat(32),
       webhooks: { secretKey: undefined, retryScheduleS: [0, 1, 1, 2], allowPrivateNetworks: true, timeoutMs: 2000 },
       docker: { images: { typescript: 'wgs-worker-ts:local', whatsmeow: 'wgs-worker-whatsmeow:local' }, gatewayId: 'wgs' },
       overcommit: 1,
@@ -73,6 +77,9 @@ describe('loadConfig', () => {
       [{ WEBHOOK_SECRET_KEY: 'short' }, 'WEBHOOK_SECRET_KEY'],
       [{ SCHEDULER_OVERCOMMIT: '0' }, 'SCHEDULER_OVERCOMMIT'],
       [{ GATEWAY_ID: 'has space' }, 'GATEWAY_ID'],
+      [{ WHATSMEOW_WS_URL: 'http://x' }, 'WHATSMEOW_WS_URL'],
+      [{ WHATSMEOW_ROOT_PUBLIC_KEY: 'ab'.repeat(31) }, 'WHATSMEOW_ROOT_PUBLIC_KEY'],
+      [{ WHATSMEOW_ROOT_PUBLIC_KEY: 'zz'.repeat(32) }, 'WHATSMEOW_ROOT_PUBLIC_KEY'],
     ];
     for (const [env, variable] of cases) {
       let err: unknown;

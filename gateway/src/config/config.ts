@@ -37,6 +37,12 @@ const EnvSchema = Type.Object({
   WHATSMEOW_WS_URL: Type.Optional(
     Type.String({ pattern: '^wss?://\\S+$', description: "WhatsApp's WebSocket for whatsmeow workers; default whatsmeow's own (tests point it at a closed loopback port)" }),
   ),
+  WHATSMEOW_ROOT_PUBLIC_KEY: Type.Optional(
+    Type.String({
+      pattern: '^[0-9a-fA-F]{64}$',
+      description: "hex of the 32-byte root key whatsmeow workers trust for the server's certificate instead of WhatsApp's own (a local server such as the simulator)",
+    }),
+  ),
   WEBHOOK_SECRET_KEY: Type.Optional(
     Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$', description: 'base64 of 32 bytes: encrypts webhook signing secrets; generated into DATA_DIR when unset' }),
   ),
@@ -73,6 +79,7 @@ export interface Config {
   workerGatewayUrl: string;
   sandbox: { qrIntervalMs: number; receiptDelaysMs: string };
   whatsmeowWsUrl?: string;
+  whatsmeowRootPublicKey?: string;
   webhooks: { secretKey: string | undefined; retryScheduleS: number[]; allowPrivateNetworks: boolean; timeoutMs: number };
   docker: { images: WorkerImages; gatewayId: string };
   overcommit: number;
@@ -97,6 +104,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     workerGatewayUrl: e.WORKER_GATEWAY_URL ?? defaultWorkerUrl(e.HOST, e.PORT),
     sandbox: { qrIntervalMs: e.SANDBOX_QR_INTERVAL_MS, receiptDelaysMs: e.SANDBOX_RECEIPT_DELAYS_MS },
     ...(e.WHATSMEOW_WS_URL && { whatsmeowWsUrl: e.WHATSMEOW_WS_URL }),
+    ...(e.WHATSMEOW_ROOT_PUBLIC_KEY && { whatsmeowRootPublicKey: e.WHATSMEOW_ROOT_PUBLIC_KEY.toLowerCase() }),
     docker: { images: { typescript: e.WORKER_IMAGE, whatsmeow: e.WORKER_IMAGE_WHATSMEOW }, gatewayId: e.GATEWAY_ID },
     overcommit: e.SCHEDULER_OVERCOMMIT,
     webhooks: {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -58,6 +59,9 @@ type Provider struct {
 
 	mu     sync.Mutex
 	client *whatsmeow.Client
+	// restoring is true from loading a stored device until its first Connected:
+	// that connection resumed a session (reported as "session restored").
+	restoring atomic.Bool
 }
 
 // Name is the provider name sent in the hello frame.
@@ -137,6 +141,7 @@ func (p *Provider) newClient(ctx context.Context) error {
 	p.mu.Lock()
 	p.client = cli
 	p.mu.Unlock()
+	p.restoring.Store(device.ID != nil)
 	if device.ID != nil {
 		p.log.Info().Str("jid", device.ID.String()).Msg("session restored from the store")
 	} else {
@@ -354,6 +359,10 @@ func (p *Provider) onEvent(cli *whatsmeow.Client, evt any) {
 		// A QR login reports its own progress; a Disconnected while linking just ends the channel.
 		if _, isDisc := evt.(*events.Disconnected); isDisc && cli.Store.ID == nil {
 			return
+		}
+		// The first connection with a stored device resumed the session: no QR, no new link.
+		if _, isConn := evt.(*events.Connected); isConn && p.restoring.Swap(false) {
+			t.Reason = RestoredReason
 		}
 		p.rep.SetState(t.State, t.Reason)
 		if t.Action != ActionNone {

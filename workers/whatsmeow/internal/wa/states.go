@@ -33,6 +33,10 @@ type Transition struct {
 	RetryAfter time.Duration
 }
 
+// RestoredReason is the reason of the first `connected` of a worker that found
+// a linked device in its store: the session resumed without a new link.
+const RestoredReason = "session restored"
+
 // ConnectFailureRetry is how long the provider waits after a connect failure whatsmeow does not retry itself.
 const ConnectFailureRetry = time.Minute
 
