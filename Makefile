@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BUN) bench/docker.ts
 	$(BUN) bench/migration.ts
 	$(BUN) bench/workers.ts
+	$(BUN) bench/whatsmeow.ts
 
 ## Generate a drizzle-kit migration after changing gateway/src/db/schema.
 migration: $(STAMP)

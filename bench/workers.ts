@@ -8,7 +8,7 @@
  *
  *   make bench     (or: node_modules/.bin/bun bench/workers.ts; needs Go for the whatsmeow worker)
  */
-import { chmod, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closedLoopbackPort, ensureWhatsmeowBinary, WHATSMEOW_BINARY } from '../tests/conformance/workers';
@@ -16,6 +16,7 @@ import { docker, dockerAvailable } from '../tests/support/docker';
 import { spawnGateway } from '../tests/support/gateway-process';
 import { until } from '../tests/support/poll';
 import { printTable } from './table';
+import { descendants } from './proc';
 
 const PER_KIND = 5;
 const MiB = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
@@ -26,16 +27,6 @@ const dir = await mkdtemp(join(tmpdir(), 'wgs-bench-workers-'));
 await chmod(dir, 0o755);
 const rows: [string, string][] = [];
 const g = await spawnGateway({ DATA_DIR: dir, ADMIN_API_SECRET: 'bench', LOG_LEVEL: 'warn', WHATSMEOW_WS_URL: `ws://127.0.0.1:${await closedLoopbackPort()}/ws/chat` });
-
-/** Every descendant pid of `pid` (threads' children included). */
-async function descendants(pid: number): Promise<number[]> {
-  const out: number[] = [];
-  for (const task of await readdir(`/proc/${pid}/task`).catch(() => [])) {
-    const kids = (await readFile(`/proc/${pid}/task/${task}/children`, 'utf8').catch(() => '')).trim().split(/\s+/).filter(Boolean).map(Number);
-    for (const kid of kids) out.push(kid, ...(await descendants(kid)));
-  }
-  return out;
-}
 
 try {
   await g.ready();
