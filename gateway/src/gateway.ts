@@ -63,6 +63,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
     const secrets = new SecretBox(secretKey.value);
     const { runtime, engine, migrator } = createRuntime(database, logger, {
       ownerId: owner.id,
+      caFile: config.workerCaFile,
       databaseUrl: url,
       secrets,
       images: config.docker.images,

@@ -1,5 +1,7 @@
 import { describe, expect, test } from 'bun:test';
-import { resolve } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { ConfigError, loadConfig, redactConfig } from './config';
 
 describe('loadConfig', () => {
@@ -60,7 +62,15 @@ describe('loadConfig', () => {
   test('empty values count as unset', () => {
     expect(loadConfig({ PORT: '', DATABASE_URL: '' })).toMatchObject({ port: 3000, databaseUrl: undefined });
   });
+  test('WORKER_CA_FILE: an absolute path to a file holding a PEM certificate', () => {
+    const pem = join(tmpdir(), `wgs-ca-${process.pid}.pem`);
+    writeFileSync(pem, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+    expect(loadConfig({ WORKER_CA_FILE: pem }).workerCaFile).toBe(pem);
+    expect(loadConfig({}).workerCaFile).toBeUndefined();
+  });
   test('a bad value names the variable', () => {
+    const notPem = join(tmpdir(), `wgs-not-a-ca-${process.pid}.txt`);
+    writeFileSync(notPem, 'hello');
     const cases: [Record<string, string>, string][] = [
       [{ PORT: 'abc' }, 'PORT'],
       [{ PORT: '70000' }, 'PORT'],
@@ -78,6 +88,8 @@ describe('loadConfig', () => {
       [{ SCHEDULER_OVERCOMMIT: '0' }, 'SCHEDULER_OVERCOMMIT'],
       [{ GATEWAY_ID: 'has space' }, 'GATEWAY_ID'],
       [{ WHATSMEOW_WS_URL: 'http://x' }, 'WHATSMEOW_WS_URL'],
+      [{ WORKER_CA_FILE: '/nonexistent/ca.pem' }, 'WORKER_CA_FILE'],
+      [{ WORKER_CA_FILE: notPem }, 'WORKER_CA_FILE'],
       [{ WHATSMEOW_ROOT_PUBLIC_KEY: 'ab'.repeat(31) }, 'WHATSMEOW_ROOT_PUBLIC_KEY'],
       [{ WHATSMEOW_ROOT_PUBLIC_KEY: 'zz'.repeat(32) }, 'WHATSMEOW_ROOT_PUBLIC_KEY'],
     ];

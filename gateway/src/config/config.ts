@@ -2,6 +2,7 @@ import type { WorkerImages } from '../engines/docker';
 import { Type, type Static } from '@sinclair/typebox';
 import { ConfigError, LogLevelSchema, parseEnv } from '../../../common/env';
 import { parseReceiptDelays } from '../../../workers/src/config';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 /**
@@ -43,6 +44,12 @@ const EnvSchema = Type.Object({
       description: "hex of the 32-byte root key whatsmeow workers trust for the server's certificate instead of WhatsApp's own (a local server such as the simulator)",
     }),
   ),
+  WORKER_CA_FILE: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'PEM bundle of the CAs workers trust instead of the system store (SSL_CERT_FILE; NODE_EXTRA_CA_CERTS for Node workers), e.g. the simulator\'s media CA',
+    }),
+  ),
   WEBHOOK_SECRET_KEY: Type.Optional(
     Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$', description: 'base64 of 32 bytes: encrypts webhook signing secrets; generated into DATA_DIR when unset' }),
   ),
@@ -80,6 +87,8 @@ export interface Config {
   sandbox: { qrIntervalMs: number; receiptDelaysMs: string };
   whatsmeowWsUrl?: string;
   whatsmeowRootPublicKey?: string;
+  /** WORKER_CA_FILE, resolved: a readable PEM bundle. */
+  workerCaFile?: string;
   webhooks: { secretKey: string | undefined; retryScheduleS: number[]; allowPrivateNetworks: boolean; timeoutMs: number };
   docker: { images: WorkerImages; gatewayId: string };
   overcommit: number;
@@ -105,6 +114,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     sandbox: { qrIntervalMs: e.SANDBOX_QR_INTERVAL_MS, receiptDelaysMs: e.SANDBOX_RECEIPT_DELAYS_MS },
     ...(e.WHATSMEOW_WS_URL && { whatsmeowWsUrl: e.WHATSMEOW_WS_URL }),
     ...(e.WHATSMEOW_ROOT_PUBLIC_KEY && { whatsmeowRootPublicKey: e.WHATSMEOW_ROOT_PUBLIC_KEY.toLowerCase() }),
+    ...(e.WORKER_CA_FILE && { workerCaFile: caBundle(e.WORKER_CA_FILE) }),
     docker: { images: { typescript: e.WORKER_IMAGE, whatsmeow: e.WORKER_IMAGE_WHATSMEOW }, gatewayId: e.GATEWAY_ID },
     overcommit: e.SCHEDULER_OVERCOMMIT,
     webhooks: {
@@ -114,6 +124,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       timeoutMs: e.WEBHOOK_TIMEOUT_MS,
     },
   };
+}
+
+/** The absolute path of a readable file holding at least one PEM certificate; a ConfigError naming WORKER_CA_FILE otherwise. */
+function caBundle(path: string): string {
+  const absolute = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(absolute, 'utf8');
+  } catch (err) {
+    throw new ConfigError('WORKER_CA_FILE', `cannot read ${absolute}: ${(err as Error).message}`);
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError('WORKER_CA_FILE', `${absolute} holds no PEM certificate`);
+  return absolute;
 }
 
 /** Workers on this machine reach a wildcard-bound gateway on loopback. */

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { containerName, containerSpec, LABELS, memoryBytes, nanoCpus } from './docker-spec';
+import { CONTAINER_CA_FILE, containerName, containerSpec, LABELS, memoryBytes, nanoCpus } from './docker-spec';
 
 describe('container spec', () => {
   const spec = {
@@ -27,6 +27,13 @@ describe('container spec', () => {
     });
     expect(c.Env).toEqual(['WGS_INSTANCE_ID=12', 'WGS_WORKER_TOKEN=secret-token']);
     expect(c.Cmd).toBeUndefined();
+  });
+
+  test('a CA bundle is mounted read-only and named by SSL_CERT_FILE and NODE_EXTRA_CA_CERTS', () => {
+    const c = containerSpec({ ...spec, caFile: '/srv/ca/simulator.pem' }, { name: 'vps-1', network: 'host' }, { image: 'i', gatewayId: 'g' });
+    expect(c.HostConfig!.Binds).toEqual([`/srv/ca/simulator.pem:${CONTAINER_CA_FILE}:ro`]);
+    expect(c.Env).toEqual(['WGS_INSTANCE_ID=12', 'WGS_WORKER_TOKEN=secret-token', `SSL_CERT_FILE=${CONTAINER_CA_FILE}`, `NODE_EXTRA_CA_CERTS=${CONTAINER_CA_FILE}`]);
+    expect(containerSpec(spec, { name: 'vps-1', network: 'host' }, { image: 'i', gatewayId: 'g' }).HostConfig!.Binds).toBeUndefined();
   });
 
   test('no limits when none were asked for', () => {

@@ -59,18 +59,22 @@ export function memoryBytes(memory: string | null | undefined): number | undefin
  * workers itself, with backoff, crash-loop detection and a fresh token; a
  * Docker restart would reuse the old token and be refused forever.
  */
+/** Where a container finds WORKER_CA_FILE (mounted read-only from the node's machine). */
+export const CONTAINER_CA_FILE = '/etc/wgs/ca.pem';
+
 export function containerSpec(
   spec: WorkerSpec,
   node: DockerNodeSettings,
   opts: { image: string; gatewayId: string; cmd?: string[] },
 ): ContainerCreateOptions {
   const NanoCpus = nanoCpus(spec.resources?.cpu);
+  const env = spec.caFile ? { ...spec.env, SSL_CERT_FILE: CONTAINER_CA_FILE, NODE_EXTRA_CA_CERTS: CONTAINER_CA_FILE } : spec.env;
   const Memory = memoryBytes(spec.resources?.memory);
   return {
     name: containerName(spec.instanceId, spec.name, opts.gatewayId),
     Image: opts.image,
     ...(opts.cmd && { Cmd: opts.cmd }),
-    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
     Labels: {
       [LABELS.instance]: String(spec.instanceId),
       [LABELS.node]: node.name,
@@ -81,6 +85,7 @@ export function containerSpec(
       Init: true,
       NetworkMode: node.network,
       RestartPolicy: { Name: 'no' },
+      ...(spec.caFile && { Binds: [`${spec.caFile}:${CONTAINER_CA_FILE}:ro`] }),
       ...(NanoCpus !== undefined && { NanoCpus }),
       ...(Memory !== undefined && { Memory, MemorySwap: Memory }),
     },

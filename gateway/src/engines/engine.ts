@@ -11,6 +11,12 @@ export interface WorkerSpec {
   /** The worker's whole environment besides PATH/HOME/LANG; secrets only here, never argv. */
   env: Record<string, string>;
   resources?: { cpu?: string | null; memory?: string | null };
+  /**
+   * A PEM bundle on the node's machine the worker trusts instead of the
+   * system's CAs (WORKER_CA_FILE): handed over as SSL_CERT_FILE (Go) and
+   * NODE_EXTRA_CA_CERTS (Node, Bun); a container gets it mounted read-only.
+   */
+  caFile?: string;
 }
 
 export type WorkerRunState = 'running' | 'exited';

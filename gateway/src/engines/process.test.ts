@@ -35,6 +35,14 @@ describe('ProcessEngine', () => {
     delete process.env.ADMIN_API_SECRET;
   });
 
+  test('a CA bundle reaches the worker as SSL_CERT_FILE and NODE_EXTRA_CA_CERTS', async () => {
+    const { e } = engine();
+    const script = `console.log(JSON.stringify({ ssl: process.env.SSL_CERT_FILE, node: process.env.NODE_EXTRA_CA_CERTS })); setInterval(() => {}, 1000);`;
+    await e.ensure({ instanceId: 2, provider: 'sandbox', env: { WORKER_SCRIPT: script }, caFile: '/srv/ca/simulator.pem' });
+    const line = await until('the line', async () => (await e.logs(2)).find((l) => l.includes('ssl')));
+    expect(JSON.parse(line)).toEqual({ ssl: '/srv/ca/simulator.pem', node: '/srv/ca/simulator.pem' });
+  });
+
   test('stop is graceful: SIGTERM, the worker exits by itself, reported as requested', async () => {
     const { e, exits } = engine();
     await e.ensure({ instanceId: 2, provider: 'sandbox', env: { WORKER_SCRIPT: LONG_RUNNING } });

@@ -42,6 +42,7 @@ export class ProcessEngine implements Engine {
     const env: Record<string, string> = {};
     for (const key of INHERITED_ENV) if (process.env[key]) env[key] = process.env[key]!;
     Object.assign(env, spec.env);
+    if (spec.caFile) env.SSL_CERT_FILE = env.NODE_EXTRA_CA_CERTS = spec.caFile;
     env.WGS_EXIT_WITH_PARENT = '1'; // workers die with the gateway, even one killed with SIGKILL
     let proc: Subprocess<'ignore', 'pipe', 'pipe'>;
     try {

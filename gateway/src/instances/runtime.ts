@@ -28,6 +28,8 @@ export interface RuntimeOptions {
   overcommit?: number;
   /** This gateway process's id (claims/owner.ts): recorded on the moves it runs. */
   ownerId: number;
+  /** WORKER_CA_FILE: the CA bundle workers trust instead of the system's. */
+  caFile?: string;
 }
 
 /** Node engines this gateway runs workers on. */
@@ -115,6 +117,7 @@ export class InstanceRuntime {
         name: instance.name,
         provider: instance.provider,
         resources: { cpu: instance.cpuLimit, memory: instance.memoryLimit },
+        ...(this.opts.caFile && { caFile: this.opts.caFile }),
         env: {
           ...this.opts.workerEnv,
           WGS_GATEWAY_URL: this.opts.gatewayUrl,
