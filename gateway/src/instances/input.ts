@@ -110,6 +110,9 @@ export const MessageView = t.Object({
   to: t.String(),
   type: t.String(),
   status: t.String({ description: 'queued, sent, delivered, read or failed' }),
+  providerMessageId: t.Union([t.String(), t.Null()], {
+    description: "the id WhatsApp knows the message by, once sent (what the recipient's events and replies refer to)",
+  }),
   error: t.Optional(t.String()),
   timestamps: t.Object({ createdAt: t.Date(), sentAt: Timestamp, deliveredAt: Timestamp, readAt: Timestamp, failedAt: Timestamp }),
 });

@@ -76,6 +76,7 @@ export function toMessageView(m: Message) {
     to: m.to,
     type: m.type,
     status: m.status,
+    providerMessageId: m.providerMessageId,
     ...(m.error && { error: m.error }),
     timestamps: {
       createdAt: m.createdAt,

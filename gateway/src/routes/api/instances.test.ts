@@ -161,7 +161,7 @@ describe('QR, pairing and sending', () => {
       const m = await messageStatus(alice.apiKey, inst.id, res.body.id);
       return m.status === 'read' && m;
     });
-    expect(read).toMatchObject({ id: res.body.id, to: '15550109999', type: 'text', status: 'read' });
+    expect(read).toMatchObject({ id: res.body.id, to: '15550109999', type: 'text', status: 'read', providerMessageId: expect.any(String) });
     for (const k of ['createdAt', 'sentAt', 'deliveredAt', 'readAt']) expect(read.timestamps[k]).toBeTruthy();
     expect(read.timestamps.failedAt).toBeNull();
     expect((await t.call('GET', `/api/instances/${inst.id}/messages/msg_nope`, { key: alice.apiKey })).status).toBe(404);
