@@ -6,100 +6,38 @@
  * WHATSMEOW_WS_URL and WHATSMEOW_ROOT_PUBLIC_KEY.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test';
-import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import jsQR from 'jsqr';
 import { PNG } from 'pngjs';
 import { LABELS } from '../../gateway/src/engines/docker-spec';
-import { startSimulator, type RunningSimulator } from '../../simulator/src/server';
-import { buildImages, dockerAvailable, removeLabelled } from '../support/docker';
+import { dockerAvailable, removeLabelled } from '../support/docker';
 import { gatewayApi, startGatewayProcess, waitConnected, workerPids as findWorkerPids, type GatewayProcess } from '../support/gateway-process';
 import { until } from '../support/poll';
-import { createTestDatabase, type TestDatabase } from '../support/postgres';
+import * as wm from '../support/whatsmeow';
 
 const api = gatewayApi;
 const docker = await dockerAvailable();
-const gatewayId = `e2e-wm-${randomBytes(3).toString('hex')}`;
 const cleanup: (() => Promise<unknown>)[] = [];
-let sim: RunningSimulator;
-let db: TestDatabase;
-let env: Record<string, string>;
+let stack: wm.WhatsmeowStack;
 let g: GatewayProcess;
 let key: string;
-const phones: string[] = [];
 
 beforeAll(async () => {
-  sim = startSimulator();
-  cleanup.push(() => sim.stop());
-  db = await createTestDatabase();
-  cleanup.push(() => db.drop());
-  const dir = await mkdtemp(join(tmpdir(), 'wgs-e2e-whatsmeow-'));
-  await chmod(dir, 0o755);
-  cleanup.push(() => rm(dir, { recursive: true, force: true }));
-  const info = (await (await fetch(`${sim.url}/info`)).json()) as { wsUrl: string; rootPublicKey: string };
-  env = {
-    DATABASE_URL: db.url,
-    ADMIN_API_SECRET: 's',
-    DATA_DIR: dir,
-    GATEWAY_ID: gatewayId,
-    // What `make run` gets from the simulator's GET /info.
-    WHATSMEOW_WS_URL: info.wsUrl,
-    WHATSMEOW_ROOT_PUBLIC_KEY: info.rootPublicKey,
-    ...(docker && { WORKER_IMAGE_WHATSMEOW: buildImages().whatsmeow }),
-  };
-  g = await startGatewayProcess(env, cleanup);
-  key = (await api(g, 'POST', '/admin/users', undefined, { email: 'whatsmeow@example.com' })).body.apiKey;
+  stack = await wm.whatsmeowStack(cleanup, { docker });
+  ({ g, key } = await wm.startStackGateway(stack, cleanup, 'whatsmeow@example.com'));
   expect((await api(g, 'POST', '/admin/nodes', undefined, { name: 'p2', engine: 'process' })).status).toBe(200);
 });
 
 afterAll(async () => {
   for (const fn of cleanup.reverse()) await fn().catch(() => {});
-  if (docker) await removeLabelled(`${LABELS.gateway}=${gatewayId}`);
+  if (docker) await removeLabelled(`${LABELS.gateway}=${stack.gatewayId}`);
 });
 
-let seq = 0;
-/** A simulated WhatsApp account with its phone, and a whatsmeow instance for that number. */
-async function newNumber(node?: string): Promise<{ phone: string; id: number }> {
-  const phone = `4915200${String(Date.now() % 1e5).padStart(5, '0')}${seq++}`;
-  expect((await control('POST', '/phones', { phone })).status).toBe(201);
-  phones.push(phone);
-  const created = await api(g, 'POST', '/api/instances', key, { provider: 'whatsmeow', phone, ...(node && { node }) });
-  expect(created.status).toBe(200);
-  return { phone, id: created.body.id };
-}
-
-async function control(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${sim.url}${path}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: res.status, body: await res.json().catch(() => null) };
-}
-
-/** The pending QR's text, once the worker reported one. */
-async function qrText(id: number): Promise<string> {
-  return until(`a QR for instance ${id}`, async () => {
-    const r = await api(g, 'GET', `/api/instances/${id}/qr?format=json`, key);
-    return r.status === 200 ? (r.body.qr as string) : undefined;
-  }, 30_000, 100);
-}
-
-async function linkByQr(phone: string, id: number): Promise<string> {
-  const link = await control('POST', `/phones/${phone}/link`, { qr: await qrText(id) });
-  expect(link.status).toBe(200);
-  await waitConnected(g, id, key, 30_000);
-  return link.body.deviceJid;
-}
-
-/** The instance's events of one type after event id `after`, oldest first. */
-async function eventsOf(id: number, type: string, after = 0): Promise<{ id: number; data: any }[]> {
-  const rows = await db.database.sql`select id, data from events where instance_id = ${id} and type = ${type} and id > ${after} order by id`;
-  return rows.map((r) => ({ id: Number(r.id), data: r.data }));
-}
-
-async function lastEventId(id: number): Promise<number> {
-  const [row] = await db.database.sql`select coalesce(max(id), 0)::bigint as id from events where instance_id = ${id}`;
-  return Number(row!.id);
-}
+const newNumber = (node?: string) => wm.newNumber(stack, g, key, { node });
+const control = (method: string, path: string, body?: unknown) => wm.control(stack, method, path, body);
+const qrText = (id: number) => wm.qrText(g, key, id);
+const linkByQr = (phone: string, id: number) => wm.linkByQr(stack, g, key, phone, id);
+const eventsOf = (id: number, type: string, after = 0) => wm.eventsOf(stack, id, type, after);
+const lastEventId = (id: number) => wm.lastEventId(stack, id);
 
 /** Pids of the gateway's whatsmeow worker processes for an instance (its children: containers not counted). */
 const workerPids = (id: number) => findWorkerPids(id, 'wgs-whatsmeow', g.proc.pid);
@@ -171,7 +109,7 @@ test('kill -9 of the worker, then a gateway SIGKILL: connected again each time w
 
   since = await lastEventId(id);
   await g.stop('SIGKILL');
-  g = await startGatewayProcess(env, cleanup);
+  g = await startGatewayProcess(stack.env, cleanup);
   await restoredSince(id, since);
   expect(await workerPids(id)).toHaveLength(1);
 }, 120_000);
@@ -222,7 +160,7 @@ test('the phone unlinks the device: logged_out with a reason and an event, the s
   // A new QR: the next link starts from nothing.
   const fresh = await qrText(id);
   expect(fresh.split(',')[0]).toBeTruthy();
-  const [{ n }] = (await db.database.sql.unsafe(`select count(*)::int as n from wgs_i_${id}.whatsmeow_device`)) as unknown as [{ n: number }];
+  const [{ n }] = (await stack.db.database.sql.unsafe(`select count(*)::int as n from wgs_i_${id}.whatsmeow_device`)) as unknown as [{ n: number }];
   expect(n).toBe(0);
   const r = await api(g, 'GET', `/api/instances/${id}`, key);
   expect(r.body).toMatchObject({ state: 'qr' });
@@ -234,8 +172,8 @@ test('the phone unlinks the device: logged_out with a reason and an event, the s
 }, 90_000);
 
 test('through every kill, restart and move above, no device ever had a second live connection', async () => {
-  expect(phones.length).toBeGreaterThanOrEqual(6);
-  for (const phone of phones) {
+  expect(stack.phones.length).toBeGreaterThanOrEqual(6);
+  for (const phone of stack.phones) {
     const { devices } = (await control('GET', `/phones/${phone}/devices`)).body as { devices: { jid: string; replaced: number }[] };
     // The simulator counts every login that found another socket of the same device still open.
     for (const d of devices) expect({ jid: d.jid, replaced: d.replaced }).toEqual({ jid: d.jid, replaced: 0 });
