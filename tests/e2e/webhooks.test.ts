@@ -4,7 +4,6 @@
  * gateway restart in the middle.
  */
 import { afterAll, expect, test } from 'bun:test';
-import { Webhook } from 'standardwebhooks';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { freePort } from '../../gateway/src/lib/net';
 import { gatewayApi, startGatewayProcess } from '../support/gateway-process';
 import { createTestDatabase } from '../support/postgres';
 import { until } from '../support/poll';
+import { webhookReceiver } from '../support/receiver';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterAll(async () => {
@@ -77,38 +77,6 @@ test('50 events while the receiver is down and the gateway restarts: all arrive,
   expect(await g.stop('SIGTERM')).toBe(0);
 });
 
-/**
- * A customer's receiver that checks every request's Standard Webhooks
- * signature itself. `hang`: accepts and never answers (a receiver that is
- * down behind a load balancer, or stuck), so deliveries stay in flight;
- * `up`: verifies and answers 200, recording each webhook-id answered.
- */
-function verifyingReceiver(port: number) {
-  const state = { mode: 'hang' as 'hang' | 'up', secret: '', answered: [] as string[], forged: 0, hung: 0 };
-  const server = Bun.serve({
-    hostname: '127.0.0.1',
-    port,
-    idleTimeout: 0,
-    async fetch(req) {
-      const body = await req.text();
-      if (state.mode === 'hang') {
-        state.hung++;
-        return new Promise<Response>(() => {}); // never answered
-      }
-      try {
-        new Webhook(state.secret).verify(body, Object.fromEntries(req.headers));
-      } catch {
-        state.forged++;
-        return new Response('bad signature', { status: 400 });
-      }
-      state.answered.push(req.headers.get('webhook-id')!);
-      return new Response('ok');
-    },
-  });
-  cleanup.push(async () => server.stop(true));
-  return state;
-}
-
 /** Deliveries of a subscription by state, read from the database. */
 async function outbox(sql: import('postgres').Sql, webhookId: number) {
   const [row] = await sql`
@@ -123,7 +91,7 @@ async function outageSetup() {
   const db = await createTestDatabase();
   cleanup.push(() => db.drop());
   const port = await freePort();
-  const receiver = verifyingReceiver(port);
+  const receiver = webhookReceiver(port, cleanup, 'hang');
   const env = {
     DATABASE_URL: db.url,
     ADMIN_API_SECRET: 's',
@@ -143,7 +111,7 @@ test('a SIGKILLed gateway holds nothing back: 50 events in flight at the kill al
   const id = (await api(g, 'POST', '/api/instances', user.apiKey, { provider: 'sandbox', phone: '4915100000931' })).body.id;
   const hook = await api(g, 'POST', `/api/instances/${id}/webhooks`, user.apiKey, { url: `http://127.0.0.1:${port}/hook`, events: ['message.received'] });
   expect(hook.status).toBe(201);
-  receiver.secret = hook.body.secret;
+  receiver.secrets.set('default', hook.body.secret);
   expect((await api(g, 'POST', `/api/instances/${id}/sandbox/scan`, user.apiKey)).status).toBe(200);
   for (let n = 0; n < 50; n++) {
     const r = await api(g, 'POST', `/api/instances/${id}/sandbox/inbound`, user.apiKey, { from: '4477000000', text: `event ${n}` });
@@ -179,7 +147,7 @@ test('two gateways on one database: one SIGKILLed while it holds claims, the oth
     select ${user.id}, id, '4915100000932', 'sandbox', 'stopped', 'stopped' from nodes where name = 'local' returning id`) as unknown as [{ id: number }];
   const hook = await api(a, 'POST', `/api/instances/${id}/webhooks`, user.apiKey, { url: `http://127.0.0.1:${port}/hook`, events: ['message.received'] });
   expect(hook.status).toBe(201);
-  receiver.secret = hook.body.secret;
+  receiver.secrets.set('default', hook.body.secret);
   await sql`
     insert into events (instance_id, type, data)
     select ${id}, 'message.received', jsonb_build_object('id', 'in-' || n, 'from', '4477000000', 'chat', '4477000000', 'type', 'text', 'text', 'n ' || n, 'timestamp', now())
