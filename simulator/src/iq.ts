@@ -1,13 +1,16 @@
 /**
  * Answers to the info queries a logged-in client sends (whatsmeow on
  * connect: prekey count and upload, passive/active, keepalive pings; on
- * demand: props, privacy, blocklist, usync). Each answer is built from the
+ * demand: props, privacy, blocklist, usync, prekey bundles of other devices
+ * (signal/bundles.ts), media_conn (media/server.ts)). Each answer is built from the
  * simulator's state; a query it does not know gets an explicit error
  * (501 feature-not-implemented), so no client waits for a timeout.
  */
 import { children, child, bytes, jidUser, node, type Node } from './wire';
 import { createHash } from 'node:crypto';
 import type { Accounts, Device, UploadedKeys } from './state';
+import { preKeyList } from './signal/bundles';
+import { mediaConnNode, type MediaServer } from './media/server';
 
 export const SERVER_JID = '@s.whatsapp.net';
 
@@ -28,7 +31,7 @@ const PRIVACY_DEFAULTS: [string, string][] = [
 ];
 
 /** The answer to a logged-in device's IQ. */
-export function answerIq(iq: Node, device: Device, accounts: Accounts): Node {
+export function answerIq(iq: Node, device: Device, accounts: Accounts, media?: MediaServer): Node {
   const xmlns = iq.attrs.xmlns;
   const type = iq.attrs.type;
   const first = children(iq)[0];
@@ -40,6 +43,7 @@ export function answerIq(iq: Node, device: Device, accounts: Accounts): Node {
     case 'encrypt':
       if (type === 'get' && first?.tag === 'count') return result(iq, [node('count', { value: String(device.keys.preKeys.size) })]);
       if (type === 'get' && first?.tag === 'digest') return digest(iq, device.keys);
+      if (type === 'get' && first?.tag === 'key') return result(iq, [preKeyList(first, accounts)]);
       if (type === 'set' && child(iq, 'list')) return upload(iq, device.keys);
       if (type === 'set' && first?.tag === 'rotate') {
         const skey = readKey(child(first, 'skey'));
@@ -59,6 +63,9 @@ export function answerIq(iq: Node, device: Device, accounts: Accounts): Node {
       break;
     case 'abt':
       if (type === 'get' && first?.tag === 'props') return result(iq, [node('props', { protocol: '1', hash: 'sim' }, [])]);
+      break;
+    case 'w:m': // where to upload media
+      if (type === 'set' && first?.tag === 'media_conn' && media) return result(iq, [mediaConnNode(media)]);
       break;
     case 'usync':
       if (type === 'get' && first?.tag === 'usync') return result(iq, [usync(first, accounts)]);

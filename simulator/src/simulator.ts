@@ -2,28 +2,24 @@
  * The simulated WhatsApp server: what happens on each socket (registration
  * with QR refs, login with the registered keys, info queries) and what the
  * simulated phones do (scan a QR, type a pairing code, unlink a device).
- * Transport details live in session.ts, wire.ts and noise.ts.
+ * Transport details live in session.ts, wire.ts and noise.ts; messages,
+ * receipts and acks go to messages/router.ts, the phones' messaging to
+ * messages/phone.ts, Signal keys to signal/, media to media/.
  */
 import { generateCertificates, type Certificates } from './certs';
+import { SimulatorError, type Log } from './errors';
 import { randomBytes } from './crypto';
 import { SERVER_JID, answerIq, iqError, result } from './iq';
 import { buildDeviceIdentity, companionFinish, parseLinkCode, parseQrText, primaryHello, verifyDeviceSign, type PrimaryHello } from './phone';
 import { Session, newStanzaId, type SessionHandler, type SocketLike } from './session';
 import { Accounts, deviceJid, deviceLid, normalizePhone, type Account, type Device } from './state';
-import { bytes, child, jidUser, node, type Node } from './wire';
+import { bytes, child, children, jidUser, node, type Node } from './wire';
+import { Router } from './messages/router';
+import { SimulatedPhone } from './messages/phone';
+import { MediaStore } from './media/store';
+import type { MediaServer } from './media/server';
 
-/** A control-API failure: HTTP status, machine code, message. */
-export class SimulatorError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-export type Log = (level: 'debug' | 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
+export { SimulatorError, type Log };
 
 /** QR refs per registration socket, and how long each is shown (whatsmeow qrchan.go: 60 s, then 20 s each). */
 export const QR_REFS = 6;
@@ -61,6 +57,8 @@ interface Login {
 export interface SimulatorOptions {
   log?: Log;
   certificates?: Certificates;
+  /** The HTTPS media server (media_conn answers name it); without one, media_conn is 501 and phones keep media in memory only. */
+  media?: MediaServer;
 }
 
 export class Simulator implements SessionHandler {
@@ -70,10 +68,32 @@ export class Simulator implements SessionHandler {
   private readonly refs = new Map<string, { session: Session; expiresAt: number }>();
   private unreachableUntil = 0;
   private readonly log: Log;
+  readonly media: MediaServer | undefined;
+  private readonly mediaStore: MediaStore;
+  readonly router: Router;
+  private readonly phones = new Map<string, SimulatedPhone>();
 
   constructor(opts: SimulatorOptions = {}) {
     this.certificates = opts.certificates ?? generateCertificates();
     this.log = opts.log ?? (() => {});
+    this.media = opts.media;
+    this.mediaStore = opts.media?.store ?? new MediaStore();
+    this.router = new Router(this.accounts, (account) => this.simulatedPhone(account), this.log);
+  }
+
+  /** The primary phone's messaging side (created on first use). */
+  private simulatedPhone(account: Account): SimulatedPhone {
+    let phone = this.phones.get(account.phone);
+    if (!phone) {
+      phone = new SimulatedPhone(account, this.accounts, this.router, { store: this.mediaStore, baseUrl: this.media?.url ?? '' }, this.log);
+      this.phones.set(account.phone, phone);
+    }
+    return phone;
+  }
+
+  /** The simulated phone of a number (404 unknown_phone). */
+  phone(phoneInput: string): SimulatedPhone {
+    return this.simulatedPhone(this.account(phoneInput));
   }
 
   get rootPublicKey(): string {
@@ -164,12 +184,19 @@ export class Simulator implements SessionHandler {
       }),
     );
     session.send(node('ib', { from: SERVER_JID }, [node('offline', { count: '0' })]));
+    this.router.flush(device);
     this.log('info', 'device logged in', { session: session.id, jid: device.jid });
   }
 
   async onNode(session: Session, n: Node): Promise<void> {
     const role = session.role as Registration | Login | undefined;
-    if (n.tag !== 'iq') return; // acks, receipts, presence, messages: not simulated (yet)
+    if (role?.kind === 'login') {
+      const reply = (r: Node) => session.send(r);
+      if (n.tag === 'message') return this.router.onMessage(role.device, n, reply);
+      if (n.tag === 'receipt') return this.router.onReceipt(role.device, n, reply);
+      if (n.tag === 'ack') return this.router.onAck(role.device, n);
+    }
+    if (n.tag !== 'iq') return; // presence, chatstate, calls: not simulated
     const type = n.attrs.type;
     if (type !== 'get' && type !== 'set') return; // answers to requests nobody waits for any more
     if (role?.kind === 'login') {
@@ -178,7 +205,9 @@ export class Simulator implements SessionHandler {
         session.send(result(n));
         return;
       }
-      session.send(answerIq(n, role.device, this.accounts));
+      const answer = answerIq(n, role.device, this.accounts, this.media);
+      if (child(answer, 'error')?.attrs.code === '501') this.log('debug', 'IQ not simulated (501)', { xmlns: n.attrs.xmlns, type: n.attrs.type, query: child(n, children(n)[0]?.tag ?? '')?.tag });
+      session.send(answer);
       return;
     }
     if (role?.kind === 'registration') {
@@ -332,6 +361,7 @@ export class Simulator implements SessionHandler {
       keys: { preKeys: new Map() },
       session: undefined,
       replaced: 0,
+      pending: [],
     };
     account.devices.set(jid, device);
     this.log('info', 'device linked', { jid, lid, session: session.id });
@@ -348,7 +378,7 @@ export class Simulator implements SessionHandler {
     return { phone: account.phone, lid: `${account.lidUser}@lid`, created };
   }
 
-  devices(phoneInput: string): { jid: string; lid: string; platform: string; linkedAt: string; connected: boolean; replaced: number }[] {
+  devices(phoneInput: string): { jid: string; lid: string; platform: string; linkedAt: string; connected: boolean; replaced: number; preKeys: number; pending: number }[] {
     const account = this.account(phoneInput);
     return [...account.devices.values()].map((d) => ({
       jid: d.jid,
@@ -357,6 +387,8 @@ export class Simulator implements SessionHandler {
       linkedAt: d.linkedAt.toISOString(),
       connected: Boolean(d.session?.isOpen),
       replaced: d.replaced,
+      preKeys: d.keys.preKeys.size,
+      pending: d.pending.length,
     }));
   }
 

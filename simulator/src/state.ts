@@ -5,6 +5,8 @@
  */
 import { newKeyPair, randomBytes, type KeyPair } from './crypto';
 import type { Session } from './session';
+import { PhoneSignalStore } from './signal/store';
+import type { Node } from './wire';
 
 export interface Device {
   /** "4915…:3@s.whatsapp.net" */
@@ -24,6 +26,8 @@ export interface Device {
   session: Session | undefined;
   /** How often a login found another socket of this device still open and replaced it (two clients on one session). */
   replaced: number;
+  /** Stanzas for this device while it is offline, delivered in order at its next login. */
+  pending: Node[];
 }
 
 export interface UploadedKeys {
@@ -47,6 +51,14 @@ export interface Account {
   nextKeyIndex: number;
   devices: Map<string, Device>;
   createdAt: Date;
+  /** The primary phone's Signal keys and sessions (its identity key is `identity`). */
+  signal: PhoneSignalStore;
+}
+
+/** A device a JID names: the account and the device id (0: the primary phone). */
+export interface DeviceRef {
+  account: Account;
+  deviceId: number;
 }
 
 /** Digits of a phone number written with or without "+", spaces or dashes; undefined when not one. */
@@ -58,6 +70,7 @@ export function normalizePhone(value: unknown): string | undefined {
 
 export class Accounts {
   private readonly byPhone = new Map<string, Account>();
+  private readonly byLid = new Map<string, Account>();
 
   get(phone: string): Account | undefined {
     return this.byPhone.get(phone);
@@ -67,18 +80,32 @@ export class Accounts {
   ensure(phone: string): { account: Account; created: boolean } {
     const existing = this.byPhone.get(phone);
     if (existing) return { account: existing, created: false };
+    const identity = newKeyPair();
     const account: Account = {
       phone,
       lidUser: String(100_000_000_000_000 + randomBytes(6).readUIntBE(0, 6) % 899_999_999_999_999),
-      identity: newKeyPair(),
+      identity,
       rawId: randomBytes(4).readUInt32BE(0) >>> 1,
       nextDeviceId: 1,
       nextKeyIndex: 1,
       devices: new Map(),
       createdAt: new Date(),
+      signal: new PhoneSignalStore(identity),
     };
     this.byPhone.set(phone, account);
+    this.byLid.set(account.lidUser, account);
     return { account, created: true };
+  }
+
+  /**
+   * The account and device a JID names: "phone@s.whatsapp.net" (device 0),
+   * "phone:3@s.whatsapp.net", "lid:3@lid"; undefined for unknown users.
+   */
+  resolve(jid: string | undefined): DeviceRef | undefined {
+    const m = /^(\d+)(?:_\d+)?(?::(\d+))?@(s\.whatsapp\.net|lid|c\.us)$/.exec(jid ?? '');
+    if (!m) return undefined;
+    const account = m[3] === 'lid' ? this.byLid.get(m[1]!) : this.byPhone.get(m[1]!);
+    return account ? { account, deviceId: Number(m[2] ?? 0) } : undefined;
   }
 
   all(): Account[] {

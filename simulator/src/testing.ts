@@ -6,9 +6,10 @@
 import type { Subprocess } from 'bun';
 import { FakeGateway, type GatewayConn } from '../../workers/src/testing/fake-gateway';
 import { spawnProgram } from '../../workers/src/testing/spawn';
-import type { TestInstanceState } from '../../workers/src/testing/state-db';
-import { WHATSMEOW_BINARY } from '../../tests/conformance/workers';
-import type { RunningSimulator } from './server';
+import { TestStateDb, type TestInstanceState } from '../../workers/src/testing/state-db';
+import { ensureWhatsmeowBinary, WHATSMEOW_BINARY } from '../../tests/conformance/workers';
+import { startSimulator, type RunningSimulator } from './server';
+import { until } from '../../tests/support/poll';
 
 export const TOKEN = 'wgs-simulator-test-token';
 
@@ -25,7 +26,15 @@ export interface WorkerRun {
 }
 
 /** Starts one worker process for `instanceId` on the given state schema, dialling the simulator. */
-export function startWorker(sim: RunningSimulator, instanceId: number, state: TestInstanceState, cleanups: (() => unknown)[], phone = '15550001111'): WorkerRun {
+export function startWorker(
+  sim: RunningSimulator,
+  instanceId: number,
+  state: TestInstanceState,
+  cleanups: (() => unknown)[],
+  phone = '15550001111',
+  /** Overrides of the environment below (e.g. SSL_CERT_FILE: '' for Go's system roots only). */
+  env: Record<string, string> = {},
+): WorkerRun {
   const gateway = new FakeGateway({ phone });
   cleanups.push(() => gateway.stop());
   const { proc, stdout, stderr } = spawnProgram(
@@ -39,7 +48,10 @@ export function startWorker(sim: RunningSimulator, instanceId: number, state: Te
       WGS_STATE_SCHEMA: state.schema,
       WHATSMEOW_WS_URL: sim.wsUrl,
       WHATSMEOW_ROOT_PUBLIC_KEY: sim.rootPublicKey,
+      // The media server's CA, through Go's standard setting (crypto/x509 reads it on Linux): media uploads and downloads are https://.
+      SSL_CERT_FILE: sim.mediaCaFile,
       LOG_LEVEL: process.env.SIMULATOR_TEST_WORKER_LOG ?? 'info',
+      ...env,
     },
     cleanups,
   );
@@ -59,6 +71,31 @@ export function startWorker(sim: RunningSimulator, instanceId: number, state: Te
   };
 }
 
+/** A command to the worker (the fake gateway's latest connection) and its result frame. */
+export async function command(run: WorkerRun, commandId: number, name: string, args: Record<string, unknown>, timeoutMs = 30_000) {
+  run.gateway.latest.send({ type: 'command', commandId, name, args } as never);
+  return until(`the result of command ${commandId} (${name})`, () => run.frames().find((f) => f.type === 'result' && f.commandId === commandId), timeoutMs) as Promise<{
+    ok: boolean;
+    data?: any;
+    error?: { code: string; message: string };
+  }>;
+}
+
+/** The worker's events of one type (data only), in order, without repeats (a worker resends unacked events after a reconnect). */
+export function events(run: WorkerRun, type: 'message.received' | 'message.status'): any[] {
+  const seen = new Set<string>();
+  const out: any[] = [];
+  for (const f of run.frames()) {
+    if (f.type !== 'event' || f.event.type !== type || seen.has(f.eventId)) continue;
+    seen.add(f.eventId);
+    out.push(f.event.data);
+  }
+  return out;
+}
+
+/** The statuses the worker reported for a gateway message id, in order. */
+export const statuses = (run: WorkerRun, messageId: string): string[] => events(run, 'message.status').filter((e) => e.messageId === messageId).map((e) => e.status);
+
 /** A JSON call to the simulator's control API. */
 export async function control(sim: RunningSimulator, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
   const res = await fetch(`${sim.url}${path}`, {
@@ -74,4 +111,12 @@ export async function control(sim: RunningSimulator, method: string, path: strin
     // not JSON: the test will say so
   }
   return { status: res.status, body: parsed };
+}
+
+/** What every worker test file starts with: the worker binary built, a state database, a simulator whose log lines go to `logs`. */
+export async function openTestbed(logs: string[]): Promise<{ db: TestStateDb; sim: RunningSimulator }> {
+  await ensureWhatsmeowBinary();
+  const db = await TestStateDb.create();
+  const sim = startSimulator({ port: 0, log: (level, msg, fields) => logs.push(JSON.stringify({ level, msg, ...fields })) });
+  return { db, sim };
 }

@@ -4,11 +4,10 @@
  * reconnects and logs out against the simulator. Loopback only.
  */
 import { afterAll, afterEach, beforeAll, expect, test } from 'bun:test';
-import { ensureWhatsmeowBinary } from '../../tests/conformance/workers';
 import { until } from '../../tests/support/poll';
-import { TestStateDb } from '../../workers/src/testing/state-db';
-import { startSimulator, type RunningSimulator } from './server';
-import { control, startWorker, type WorkerRun } from './testing';
+import type { TestStateDb } from '../../workers/src/testing/state-db';
+import type { RunningSimulator } from './server';
+import { control, startWorker, type WorkerRun, openTestbed } from './testing';
 
 let db: TestStateDb;
 let sim: RunningSimulator;
@@ -16,9 +15,7 @@ const cleanups: (() => unknown)[] = [];
 const logs: string[] = [];
 
 beforeAll(async () => {
-  await ensureWhatsmeowBinary();
-  db = await TestStateDb.create();
-  sim = startSimulator({ port: 0, log: (level, msg, fields) => logs.push(JSON.stringify({ level, msg, ...fields })) });
+  ({ db, sim } = await openTestbed(logs));
 }, 320_000);
 
 afterEach(async () => {

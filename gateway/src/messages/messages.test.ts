@@ -54,6 +54,20 @@ test('late or repeated receipts change nothing; failed only from queued', async 
   expect(await row(doomed)).toMatchObject({ status: 'failed', error: 'not connected', read_at: null });
 });
 
+test("WhatsApp's id is kept when it comes after the status it belongs to, and changes nothing else", async () => {
+  const id = await message();
+  // The worker's sent event overtakes its command result, which carries the id.
+  await advanceMessage(t.database.db, instanceId, id, 'sent', { at: at(1) });
+  await advanceMessage(t.database.db, instanceId, id, 'delivered', { at: at(2) });
+  await advanceMessage(t.database.db, instanceId, id, 'sent', { at: at(3), providerMessageId: '3EB0ABC' });
+  const r = await row(id);
+  expect(r).toMatchObject({ status: 'delivered', provider_message_id: '3EB0ABC' });
+  expect(new Date(r.sent_at).getTime()).toBe(at(1).getTime());
+  // A failure reported for a message already delivered changes nothing.
+  await advanceMessage(t.database.db, instanceId, id, 'failed', { at: at(4), error: 'late', providerMessageId: '3EB0ABC' });
+  expect(await row(id)).toMatchObject({ status: 'delivered', error: null, failed_at: null });
+});
+
 test('one batch updates many messages and collapses several receipts of one', async () => {
   const a = await message();
   const b = await message('sent');

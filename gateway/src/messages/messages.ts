@@ -43,20 +43,24 @@ export async function advanceMessages(db: Db, instanceId: number, advances: Adva
     const failedAt = status === 'failed' ? iso(t.failed) : null;
     return sql`(${id}, ${status}, ${iso(sent)}, ${iso(delivered)}, ${iso(read)}, ${failedAt}, ${m.providerMessageId ?? null}, ${m.error ?? null})`;
   });
+  // Whether the receipt moves the message forward; only then do status and times change.
+  const forward = sql`(case v.status when 'failed' then m.status = 'queued'
+           else m.status <> 'failed' and array_position(array['queued','sent','delivered','read'], m.status::text)
+                                       < array_position(array['queued','sent','delivered','read'], v.status) end)`;
+  const ifAdvancing = (column: string, value: ReturnType<typeof sql>) => sql`case when ${forward} then ${value} else ${sql.raw(`m.${column}`)} end`;
   await db.execute(sql`
     update ${messages} as m set
-      status = v.status::message_status,
-      sent_at = coalesce(m.sent_at, v.sent_at::timestamptz),
-      delivered_at = coalesce(m.delivered_at, v.delivered_at::timestamptz),
-      read_at = coalesce(m.read_at, v.read_at::timestamptz),
-      failed_at = coalesce(m.failed_at, v.failed_at::timestamptz),
-      provider_message_id = coalesce(v.provider_message_id, m.provider_message_id),
-      error = coalesce(v.error, m.error)
+      status = ${ifAdvancing('status', sql`v.status::message_status`)},
+      sent_at = ${ifAdvancing('sent_at', sql`coalesce(m.sent_at, v.sent_at::timestamptz)`)},
+      delivered_at = ${ifAdvancing('delivered_at', sql`coalesce(m.delivered_at, v.delivered_at::timestamptz)`)},
+      read_at = ${ifAdvancing('read_at', sql`coalesce(m.read_at, v.read_at::timestamptz)`)},
+      failed_at = ${ifAdvancing('failed_at', sql`coalesce(m.failed_at, v.failed_at::timestamptz)`)},
+      error = ${ifAdvancing('error', sql`coalesce(v.error, m.error)`)},
+      -- WhatsApp's id is kept whenever it comes: a worker may report the sent status before its result carries the id.
+      provider_message_id = coalesce(v.provider_message_id, m.provider_message_id)
     from (values ${sql.join(rows, sql`, `)}) as v(id, status, sent_at, delivered_at, read_at, failed_at, provider_message_id, error)
     where m.id = v.id and m.instance_id = ${instanceId}
-      and (case v.status when 'failed' then m.status = 'queued'
-           else m.status <> 'failed' and array_position(array['queued','sent','delivered','read'], m.status::text)
-                                       < array_position(array['queued','sent','delivered','read'], v.status) end)`);
+      and (${forward} or (v.provider_message_id is not null and m.provider_message_id is distinct from v.provider_message_id))`);
 }
 
 /** One receipt; see advanceMessages. */
