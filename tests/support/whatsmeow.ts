@@ -69,12 +69,17 @@ export async function control(stack: WhatsmeowStack, method: string, path: strin
 
 let seq = 0;
 
-/** A simulated WhatsApp account with its phone, and (unless `instance: false`) a whatsmeow instance for that number. */
-export async function newNumber(stack: WhatsmeowStack, g: GatewayProcess, key: string, opts: { node?: string } = {}): Promise<{ phone: string; id: number }> {
+/** A simulated WhatsApp account with its phone, and an instance for that number (whatsmeow unless `provider` says otherwise). */
+export async function newNumber(
+  stack: WhatsmeowStack,
+  g: GatewayProcess,
+  key: string,
+  opts: { node?: string; provider?: string } = {},
+): Promise<{ phone: string; id: number }> {
   const phone = `4915${String(process.pid % 100).padStart(2, '0')}${String(Date.now() % 1e5).padStart(5, '0')}${seq++ % 10}`;
   expect((await control(stack, 'POST', '/phones', { phone })).status).toBe(201);
   stack.phones.push(phone);
-  const created = await gatewayApi(g, 'POST', '/api/instances', key, { provider: 'whatsmeow', phone, ...(opts.node && { node: opts.node }) });
+  const created = await gatewayApi(g, 'POST', '/api/instances', key, { provider: opts.provider ?? 'whatsmeow', phone, ...(opts.node && { node: opts.node }) });
   expect(created.status).toBe(200);
   return { phone, id: created.body.id };
 }

@@ -1,0 +1,25 @@
+/** The engines the end-to-end suites in this folder run against, and what differs between them. */
+import type { Sql } from 'postgres';
+
+export interface EngineUnderTest {
+  /** The API's `provider`. */
+  provider: string;
+  /** A piece of its worker process's command line (to find and kill it). */
+  program: string;
+  /** The state reason when the phone unlinks the device. */
+  unlinkedReason: string;
+  /** Rows of its stored session in the instance's schema: 0 once it is logged out. */
+  sessionRows(sql: Sql, instanceId: number): Promise<number>;
+}
+
+const count = async (sql: Sql, table: string): Promise<number> => {
+  const [{ n }] = (await sql.unsafe(`select count(*)::int as n from ${table}`)) as unknown as [{ n: number }];
+  return n;
+};
+
+export const WHATSMEOW: EngineUnderTest = {
+  provider: 'whatsmeow',
+  program: 'wgs-whatsmeow',
+  unlinkedReason: 'logged out: the device was removed from the phone',
+  sessionRows: (sql, id) => count(sql, `wgs_i_${id}.whatsmeow_device`),
+};
