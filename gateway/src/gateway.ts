@@ -76,6 +76,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
         SANDBOX_RECEIPT_DELAYS_MS: config.sandbox.receiptDelaysMs,
         ...(config.whatsmeowWsUrl && { WHATSMEOW_WS_URL: config.whatsmeowWsUrl }),
         ...(config.whatsmeowRootPublicKey && { WHATSMEOW_ROOT_PUBLIC_KEY: config.whatsmeowRootPublicKey }),
+        ...(config.baileysWsUrl && { BAILEYS_WS_URL: config.baileysWsUrl }),
         // Media URLs the workers fetch follow the same rule as webhook URLs.
         WGS_MEDIA_ALLOW_PRIVATE: config.webhooks.allowPrivateNetworks ? '1' : '0',
       },

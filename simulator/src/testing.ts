@@ -25,7 +25,7 @@ export interface WorkerRun {
   qrCodes(): string[];
 }
 
-/** Starts one worker process for `instanceId` on the given state schema, dialling the simulator. */
+/** Starts one whatsmeow worker process for `instanceId` on the given state schema, dialling the simulator. */
 export function startWorker(
   sim: RunningSimulator,
   instanceId: number,
@@ -35,31 +35,43 @@ export function startWorker(
   /** Overrides of the environment below (e.g. SSL_CERT_FILE: '' for Go's system roots only). */
   env: Record<string, string> = {},
 ): WorkerRun {
+  return runWorker([WHATSMEOW_BINARY], 'whatsmeow', instanceId, state, cleanups, phone, {
+    WHATSMEOW_WS_URL: sim.wsUrl,
+    WHATSMEOW_ROOT_PUBLIC_KEY: sim.rootPublicKey,
+    // The media server's CA, through Go's standard setting (crypto/x509 reads it on Linux): media uploads and downloads are https://.
+    SSL_CERT_FILE: sim.mediaCaFile,
+    ...env,
+  });
+}
+
+/** One worker program (`argv`) for a provider, against a fake gateway and a state schema; `env` on top of the WGS_* variables. */
+export function runWorker(
+  argv: string[],
+  provider: string,
+  instanceId: number,
+  state: TestInstanceState,
+  cleanups: (() => unknown)[],
+  phone: string,
+  env: Record<string, string>,
+): WorkerRun {
   const gateway = new FakeGateway({ phone });
   cleanups.push(() => gateway.stop());
   const { proc, stdout, stderr } = spawnProgram(
-    [WHATSMEOW_BINARY],
+    argv,
     {
       WGS_GATEWAY_URL: gateway.baseUrl,
       WGS_INSTANCE_ID: String(instanceId),
       WGS_WORKER_TOKEN: TOKEN,
-      WGS_PROVIDER: 'whatsmeow',
+      WGS_PROVIDER: provider,
       WGS_STATE_DSN: state.dsn,
       WGS_STATE_SCHEMA: state.schema,
-      WHATSMEOW_WS_URL: sim.wsUrl,
-      WHATSMEOW_ROOT_PUBLIC_KEY: sim.rootPublicKey,
-      // The media server's CA, through Go's standard setting (crypto/x509 reads it on Linux): media uploads and downloads are https://.
-      SSL_CERT_FILE: sim.mediaCaFile,
       LOG_LEVEL: process.env.SIMULATOR_TEST_WORKER_LOG ?? 'info',
       ...env,
     },
     cleanups,
   );
   const frames = () => gateway.connections.flatMap((c) => c.frames);
-  const states = () =>
-    frames()
-      .filter((f) => f.type === 'state')
-      .map((f) => (f.type === 'state' ? f.state : ''));
+  const states = () => frames().flatMap((f) => (f.type === 'state' ? [f.state] : []));
   return {
     gateway,
     proc,

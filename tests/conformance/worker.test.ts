@@ -11,7 +11,7 @@ import { CloseCodes, PROTOCOL_VERSION } from '../../workers/protocol/frames';
 import { FakeGateway, type GatewayConn } from '../../workers/src/testing/fake-gateway';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { until } from '../support/poll';
-import { ensureWhatsmeowBinary, exitWithin, KINDS, spawnWorker, states, type WorkerKind } from './workers';
+import { ensureNodeWorkerBundle, ensureWhatsmeowBinary, exitWithin, KINDS, NODE_BINARY, WORKER_NODE_BUNDLE, spawnWorker, states, type WorkerKind } from './workers';
 
 const TOKEN = 'wgs-conformance-token-secret';
 const STATE_LOCK_CLASS = 2003268353;
@@ -22,6 +22,7 @@ beforeAll(async () => {
   database = await createTestDatabase();
   sql = database.database.sql;
   await ensureWhatsmeowBinary();
+  await ensureNodeWorkerBundle();
 }, 320_000);
 afterAll(async () => {
   await database.drop();
@@ -208,5 +209,69 @@ test('[whatsmeow only] after the welcome: starting, then reconnecting with the n
   await until('a second attempt', () => conn.ofType('state').filter((s) => s.state === 'reconnecting').length >= 2, 10_000);
   expect(proc.exitCode).toBeNull();
   expect(conn.ofType('qr')).toEqual([]);
+  expect(conn.invalid).toEqual([]);
+});
+
+test('[baileys only] after the welcome: starting, then reconnecting with the network reason while WhatsApp is unreachable; no crash, no QR', async () => {
+  const kind = KINDS.find((k) => k.provider === 'baileys')!;
+  const { gateway, spawn, env } = await setUp(kind);
+  const { proc } = spawn();
+  const conn = await helloOn(gateway);
+  const reconnecting = await until('a reconnecting state', () => conn.ofType('state').find((s) => s.state === 'reconnecting'), 15_000);
+  expect(conn.ofType('state')[0]!.state).toBe('starting');
+  const port = new URL(env.BAILEYS_WS_URL ?? '').port;
+  expect(reconnecting.reason).toContain(`127.0.0.1:${port}`);
+  await until('a second attempt', () => conn.ofType('state').filter((s) => s.state === 'reconnecting').length >= 2, 15_000);
+  expect(proc.exitCode).toBeNull();
+  expect(conn.ofType('qr')).toEqual([]);
+  expect(conn.invalid).toEqual([]);
+});
+
+test('[baileys only] a store with corrupt credentials: state failed naming the problem, the worker stays up (no crash loop)', async () => {
+  const kind = KINDS.find((k) => k.provider === 'baileys')!;
+  const { gateway, spawn, env } = await setUp(kind);
+  const { BAILEYS_TABLES } = await import('../../workers/src/providers/baileys/auth-store');
+  const { default: postgresClient } = await import('postgres');
+  const own = postgresClient(env.WGS_STATE_DSN!, { max: 1, onnotice: () => {}, connection: { search_path: env.WGS_STATE_SCHEMA! } });
+  try {
+    for (const statement of BAILEYS_TABLES) await own.unsafe(statement);
+    await own`insert into baileys_creds (id, value) values (1, '{"noiseKey": broken')`;
+  } finally {
+    await own.end();
+  }
+  const { proc } = spawn();
+  const conn = await helloOn(gateway);
+  const failed = await until('a failed state', () => conn.ofType('state').find((s) => s.state === 'failed'), 15_000);
+  expect(failed.reason).toContain('credentials are not valid JSON');
+  // Still running a second later, still failed: the gateway sees why instead of restarting a crashing worker.
+  const deadline = Date.now() + 1_000;
+  while (Date.now() < deadline) {
+    expect(proc.exitCode).toBeNull();
+    await Bun.sleep(100);
+  }
+  expect(conn.ofType('state').at(-1)?.state).toBe('failed');
+  conn.send({ type: 'command', commandId: 3, name: 'send', args: { messageId: 'm-1', to: '15550002222', type: 'text', text: 'hi' } });
+  const result = await until('the send result', () => conn.ofType('result')[0]);
+  expect(result).toMatchObject({ ok: false, error: { code: 'not_connected' } });
+  // The way out: a logout clears the store and the worker starts over (here: reconnecting, WhatsApp is a closed port).
+  conn.send({ type: 'command', commandId: 4, name: 'logout', args: {} });
+  const logout = await until('the logout result', () => conn.ofType('result').find((r) => r.commandId === 4));
+  expect(logout).toMatchObject({ ok: true, data: { state: 'logged_out' } });
+  await until('reconnecting after the logout', () => conn.ofType('state').at(-1)?.state === 'reconnecting', 15_000);
+  expect(proc.exitCode).toBeNull();
+});
+
+test('[sandbox on Node] the same worker program, bundled for Node: QR, scan, send with receipts, SIGTERM exit 0', async () => {
+  const kind = { ...KINDS.find((k) => k.provider === 'sandbox')!, command: () => [NODE_BINARY, WORKER_NODE_BUNDLE] };
+  const { gateway, spawn } = await setUp(kind);
+  const { proc } = spawn();
+  const conn = await helloOn(gateway);
+  await until('a QR', () => conn.ofType('qr')[0]);
+  conn.send({ type: 'command', commandId: 1, name: 'sandbox.scan', args: {} });
+  await until('connected', () => conn.ofType('state').at(-1)?.state === 'connected');
+  conn.send({ type: 'command', commandId: 2, name: 'send', args: { messageId: 'm-node', to: '15550002222', type: 'text', text: 'hi' } });
+  await until('the read receipt', () => conn.ofType('event').some((e) => e.event.type === 'message.status' && e.event.data.status === 'read'), 10_000);
+  proc.kill('SIGTERM');
+  expect(await exitWithin(proc, 5_000)).toBe(0);
   expect(conn.invalid).toEqual([]);
 });

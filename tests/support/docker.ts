@@ -36,7 +36,12 @@ export function buildImages(): WorkerImages & { gateway: string } {
   // One `family=image` line per image.
   const built = Object.fromEntries(run.stdout.toString().trim().split('\n').map((line) => line.split('=', 2) as [string, string]));
   if (!built.typescript || !built.gateway) throw new Error(`scripts/build-images printed no image names: ${run.stdout}`);
-  return { typescript: built.typescript, gateway: built.gateway, whatsmeow: built.whatsmeow ?? 'wgs-worker-whatsmeow:local' };
+  return {
+    typescript: built.typescript,
+    gateway: built.gateway,
+    whatsmeow: built.whatsmeow ?? 'wgs-worker-whatsmeow:local',
+    node: built.node ?? 'wgs-worker-node:local',
+  };
 }
 
 /** Removes every container with this label (test cleanup). */

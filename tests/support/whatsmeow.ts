@@ -1,8 +1,9 @@
 /**
  * A whatsmeow stack for end-to-end tests: the in-repo WhatsApp simulator
- * in-process, a test database and a real gateway process whose whatsmeow
- * workers dial the simulator (WHATSMEOW_WS_URL, WHATSMEOW_ROOT_PUBLIC_KEY
- * and, for media, WORKER_CA_FILE: the settings a user would set), plus the
+ * in-process, a test database and a real gateway process whose whatsmeow and
+ * Baileys workers dial the simulator (WHATSMEOW_WS_URL, WHATSMEOW_ROOT_PUBLIC_KEY,
+ * BAILEYS_WS_URL and, for media, WORKER_CA_FILE: the settings a user would
+ * set), plus the
  * calls the tests share. Everything on loopback.
  */
 import { randomBytes } from 'node:crypto';
@@ -45,6 +46,7 @@ export async function whatsmeowStack(cleanup: (() => Promise<unknown>)[], opts: 
     // What `make run` gets from the simulator's GET /info.
     WHATSMEOW_WS_URL: info.wsUrl,
     WHATSMEOW_ROOT_PUBLIC_KEY: info.rootPublicKey,
+    BAILEYS_WS_URL: info.wsUrl,
     ...(opts.docker && { WORKER_IMAGE_WHATSMEOW: buildImages().whatsmeow }),
     ...opts.env,
   };

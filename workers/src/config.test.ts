@@ -32,7 +32,27 @@ describe('loadConfig', () => {
       logLevel: 'info',
       state: { dsn: 'postgres://wgs_i_7:state-pw-secret@127.0.0.1:5432/wgs', schema: 'wgs_i_7' },
       sandbox: { qrIntervalMs: 20_000, receiptDelaysMs: [100, 500, 1000] },
+      baileys: { wsUrl: 'wss://web.whatsapp.com/ws/chat', historySync: 'initial', sentRetentionDays: 7, mediaAllowPrivate: false },
     });
+  });
+
+  test('baileys: WhatsApp URL, history, retention and private media; a malformed BAILEYS_WS_URL is named', () => {
+    const c = loadConfig({
+      ...REQUIRED,
+      WGS_PROVIDER: 'baileys',
+      BAILEYS_WS_URL: 'ws://127.0.0.1:3100/ws/chat',
+      BAILEYS_HISTORY_SYNC: 'none',
+      BAILEYS_SENT_RETENTION_DAYS: '2',
+      WGS_MEDIA_ALLOW_PRIVATE: '1',
+    });
+    expect(c.provider).toBe('baileys');
+    expect(c.baileys).toEqual({ wsUrl: 'ws://127.0.0.1:3100/ws/chat', historySync: 'none', sentRetentionDays: 2, mediaAllowPrivate: true });
+    for (const bad of ['not a url', 'http://127.0.0.1:3100/ws/chat', 'wss://user:pw@example.com/ws']) {
+      const err = configError({ ...REQUIRED, WGS_PROVIDER: 'baileys', BAILEYS_WS_URL: bad });
+      expect(err.variable).toBe('BAILEYS_WS_URL');
+    }
+    expect(configError({ ...REQUIRED, BAILEYS_HISTORY_SYNC: 'full' }).variable).toBe('BAILEYS_HISTORY_SYNC');
+    expect(configError({ ...REQUIRED, WGS_MEDIA_ALLOW_PRIVATE: 'yes' }).variable).toBe('WGS_MEDIA_ALLOW_PRIVATE');
   });
 
   test('reads every variable', () => {
@@ -78,7 +98,9 @@ describe('loadConfig', () => {
       [{ WGS_INSTANCE_ID: '-3' }, 'WGS_INSTANCE_ID'],
       [{ WGS_INSTANCE_ID: '1.5' }, 'WGS_INSTANCE_ID'],
       [{ WGS_INSTANCE_ID: 'abc' }, 'WGS_INSTANCE_ID'],
-      [{ WGS_PROVIDER: 'baileys' }, 'WGS_PROVIDER'],
+      [{ WGS_PROVIDER: 'wawebjs' }, 'WGS_PROVIDER'],
+      [{ BAILEYS_WS_URL: 'ftp://x' }, 'BAILEYS_WS_URL'],
+      [{ BAILEYS_SENT_RETENTION_DAYS: '0' }, 'BAILEYS_SENT_RETENTION_DAYS'],
       [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
       [{ SANDBOX_QR_INTERVAL_MS: '49' }, 'SANDBOX_QR_INTERVAL_MS'],
       [{ SANDBOX_QR_INTERVAL_MS: '1e3' }, 'SANDBOX_QR_INTERVAL_MS'],

@@ -3,6 +3,9 @@ import { ConfigError, LogLevelSchema, parseEnv, type LogLevel } from '../../comm
 import { WORKER_WS_PATH } from '../protocol/frames';
 import { IMPLEMENTED_PROVIDERS, type ProviderName } from './providers/names';
 
+/** Baileys' own default (WhatsApp's web socket); kept here so the config does not load Baileys. */
+export const BAILEYS_DEFAULT_WS_URL = 'wss://web.whatsapp.com/ws/chat';
+
 /** A plain lower-case Postgres identifier: it goes into search_path unquoted. */
 const SCHEMA_PATTERN = '^[a-z_][a-z0-9_]{0,62}$';
 
@@ -27,6 +30,25 @@ const EnvSchema = Type.Object({
   WGS_HEALTH_FILE: Type.Optional(Type.String({ minLength: 1, description: 'file the worker touches while connected; `worker --health` checks it (container HEALTHCHECK)' })),
   LOG_LEVEL: LogLevelSchema,
   SANDBOX_QR_INTERVAL_MS: Type.Integer({ minimum: 50, default: 20_000, description: 'sandbox: QR rotation period' }),
+  BAILEYS_WS_URL: Type.String({
+    minLength: 1,
+    default: BAILEYS_DEFAULT_WS_URL,
+    description: "baileys: WhatsApp's WebSocket URL (the simulator's ws://127.0.0.1:…/ws/chat in tests)",
+  }),
+  BAILEYS_HISTORY_SYNC: Type.Union([Type.Literal('initial'), Type.Literal('none')], {
+    default: 'initial',
+    description: 'baileys: which history WhatsApp may push after linking: the initial batch only, or none',
+  }),
+  BAILEYS_SENT_RETENTION_DAYS: Type.Integer({
+    minimum: 1,
+    maximum: 90,
+    default: 7,
+    description: "baileys: days the messages this number sent are kept for WhatsApp's retry requests (getMessage)",
+  }),
+  WGS_MEDIA_ALLOW_PRIVATE: Type.Union([Type.Literal('0'), Type.Literal('1')], {
+    default: '0',
+    description: '1: media URLs may point at loopback and private addresses (tests only)',
+  }),
   SANDBOX_RECEIPT_DELAYS_MS: Type.String({
     pattern: '^\\s*\\d+\\s*,\\s*\\d+\\s*,\\s*\\d+\\s*$',
     default: '100,500,1000',
@@ -34,7 +56,7 @@ const EnvSchema = Type.Object({
   }),
 });
 
-const NUMERIC = ['WGS_INSTANCE_ID', 'SANDBOX_QR_INTERVAL_MS'];
+const NUMERIC = ['WGS_INSTANCE_ID', 'SANDBOX_QR_INTERVAL_MS', 'BAILEYS_SENT_RETENTION_DAYS'];
 /** Values never echoed back in error messages. */
 const SECRET = ['WGS_WORKER_TOKEN', 'WGS_STATE_DSN'];
 /** The read receipt must come within this long of the send. */
@@ -55,6 +77,17 @@ export interface StateConfig {
   schema: string;
 }
 
+export interface BaileysConfig {
+  /** ws:// or wss:// URL of WhatsApp's chat socket. */
+  wsUrl: string;
+  /** 'initial': the history batch WhatsApp sends right after linking; 'none': no history at all. */
+  historySync: 'initial' | 'none';
+  /** How long sent messages are kept for retry requests. */
+  sentRetentionDays: number;
+  /** Media URLs may resolve to non-public addresses (tests). */
+  mediaAllowPrivate: boolean;
+}
+
 export interface Config {
   /** The base URL as given, without a trailing slash. */
   gatewayUrl: string;
@@ -71,6 +104,7 @@ export interface Config {
   logLevel: LogLevel;
   state: StateConfig;
   sandbox: SandboxConfig;
+  baileys: BaileysConfig;
 }
 
 /** Parses the environment once; throws ConfigError naming the first bad variable. */
@@ -92,6 +126,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       qrIntervalMs: e.SANDBOX_QR_INTERVAL_MS,
       receiptDelaysMs: parseReceiptDelays(e.SANDBOX_RECEIPT_DELAYS_MS),
     },
+    baileys: {
+      wsUrl: parseBaileysWsUrl(e.BAILEYS_WS_URL),
+      historySync: e.BAILEYS_HISTORY_SYNC as 'initial' | 'none',
+      sentRetentionDays: e.BAILEYS_SENT_RETENTION_DAYS,
+      mediaAllowPrivate: e.WGS_MEDIA_ALLOW_PRIVATE === '1',
+    },
   };
 }
 
@@ -111,6 +151,20 @@ function parseGatewayUrl(value: string): string {
     throw new ConfigError('WGS_GATEWAY_URL', `must be a base URL without query or fragment (got ${JSON.stringify(value)})`);
   }
   return `${url.protocol}//${url.host}${url.pathname}`.replace(/\/+$/, '');
+}
+
+function parseBaileysWsUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError('BAILEYS_WS_URL', `not a URL (got ${JSON.stringify(value)})`);
+  }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+    throw new ConfigError('BAILEYS_WS_URL', `must start with ws:// or wss:// (got ${JSON.stringify(value)})`);
+  }
+  if (url.username || url.password) throw new ConfigError('BAILEYS_WS_URL', 'must not contain credentials');
+  return url.toString();
 }
 
 function parseProvider(value: string): ProviderName {

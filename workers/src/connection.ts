@@ -118,7 +118,7 @@ export class GatewayConnection {
     if (!ws || ws.readyState === WebSocket.CLOSED) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
-        ws.terminate();
+        terminate(ws);
         resolve();
       }, this.opts.closeTimeoutMs ?? CLOSE_TIMEOUT_MS);
       ws.addEventListener('close', () => {
@@ -130,7 +130,7 @@ export class GatewayConnection {
       } catch (err) {
         this.log.warn({ err }, 'closing the gateway socket failed');
         clearTimeout(timer);
-        ws.terminate();
+        terminate(ws);
         resolve();
       }
     });
@@ -249,7 +249,7 @@ export class GatewayConnection {
     this.ws = undefined;
     this.welcomed = false;
     this.clearTimers();
-    ws?.terminate();
+    if (ws) terminate(ws);
     this.log.warn({ reason }, 'dropped the gateway connection; reconnecting');
     this.scheduleReconnect();
   }
@@ -358,4 +358,19 @@ function frameSize(data: unknown): number | undefined {
   if (typeof data === 'string') return data.length;
   if (data instanceof ArrayBuffer) return data.byteLength;
   return undefined;
+}
+
+/**
+ * Drops a socket without the close handshake. Bun's WebSocket has
+ * terminate(); Node's (undici) has not, and there close() is the nearest:
+ * every handler already ignores a socket that is no longer the current one.
+ */
+function terminate(ws: WebSocket): void {
+  const bunTerminate = (ws as WebSocket & { terminate?: () => void }).terminate;
+  try {
+    if (typeof bunTerminate === 'function') bunTerminate.call(ws);
+    else ws.close();
+  } catch {
+    // already closed
+  }
 }

@@ -7,6 +7,7 @@
  * owner lives) → provider → commands. Stop: commands, provider, socket,
  * store, in that order, within HARD_EXIT_MS.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from './config';
 import { healthProblem, writeHealth } from './health';
 import { GatewayConnection } from './connection';
@@ -138,7 +139,7 @@ async function main(): Promise<void> {
     connection.context.setState('failed', `state store unavailable: ${message}`);
     // Let the gateway hear why (the state goes out with the welcome) before the socket closes.
     const deadline = Date.now() + FAILED_REPORT_MS;
-    while (!connection.ready && !stopping && Date.now() < deadline) await Bun.sleep(50);
+    while (!connection.ready && !stopping && Date.now() < deadline) await sleep(50);
     shutdown(1, 'state store unavailable');
     return;
   }

@@ -17,7 +17,7 @@ describe('loadConfig', () => {
       workerGatewayUrl: 'ws://127.0.0.1:3000',
       sandbox: { qrIntervalMs: 20_000, receiptDelaysMs: '100,500,1000' },
       webhooks: { secretKey: undefined, retryScheduleS: [0, 5, 300, 1800, 7200, 18000, 36000, 36000], allowPrivateNetworks: false, timeoutMs: 15_000 },
-      docker: { images: { typescript: 'wgs-worker-ts:local', whatsmeow: 'wgs-worker-whatsmeow:local' }, gatewayId: 'wgs' },
+      docker: { images: { typescript: 'wgs-worker-ts:local', whatsmeow: 'wgs-worker-whatsmeow:local', node: 'wgs-worker-node:local' }, gatewayId: 'wgs' },
       overcommit: 1,
     });
   });
@@ -52,7 +52,7 @@ describe('loadConfig', () => {
       whatsmeowWsUrl: 'ws://127.0.0.1:3100/ws/chat',
       whatsmeowRootPublicKey: 'ab'.repeat(32),
       webhooks: { secretKey: undefined, retryScheduleS: [0, 1, 1, 2], allowPrivateNetworks: true, timeoutMs: 2000 },
-      docker: { images: { typescript: 'wgs-worker-ts:local', whatsmeow: 'wgs-worker-whatsmeow:local' }, gatewayId: 'wgs' },
+      docker: { images: { typescript: 'wgs-worker-ts:local', whatsmeow: 'wgs-worker-whatsmeow:local', node: 'wgs-worker-node:local' }, gatewayId: 'wgs' },
       overcommit: 1,
     });
     expect(loadConfig({ SCHEDULER_OVERCOMMIT: '1.5' }).overcommit).toBe(1.5);

@@ -38,6 +38,9 @@ const EnvSchema = Type.Object({
   WHATSMEOW_WS_URL: Type.Optional(
     Type.String({ pattern: '^wss?://\\S+$', description: "WhatsApp's WebSocket for whatsmeow workers; default whatsmeow's own (tests point it at a closed loopback port)" }),
   ),
+  BAILEYS_WS_URL: Type.Optional(
+    Type.String({ pattern: '^wss?://\\S+$', description: "WhatsApp's WebSocket for baileys workers; default Baileys' own (tests point it at the simulator)" }),
+  ),
   WHATSMEOW_ROOT_PUBLIC_KEY: Type.Optional(
     Type.String({
       pattern: '^[0-9a-fA-F]{64}$',
@@ -61,6 +64,7 @@ const EnvSchema = Type.Object({
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: Type.Union([Type.Literal('true'), Type.Literal('false')], { default: 'false' }),
   WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 15_000 }),
   WORKER_IMAGE: Type.String({ minLength: 1, default: 'wgs-worker-ts:local', description: 'TypeScript worker image on docker nodes (make images builds it)' }),
+  WORKER_IMAGE_NODE: Type.String({ minLength: 1, default: 'wgs-worker-node:local', description: 'TypeScript worker image on Node (baileys) on docker nodes (make images builds it)' }),
   WORKER_IMAGE_WHATSMEOW: Type.String({ minLength: 1, default: 'wgs-worker-whatsmeow:local', description: 'whatsmeow worker image on docker nodes (make images builds it)' }),
   GATEWAY_ID: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,63}$', default: 'wgs', description: 'label on this gateway\'s containers' }),
   SCHEDULER_OVERCOMMIT: Type.Number({ minimum: 0.1, maximum: 100, default: 1, description: 'sum of instance limits may reach capacity x this' }),
@@ -87,6 +91,7 @@ export interface Config {
   sandbox: { qrIntervalMs: number; receiptDelaysMs: string };
   whatsmeowWsUrl?: string;
   whatsmeowRootPublicKey?: string;
+  baileysWsUrl?: string;
   /** WORKER_CA_FILE, resolved: a readable PEM bundle. */
   workerCaFile?: string;
   webhooks: { secretKey: string | undefined; retryScheduleS: number[]; allowPrivateNetworks: boolean; timeoutMs: number };
@@ -113,9 +118,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     workerGatewayUrl: e.WORKER_GATEWAY_URL ?? defaultWorkerUrl(e.HOST, e.PORT),
     sandbox: { qrIntervalMs: e.SANDBOX_QR_INTERVAL_MS, receiptDelaysMs: e.SANDBOX_RECEIPT_DELAYS_MS },
     ...(e.WHATSMEOW_WS_URL && { whatsmeowWsUrl: e.WHATSMEOW_WS_URL }),
+    ...(e.BAILEYS_WS_URL && { baileysWsUrl: e.BAILEYS_WS_URL }),
     ...(e.WHATSMEOW_ROOT_PUBLIC_KEY && { whatsmeowRootPublicKey: e.WHATSMEOW_ROOT_PUBLIC_KEY.toLowerCase() }),
     ...(e.WORKER_CA_FILE && { workerCaFile: caBundle(e.WORKER_CA_FILE) }),
-    docker: { images: { typescript: e.WORKER_IMAGE, whatsmeow: e.WORKER_IMAGE_WHATSMEOW }, gatewayId: e.GATEWAY_ID },
+    docker: { images: { typescript: e.WORKER_IMAGE, whatsmeow: e.WORKER_IMAGE_WHATSMEOW, node: e.WORKER_IMAGE_NODE }, gatewayId: e.GATEWAY_ID },
     overcommit: e.SCHEDULER_OVERCOMMIT,
     webhooks: {
       secretKey: e.WEBHOOK_SECRET_KEY,

