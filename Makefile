@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BUN) bench/migration.ts
 	$(BUN) bench/workers.ts
 	$(BUN) bench/whatsmeow.ts
+	$(BUN) bench/messages.ts
 
 ## Generate a drizzle-kit migration after changing gateway/src/db/schema.
 migration: $(STAMP)

@@ -25,18 +25,15 @@
  *
  *   make bench     (or: node_modules/.bin/bun bench/whatsmeow.ts; needs Go, and Docker for the docker rows)
  */
-import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { LABELS } from '../gateway/src/engines/docker-spec';
-import { startSimulator } from '../simulator/src/server';
 import { ensureWhatsmeowBinary } from '../tests/conformance/workers';
 import { buildImages, docker, dockerAvailable, removeLabelled } from '../tests/support/docker';
-import { spawnGateway } from '../tests/support/gateway-process';
 import { until } from '../tests/support/poll';
-import { printTable } from './table';
-import { descendants } from './proc';
+import { pct, printTable } from './table';
+import { comm, memory, memStats, parentPid, processesOf, sum, type Mem } from './proc';
+import { startStack } from './stack';
 
 const CREATES = 20;
 const LINKED = 10;
@@ -44,50 +41,7 @@ const IDLE_MS = 5000;
 const POLL_MS = 5;
 const GATEWAY_PREFIX = 'bench-wm-';
 
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
 const msStats = (xs: number[]) => `median ${pct(xs, 0.5).toFixed(0)} ms, p90 ${pct(xs, 0.9).toFixed(0)} ms, max ${Math.max(...xs).toFixed(0)} ms`;
-const MiB = (kB: number) => `${(kB / 1024).toFixed(1)} MiB`;
-
-interface Instance {
-  id: number;
-  status: string;
-  state: string;
-  stateReason: string | null;
-  stateChangedAt: string;
-}
-
-/** Rss and Pss in kB from /proc/PID/smaps_rollup. */
-async function memory(pid: number): Promise<Mem> {
-  const text = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
-  const field = (name: string) => Number(text.match(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm'))?.[1] ?? NaN);
-  return { rss: field('Rss'), pss: field('Pss') };
-}
-
-/** The parent pid, from /proc/PID/stat (the field after the parenthesised command). */
-async function parentPid(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-}
-
-const comm = async (pid: number) => (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim();
-
-/** How many processes on the whole machine run a program (they share its pages, which lowers each one's PSS). */
-async function processesOf(program: string): Promise<number> {
-  let n = 0;
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const argv0 = (await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).split('\0')[0]!;
-    if (argv0.split('/').pop() === program) n++;
-  }
-  return n;
-}
-
-type Mem = { rss: number; pss: number };
-const sum = (...ms: Mem[]): Mem => ({ rss: ms.reduce((a, m) => a + m.rss, 0), pss: ms.reduce((a, m) => a + m.pss, 0) });
-const memStats = (ms: Mem[]) =>
-  ms.length === 1
-    ? `${MiB(ms[0]!.rss)} / ${MiB(ms[0]!.pss)}`
-    : `median ${MiB(pct(ms.map((m) => m.rss), 0.5))} / ${MiB(pct(ms.map((m) => m.pss), 0.5))}, max ${MiB(Math.max(...ms.map((m) => m.rss)))} / ${MiB(Math.max(...ms.map((m) => m.pss)))}`;
 
 await ensureWhatsmeowBinary();
 const withDocker = await dockerAvailable();
@@ -98,98 +52,16 @@ if (withDocker) {
     if (c.Labels[LABELS.gateway]?.startsWith(GATEWAY_PREFIX)) await docker.getContainer(c.Id).remove({ force: true });
   }
 }
-const gatewayId = `${GATEWAY_PREFIX}${randomBytes(3).toString('hex')}`;
-const dir = await mkdtemp(join(tmpdir(), 'wgs-bench-whatsmeow-'));
-await chmod(dir, 0o755);
-const sim = startSimulator();
 const rows: [string, string][] = [];
 const notes: string[] = [];
-const g = await spawnGateway({
-  DATA_DIR: dir,
-  ADMIN_API_SECRET: 'bench',
-  LOG_LEVEL: 'warn',
-  GATEWAY_ID: gatewayId,
-  WHATSMEOW_WS_URL: sim.wsUrl,
-  WHATSMEOW_ROOT_PUBLIC_KEY: sim.rootPublicKey,
-  ...(images && { WORKER_IMAGE: images.typescript, WORKER_IMAGE_WHATSMEOW: images.whatsmeow }),
+const loadAtStart = loadavg()[0]!;
+const { g, admin, getInstance, create, remove, linked, processWorker, cleanup, gatewayId } = await startStack({
+  gatewayPrefix: GATEWAY_PREFIX,
+  tmpPrefix: 'wgs-bench-whatsmeow-',
+  email: 'wm@example.com',
+  env: images ? { WORKER_IMAGE: images.typescript, WORKER_IMAGE_WHATSMEOW: images.whatsmeow } : {},
+  afterGateway: (id) => (withDocker ? removeLabelled(`${LABELS.gateway}=${id}`) : Promise.resolve()),
 });
-const live = new Set<number>();
-let auth: Record<string, string> = {};
-const api = (method: string, path: string, body?: unknown) =>
-  fetch(`${g.url}${path}`, { method, headers: auth, body: body === undefined ? undefined : JSON.stringify(body) });
-const getInstance = async (id: number) => (await (await api('GET', `/api/instances/${id}`)).json()) as Instance;
-
-let cleaning: Promise<void> | undefined;
-/** Removes everything this run made; every step runs even if an earlier one fails. Called once, awaited by all. */
-const cleanup = () =>
-  (cleaning ??= (async () => {
-    for (const id of live) await api('DELETE', `/api/instances/${id}`).catch(() => {});
-    // SIGTERM stops the gateway and its process workers (SIGKILL after 10 s); bounded here too.
-    const killer = setTimeout(() => g.proc.kill('SIGKILL'), 30_000);
-    await g.stop().catch(() => {});
-    clearTimeout(killer);
-    if (withDocker) await removeLabelled(`${LABELS.gateway}=${gatewayId}`).catch(() => {});
-    await sim.stop().catch(() => {});
-    await rm(dir, { recursive: true, force: true });
-  })());
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    console.error(`${signal}: removing this run's instances, containers and gateway`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-async function create(phone: string, node: string): Promise<{ id: number; createdMs: number; qrMs: number; qr: string }> {
-  const t0 = performance.now();
-  const res = await api('POST', '/api/instances', { provider: 'whatsmeow', phone, node });
-  if (res.status !== 200) throw new Error(`create on ${node}: ${res.status} ${await res.text()}`);
-  const { id } = (await res.json()) as { id: number };
-  live.add(id);
-  const createdMs = performance.now() - t0;
-  const qr = await until(
-    `instance ${id}: first QR`,
-    async () => {
-      const r = await api('GET', `/api/instances/${id}/qr?format=json`);
-      if (r.status === 200) return ((await r.json()) as { qr: string }).qr;
-      await r.arrayBuffer();
-      if (r.status !== 503) throw new Error(`GET qr: ${r.status}`);
-      return undefined;
-    },
-    30_000,
-    POLL_MS,
-  );
-  return { id, createdMs, qrMs: performance.now() - t0, qr };
-}
-
-async function remove(id: number): Promise<void> {
-  const res = await api('DELETE', `/api/instances/${id}`);
-  if (res.status !== 204) throw new Error(`delete ${id}: ${res.status} ${await res.text()}`);
-  live.delete(id);
-}
-
-/** Creates an instance, lets the simulated phone scan its QR, waits until it is `connected`. */
-async function linked(phone: string, node: string): Promise<number> {
-  const made = await fetch(`${sim.url}/phones`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ phone }) });
-  if (made.status !== 201 && made.status !== 200) throw new Error(`simulator phone: ${made.status} ${await made.text()}`);
-  const { id, qr } = await create(phone, node);
-  const link = await fetch(`${sim.url}/phones/${phone}/link`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ qr }) });
-  if (link.status !== 200) throw new Error(`link ${id}: ${link.status} ${await link.text()}`);
-  await until(`instance ${id} connected`, async () => {
-    const i = await getInstance(id);
-    return i.status === 'running' && i.state === 'connected';
-  }, 30_000, 20);
-  return id;
-}
-
-/** The process-engine worker of an instance: a wgs-whatsmeow child of this gateway with its instance id. */
-async function processWorker(id: number): Promise<number> {
-  for (const pid of await descendants(g.proc.pid)) {
-    if ((await comm(pid)) !== 'wgs-whatsmeow') continue;
-    const environ = await readFile(`/proc/${pid}/environ`, 'utf8').catch(() => '');
-    if (environ.split('\0').includes(`WGS_INSTANCE_ID=${id}`)) return pid;
-  }
-  throw new Error(`no worker process for instance ${id}`);
-}
 
 /** A docker-node instance's processes: docker-init (the container's PID 1), the worker (its one child) and the containerd shim (init's parent). */
 async function containerProcesses(id: number): Promise<{ worker: number; init: number; shim: number; shimName: string }> {
@@ -206,15 +78,7 @@ async function containerProcesses(id: number): Promise<{ worker: number; init: n
   return { worker, init, shim, shimName };
 }
 
-const loadAtStart = loadavg()[0]!;
 try {
-  await g.ready();
-  // Without these the workers would dial WhatsApp itself: refuse to go on unless the gateway took them.
-  // (the gateway logs the root key it passes on at start)
-  if (!g.output().includes(sim.rootPublicKey)) throw new Error(`the gateway did not take WHATSMEOW_ROOT_PUBLIC_KEY:\n${g.output()}`);
-  const admin = { 'x-admin-api-secret': 'bench', 'content-type': 'application/json' };
-  const user = (await (await fetch(`${g.url}/admin/users`, { method: 'POST', headers: admin, body: JSON.stringify({ email: 'wm@example.com' }) })).json()) as { apiKey: string };
-  auth = { authorization: `Bearer ${user.apiKey}`, 'content-type': 'application/json' };
   if (withDocker) {
     const node = await fetch(`${g.url}/admin/nodes`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'bench-docker', engine: 'docker', endpoint: 'unix:///var/run/docker.sock' }) });
     if (node.status !== 200) throw new Error(`docker node: ${node.status} ${await node.text()}`);
