@@ -296,7 +296,7 @@ describe('worker lifecycle', () => {
   test('a worker that keeps crashing marks the instance error instead of spinning', async () => {
     const inst = await createSandbox(alice.apiKey);
     // From now on every worker for it exits at once (a provider the worker program rejects).
-    await t.db.database.sql`update instances set provider = 'baileys' where id = ${inst.id}`;
+    await t.db.database.sql`update instances set provider = 'wawebjs' where id = ${inst.id}`;
     process.kill((await t.engine.inspect(inst.id))!.pid!, 'SIGKILL');
     const failed = await until(
       'status error',
