@@ -344,17 +344,29 @@ export class BaileysProvider implements Provider {
   }
 
   private async emitReceipt(waId: string, status: 'delivered' | 'read'): Promise<void> {
-    // Forward only, once each: the same receipt may reach the provider through two events.
-    const rank = status === 'read' ? 2 : 1;
-    if ((this.receipts.get<number>(waId) ?? 0) >= rank) return;
-    this.receipts.set(waId, rank);
     try {
       const messageId = await this.sent?.messageIdFor(waId);
       if (!messageId) return; // not sent through the gateway
-      this.ctx!.emit({ type: 'message.status', data: { messageId, status, timestamp: new Date().toISOString() } });
+      this.advance(waId, messageId, status);
     } catch (err) {
       this.log.warn({ err, waId }, 'cannot map a receipt');
     }
+  }
+
+  /**
+   * Reports a sent message's status forward only, once each, and never out
+   * of order: the same receipt may reach the provider through two events,
+   * and the phone's delivery receipt may arrive before sendMessage returns
+   * (then `sent` is reported first, with it).
+   */
+  private advance(waId: string, messageId: string, status: 'sent' | 'delivered' | 'read'): void {
+    const order = ['sent', 'delivered', 'read'] as const;
+    const reached = this.receipts.get<number>(waId) ?? 0;
+    const target = order.indexOf(status) + 1;
+    if (target <= reached) return;
+    this.receipts.set(waId, target);
+    const timestamp = new Date().toISOString();
+    for (const s of order.slice(reached, target)) this.ctx!.emit({ type: 'message.status', data: { messageId, status: s, timestamp } });
   }
 
   // ------------------------------------------------------------ commands
@@ -392,7 +404,7 @@ export class BaileysProvider implements Provider {
     }
     const providerMessageId = result?.key.id ?? waId;
     if (result?.message) await sent.keep(providerMessageId, result.message).catch((err: unknown) => this.log.warn({ err }, 'keeping the sent message failed'));
-    this.ctx!.emit({ type: 'message.status', data: { messageId: args.messageId, status: 'sent', timestamp: new Date().toISOString() } });
+    this.advance(providerMessageId, args.messageId, 'sent');
     return { messageId: args.messageId, providerMessageId, status: 'sent' };
   }
 
