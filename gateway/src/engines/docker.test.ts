@@ -98,6 +98,12 @@ describe.skipIf(!enabled)('DockerEngine against a real daemon', () => {
     await engine.remove(5);
   });
 
+  test('removes racing for one container (a DELETE and the control loop) both succeed', async () => {
+    await engine.ensure(spec(6));
+    await Promise.all([engine.remove(6), engine.remove(6), engine.remove(6)]);
+    expect(await engine.inspect(6)).toBeNull();
+  });
+
   test('remove deletes the container; unknown instances are null and not_found', async () => {
     await engine.ensure(spec(4));
     await engine.remove(4);

@@ -195,7 +195,19 @@ export class DockerEngine implements Engine {
     const found = await this.find(instanceId);
     if (!found) return;
     await this.stop(instanceId);
-    await this.docker.getContainer(found.Id).remove({ force: true });
+    await this.docker
+      .getContainer(found.Id)
+      .remove({ force: true })
+      .catch(async (err: { statusCode?: number }) => {
+        // Gone already, or being removed by someone else (the control loop racing a DELETE): done once it is gone.
+        if (err.statusCode === 404) return;
+        if (err.statusCode !== 409) throw err;
+        const deadline = Date.now() + DEFAULT_STOP_TIMEOUT_MS;
+        while (await this.find(instanceId)) {
+          if (Date.now() > deadline) throw err;
+          await Bun.sleep(100);
+        }
+      });
   }
 
   async inspect(instanceId: number): Promise<WorkerInfo | null> {
