@@ -48,7 +48,7 @@ bench: $(STAMP)
 	$(BUN) bench/docker.ts
 	$(BUN) bench/migration.ts
 	$(BUN) bench/workers.ts
-	$(BUN) bench/whatsmeow.ts
+	$(BUN) bench/engines.ts
 	$(BUN) bench/messages.ts
 
 ## Generate a drizzle-kit migration after changing gateway/src/db/schema.

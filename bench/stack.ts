@@ -1,22 +1,41 @@
 /**
- * The whatsmeow benchmarks' stack: the WhatsApp simulator in this process, a
+ * The real-engine benchmarks' stack: the WhatsApp simulator in this process, a
  * real gateway process (embedded Postgres in a temporary DATA_DIR) whose
- * whatsmeow workers dial it, a user, and the calls the benchmarks share
+ * whatsmeow and Baileys workers dial it (WHATSMEOW_WS_URL and its root key,
+ * BAILEYS_WS_URL, WORKER_CA_FILE for its media store), a user, and the calls the benchmarks share
  * (create, link, remove, find a worker's pid). Loopback only. `cleanup()`
  * removes everything the run made (instances, gateway and its workers, the
  * simulator, the temporary directory), also on SIGINT/SIGTERM and when the
  * start itself fails.
  */
-import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startSimulator, type RunningSimulator } from '../simulator/src/server';
 import { spawnGateway, type GatewayProcess } from '../tests/support/gateway-process';
 import { until } from '../tests/support/poll';
-import { alive, comm, descendants } from './proc';
+import { alive, descendants } from './proc';
 
 const POLL_MS = 5;
+
+/**
+ * The real engines, and how to recognise each one's worker process: the program (argv[0]'s last part; not comm,
+ * which Node 24 sets to its main thread's name, "MainThread") and a piece of its command line.
+ */
+export type Provider = 'whatsmeow' | 'baileys';
+export const PROVIDERS: Provider[] = ['whatsmeow', 'baileys'];
+export const WORKER_PROGRAM: Record<Provider, { program: string; cmdline: string }> = {
+  whatsmeow: { program: 'wgs-whatsmeow', cmdline: 'wgs-whatsmeow' },
+  // node --max-semi-space-size=1 build/worker-node/main.js (process engine), /app/worker.mjs in the image.
+  baileys: { program: 'node', cmdline: 'worker' },
+};
+
+/** Whether `pid` runs `provider`'s worker program. */
+export async function isWorker(pid: number, provider: Provider): Promise<boolean> {
+  const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+  return argv[0]!.split('/').pop() === WORKER_PROGRAM[provider].program && argv.some((a) => a.includes(WORKER_PROGRAM[provider].cmdline));
+}
 
 const anyAlive = async (pids: number[]) => (await Promise.all(pids.map(alive))).some(Boolean);
 
@@ -52,13 +71,13 @@ export interface Stack {
   /** A JSON call to the simulator's control API. */
   control(method: string, path: string, body?: unknown): Promise<Response>;
   getInstance(id: number): Promise<Instance>;
-  /** `POST /api/instances` (whatsmeow) → 200, then polls the QR until served. */
-  create(phone: string, node: string): Promise<{ id: number; createdMs: number; qrMs: number; qr: string }>;
+  /** `POST /api/instances` (whatsmeow unless `provider` says otherwise) → 200, then polls the QR until served. */
+  create(phone: string, node: string, provider?: Provider): Promise<{ id: number; createdMs: number; qrMs: number; qr: string }>;
   remove(id: number): Promise<void>;
   /** Creates an instance, lets the simulated phone scan its QR, waits until it is `connected`. */
-  linked(phone: string, node: string): Promise<number>;
-  /** The process-engine worker of an instance: a wgs-whatsmeow child of this gateway with its instance id. */
-  processWorker(id: number): Promise<number>;
+  linked(phone: string, node: string, provider?: Provider): Promise<number>;
+  /** The process-engine worker of an instance: a descendant of this gateway running `provider`'s worker with its instance id. */
+  processWorker(id: number, provider?: Provider): Promise<number>;
   /** Undoes everything; every step runs even if an earlier one fails. Called once, awaited by all. */
   cleanup(): Promise<void>;
 }
@@ -69,6 +88,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const dir = await mkdtemp(join(tmpdir(), opts.tmpPrefix));
   await chmod(dir, 0o755);
   const sim = startSimulator();
+  // World-readable: workers in containers run as other users.
+  const ca = join(dir, 'simulator-ca.pem');
+  await writeFile(ca, await readFile(sim.mediaCaFile, 'utf8'), { mode: 0o644 });
   const g = await spawnGateway({
     DATA_DIR: dir,
     ADMIN_API_SECRET: 'bench',
@@ -76,6 +98,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     GATEWAY_ID: gatewayId,
     WHATSMEOW_WS_URL: sim.wsUrl,
     WHATSMEOW_ROOT_PUBLIC_KEY: sim.rootPublicKey,
+    BAILEYS_WS_URL: sim.wsUrl,
+    WORKER_CA_FILE: ca,
     ...opts.env,
   }).catch(async (err: unknown) => {
     await sim.stop().catch(() => {});
@@ -134,9 +158,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     throw err;
   }
 
-  async function create(phone: string, node: string): Promise<{ id: number; createdMs: number; qrMs: number; qr: string }> {
+  async function create(phone: string, node: string, provider: Provider = 'whatsmeow'): Promise<{ id: number; createdMs: number; qrMs: number; qr: string }> {
     const t0 = performance.now();
-    const res = await api('POST', '/api/instances', { provider: 'whatsmeow', phone, node });
+    const res = await api('POST', '/api/instances', { provider, phone, node });
     if (res.status !== 200) throw new Error(`create on ${node}: ${res.status} ${await res.text()}`);
     const { id } = (await res.json()) as { id: number };
     live.add(id);
@@ -156,16 +180,23 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     return { id, createdMs, qrMs: performance.now() - t0, qr };
   }
 
+  /** `DELETE /api/instances/:id` → 204; a 5xx is reported on stderr with the gateway's last output and retried (3 tries, 1 s apart). */
   async function remove(id: number): Promise<void> {
-    const res = await api('DELETE', `/api/instances/${id}`);
-    if (res.status !== 204) throw new Error(`delete ${id}: ${res.status} ${await res.text()}`);
+    for (let attempt = 1; ; attempt++) {
+      const res = await api('DELETE', `/api/instances/${id}`);
+      if (res.status === 204) break;
+      const text = await res.text();
+      if (res.status < 500 || attempt === 3) throw new Error(`delete ${id}: ${res.status} ${text}\n${g.output().slice(-4000)}`);
+      console.error(`delete ${id}: ${res.status} ${text} (try ${attempt}; retrying in 1 s). The gateway's last output:\n${g.output().slice(-4000)}`);
+      await Bun.sleep(1000);
+    }
     live.delete(id);
   }
 
-  async function linked(phone: string, node: string): Promise<number> {
+  async function linked(phone: string, node: string, provider: Provider = 'whatsmeow'): Promise<number> {
     const made = await control('POST', '/phones', { phone });
     if (made.status !== 201 && made.status !== 200) throw new Error(`simulator phone: ${made.status} ${await made.text()}`);
-    const { id, qr } = await create(phone, node);
+    const { id, qr } = await create(phone, node, provider);
     const link = await control('POST', `/phones/${phone}/link`, { qr });
     if (link.status !== 200) throw new Error(`link ${id}: ${link.status} ${await link.text()}`);
     await until(`instance ${id} connected`, async () => {
@@ -175,9 +206,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     return id;
   }
 
-  async function processWorker(id: number): Promise<number> {
+  async function processWorker(id: number, provider: Provider = 'whatsmeow'): Promise<number> {
     for (const pid of await descendants(g.proc.pid)) {
-      if ((await comm(pid)) !== 'wgs-whatsmeow') continue;
+      if (!(await isWorker(pid, provider))) continue;
       const environ = await readFile(`/proc/${pid}/environ`, 'utf8').catch(() => '');
       if (environ.split('\0').includes(`WGS_INSTANCE_ID=${id}`)) return pid;
     }
