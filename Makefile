@@ -8,7 +8,7 @@ STAMP := node_modules/.wgs-installed
 .PHONY: run test bench images install migration simulator
 
 # npm ci again only when a manifest or the lockfile changed.
-$(STAMP): package.json package-lock.json gateway/package.json simulator/package.json
+$(STAMP): package.json package-lock.json gateway/package.json workers/package.json simulator/package.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
