@@ -1,6 +1,7 @@
 /** What benchmarks read from /proc: process trees and their memory. */
 import { readdir, readFile } from 'node:fs/promises';
 import { pct } from './table';
+import { parentPid as parentOf, processState, statFields } from '../gateway/src/lib/process';
 
 /** Every descendant pid of `pid` (children of every thread). */
 export async function descendants(pid: number): Promise<number[]> {
@@ -14,8 +15,7 @@ export async function descendants(pid: number): Promise<number[]> {
 
 /** Whether a process still runs (a zombie does not). */
 export async function alive(pid: number): Promise<boolean> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  return stat !== '' && !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+  return processState(pid) === 'alive';
 }
 
 /** Rss and Pss in kB. */
@@ -28,10 +28,11 @@ export async function memory(pid: number): Promise<Mem> {
   return { rss: field('Rss'), pss: field('Pss') };
 }
 
-/** The parent pid, from /proc/PID/stat (the field after the parenthesised command). */
+/** The parent pid; throws once the process is gone. */
 export async function parentPid(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  const ppid = parentOf(pid);
+  if (ppid === undefined) throw new Error(`process ${pid} is gone`);
+  return ppid;
 }
 
 /** The process's command name (at most 15 characters), '' once it is gone. */
@@ -59,8 +60,8 @@ export const memStats = (ms: Mem[]) =>
 
 /** CPU time (user + system) a process has used, in seconds, from /proc/PID/stat (clock ticks of 1/100 s on Linux). */
 export async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const fields = statFields(pid);
+  if (!fields) throw new Error(`process ${pid} is gone`);
   // After the command: state is field 3 of the line, utime 14 and stime 15.
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
@@ -69,9 +70,8 @@ export async function cpuSeconds(pid: number): Promise<number> {
 async function treeTicks(root: number): Promise<number> {
   let ticks = 0;
   for (const pid of [root, ...(await descendants(root))]) {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    if (!stat) continue;
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const f = statFields(pid);
+    if (!f) continue;
     ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
   }
   return ticks;

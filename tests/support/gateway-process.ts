@@ -3,6 +3,7 @@ import type { Subprocess } from 'bun';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort } from '../../gateway/src/lib/net';
+import { parentPid } from '../../gateway/src/lib/process';
 import { until } from './poll';
 
 const ROOT = join(import.meta.dir, '..', '..');
@@ -141,10 +142,7 @@ export async function workerPids(instanceId: number, program: string, parent?: n
     if (!/^\d+$/.test(entry)) continue;
     const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
     if (!cmdline.includes(program)) continue;
-    if (parent !== undefined) {
-      const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== parent) continue;
-    }
+    if (parent !== undefined && parentPid(Number(entry)) !== parent) continue;
     const environ = await readFile(`/proc/${entry}/environ`, 'utf8').catch(() => '');
     if (environ.split('\0').includes(`WGS_INSTANCE_ID=${instanceId}`)) pids.push(Number(entry));
   }

@@ -17,15 +17,31 @@ export function isAlive(pid: number): boolean {
  */
 export function processState(pid: number): 'alive' | 'zombie' | 'gone' {
   if (!isAlive(pid)) return 'gone';
+  const fields = statFields(pid);
+  // No /proc entry (another OS, or it vanished between the two checks).
+  if (!fields) return isAlive(pid) ? 'alive' : 'gone';
+  return fields[0] === 'Z' || fields[0] === 'X' ? 'zombie' : 'alive';
+}
+
+/**
+ * The fields of /proc/PID/stat after the command ("pid (comm) S ppid ...":
+ * the command may hold spaces and ')', so they start after the last ')'):
+ * [0] is the state, [1] the parent pid, [11] and [12] user and system time.
+ * Undefined once the process is gone or on a system without /proc.
+ */
+export function statFields(pid: number): string[] | undefined {
   try {
-    // /proc/PID/stat: "pid (comm) S ...": the state follows the last ')' (comm may hold one).
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state === 'Z' || state === 'X' ? 'zombie' : 'alive';
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
-    // No /proc entry (another OS, or it vanished between the two checks).
-    return isAlive(pid) ? 'alive' : 'gone';
+    return undefined;
   }
+}
+
+/** The parent pid, or undefined once the process is gone. */
+export function parentPid(pid: number): number | undefined {
+  const fields = statFields(pid);
+  return fields ? Number(fields[1]) : undefined;
 }
 
 /**
