@@ -60,6 +60,57 @@ export const MessageRef = Type.Object({
 });
 export type MessageRef = Static<typeof MessageRef>;
 
+/**
+ * A template send: its name and language as approved on the WhatsApp
+ * Business Account, and the components' parameters in the Cloud API's own
+ * shape (`[{type: "body", parameters: [{type: "text", text: "…"}]}]`), passed
+ * through unchanged.
+ */
+export const TemplateInput = Type.Object({
+  name: Type.String({ pattern: '^[a-z0-9_]{1,512}$' }),
+  language: Type.String({ pattern: '^[a-z]{2,3}(_[A-Za-z]{2,4})?$', description: 'e.g. en_US, pt_BR, de' }),
+  components: Type.Optional(Type.Array(Type.Record(Type.String(), Type.Unknown()), { maxItems: 20 })),
+});
+export type TemplateInput = Static<typeof TemplateInput>;
+
+const InteractiveCommon = {
+  body: Type.String({ minLength: 1, maxLength: 1024 }),
+  header: Type.Optional(Type.String({ minLength: 1, maxLength: 60 })),
+  footer: Type.Optional(Type.String({ minLength: 1, maxLength: 60 })),
+};
+
+/** Up to 3 reply buttons, or a list menu (a button label and up to 10 rows in sections); the Cloud API's limits. */
+export const InteractiveInput = Type.Union([
+  Type.Object({
+    kind: Type.Literal('buttons'),
+    ...InteractiveCommon,
+    buttons: Type.Array(Type.Object({ id: Type.String({ minLength: 1, maxLength: 256 }), title: Type.String({ minLength: 1, maxLength: 20 }) }), {
+      minItems: 1,
+      maxItems: 3,
+    }),
+  }),
+  Type.Object({
+    kind: Type.Literal('list'),
+    ...InteractiveCommon,
+    button: Type.String({ minLength: 1, maxLength: 20, description: 'label of the button that opens the list' }),
+    sections: Type.Array(
+      Type.Object({
+        title: Type.Optional(Type.String({ minLength: 1, maxLength: 24 })),
+        rows: Type.Array(
+          Type.Object({
+            id: Type.String({ minLength: 1, maxLength: 200 }),
+            title: Type.String({ minLength: 1, maxLength: 24 }),
+            description: Type.Optional(Type.String({ maxLength: 72 })),
+          }),
+          { minItems: 1, maxItems: 10 },
+        ),
+      }),
+      { minItems: 1, maxItems: 10 },
+    ),
+  }),
+]);
+export type InteractiveInput = Static<typeof InteractiveInput>;
+
 const sendBase = {
   /** The gateway's message id; the worker reports receipts against it. */
   messageId: Type.String({ minLength: 1 }),
@@ -71,7 +122,13 @@ const Caption = Type.Optional(Type.String({ maxLength: 4096 }));
 
 /** One schema per message type; the `type` field tells them apart. */
 export const SendMessageTypes = {
-  text: Type.Object({ ...sendBase, type: Type.Literal('text'), text: Type.String({ minLength: 1, maxLength: 65536 }) }),
+  text: Type.Object({
+    ...sendBase,
+    type: Type.Literal('text'),
+    text: Type.String({ minLength: 1, maxLength: 65536 }),
+    /** Ask for a preview of the first URL in the text (waba; the others decide by themselves). */
+    previewUrl: Type.Optional(Type.Boolean()),
+  }),
   image: Type.Object({ ...sendBase, type: Type.Literal('image'), media: MediaInput, caption: Caption }),
   video: Type.Object({ ...sendBase, type: Type.Literal('video'), media: MediaInput, caption: Caption }),
   audio: Type.Object({
@@ -104,6 +161,10 @@ export const SendMessageTypes = {
   edit: Type.Object({ ...sendBase, type: Type.Literal('edit'), target: MessageRef, text: Type.String({ minLength: 1, maxLength: 65536 }) }),
   /** Delete a message this instance sent, for everyone. */
   revoke: Type.Object({ ...sendBase, type: Type.Literal('revoke'), target: MessageRef }),
+  /** waba only: a message template approved for the WhatsApp Business Account. */
+  template: Type.Object({ ...sendBase, type: Type.Literal('template'), template: TemplateInput }),
+  /** waba only: reply buttons or a list menu. */
+  interactive: Type.Object({ ...sendBase, type: Type.Literal('interactive'), interactive: InteractiveInput }),
 } as const;
 export type SendMessageType = keyof typeof SendMessageTypes;
 export const SEND_MESSAGE_TYPES = Object.keys(SendMessageTypes) as SendMessageType[];
@@ -122,8 +183,12 @@ export const ReadArgs = Type.Object({
 /** Link by phone number instead of a QR: the worker answers `{code}` (8 characters) to type on the phone. */
 export const PairCodeArgs = Type.Object({ phone: Type.String({ pattern: PHONE_PATTERN }) });
 
-/** Kinds of received message; `unknown` for anything the provider cannot map (the event still arrives). */
-export const RECEIVED_MESSAGE_TYPES = [...SEND_MESSAGE_TYPES, 'unknown'] as const;
+/**
+ * Kinds of received message: the send types, `button` (the recipient tapped
+ * a reply button or a list row; waba) and `unknown` for anything the provider
+ * cannot map (the event still arrives).
+ */
+export const RECEIVED_MESSAGE_TYPES = [...SEND_MESSAGE_TYPES, 'button', 'unknown'] as const;
 export type ReceivedMessageType = (typeof RECEIVED_MESSAGE_TYPES)[number];
 
 /**
@@ -168,6 +233,8 @@ export const ReceivedMessage = Type.Object({
   ),
   contact: Type.Optional(Type.Object({ name: Type.String(), phone: Type.Optional(Type.String()), vcard: Type.Optional(Type.String()) })),
   emoji: Type.Optional(Type.String()),
+  /** button: the reply button or list row tapped (its id as sent, when the provider knows it) or a template's quick reply. */
+  button: Type.Optional(Type.Object({ id: Type.Optional(Type.String()), title: Type.String() })),
   target: Type.Optional(MessageRef),
   replyTo: Type.Optional(MessageRef),
   timestamp: Type.String({ description: 'ISO 8601' }),
@@ -195,6 +262,16 @@ export const Commands = {
   'sandbox.scan': Type.Object({}),
   /** sandbox only: a message arrives as if from WhatsApp. */
   'sandbox.inbound': SandboxInboundArgs,
+  /**
+   * waba only: one `value` of a Cloud API webhook (`entry[].changes[].value`,
+   * field `messages`) for this number, its signature already verified by the
+   * gateway. The worker turns its messages and statuses into events (event
+   * ids from Meta's ids, so a redelivered webhook is stored once) and answers
+   * `{messages, statuses}` counts.
+   */
+  'waba.inbound': Type.Object({ value: Type.Record(Type.String(), Type.Unknown()) }),
+  /** waba only: the WABA's message templates, fresh from the Graph API: `{templates: [{name, language, status, category, components}]}`. */
+  'waba.templates': Type.Object({}),
 } as const;
 export type CommandName = keyof typeof Commands;
 export const COMMAND_NAMES = Object.keys(Commands) as CommandName[];
@@ -217,6 +294,10 @@ export const MessageStatusEvent = Type.Object({
     messageId: Type.String(),
     status: Type.Union([Type.Literal('sent'), Type.Literal('delivered'), Type.Literal('read'), Type.Literal('failed')]),
     error: Type.Optional(Type.String()),
+    /** failed: the gateway's error code for it, e.g. template_required (the same codes a refused send answers with). */
+    code: Type.Optional(Type.String()),
+    /** failed: the provider's own error code, e.g. Meta's 131047. */
+    providerCode: Type.Optional(Type.Integer()),
     timestamp: Type.String({ description: 'ISO 8601' }),
   }),
 });
@@ -260,7 +341,16 @@ export const ResultFrame = Type.Object({
   commandId: Type.Integer(),
   ok: Type.Boolean(),
   data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-  error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
+  error: Type.Optional(
+    Type.Object({
+      code: Type.String(),
+      message: Type.String(),
+      /** The provider's own error code when it gave one (waba: Meta's error code, e.g. 131047). */
+      providerCode: Type.Optional(Type.Integer()),
+      /** Seconds after which a retry may succeed (rate limits). */
+      retryAfter: Type.Optional(Type.Integer({ minimum: 0 })),
+    }),
+  ),
 });
 
 export const Ping = Type.Object({ type: Type.Literal('ping'), t: Type.Number() });

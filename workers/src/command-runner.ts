@@ -2,7 +2,7 @@ import type { Static } from '@sinclair/typebox';
 import type { CommandFrame } from '../protocol/frames';
 import { argsProblem } from './args';
 import type { Logger } from './logger';
-import { ProviderError, type Provider } from './providers/types';
+import { ProviderError, type Provider, type ProviderErrorDetails } from './providers/types';
 import { ResultCache, type ResultFrameT } from './result-cache';
 
 export type CommandFrameT = Static<typeof CommandFrame>;
@@ -86,7 +86,7 @@ export class CommandRunner {
     } catch (err) {
       if (err instanceof ProviderError) {
         this.log.info({ commandId, command: name, code: err.code, message: err.message }, 'command failed');
-        return failure(commandId, err.code, err.message);
+        return failure(commandId, err.code, err.message, err.details);
       }
       this.log.error({ err, commandId, command: name }, 'command crashed');
       const message = err instanceof Error ? err.message : String(err);
@@ -95,6 +95,6 @@ export class CommandRunner {
   }
 }
 
-function failure(commandId: number, code: string, message: string): ResultFrameT {
-  return { type: 'result', commandId, ok: false, error: { code, message } };
+function failure(commandId: number, code: string, message: string, details?: ProviderErrorDetails): ResultFrameT {
+  return { type: 'result', commandId, ok: false, error: { code, message, ...details } };
 }

@@ -87,7 +87,7 @@ export class GatewayConnection {
     this.context = {
       setState: (state, reason) => this.setState(state, reason),
       setQr: (code, expiresAt) => this.setQr(code, expiresAt),
-      emit: (event) => this.emit(event),
+      emit: (event, opts) => this.emit(event, opts?.eventId),
       phone: () => this.phoneNumber,
       log: providerLog,
     };
@@ -158,8 +158,8 @@ export class GatewayConnection {
     if (this.current.state === 'qr') this.sendIfReady(frame);
   }
 
-  private emit(event: WorkerEvent): void {
-    const { frame, dropped } = this.events.push(event);
+  private emit(event: WorkerEvent, eventId?: string): void {
+    const { frame, dropped } = this.events.push(event, eventId);
     if (dropped && (this.events.dropped === 1 || this.events.dropped % DROP_WARN_EVERY === 0)) {
       this.log.warn(
         { dropped: this.events.dropped, buffered: this.events.size, droppedEventId: dropped.eventId },

@@ -36,3 +36,13 @@ test('when full, the oldest event is dropped and counted', () => {
   expect(buffer.dropped).toBe(1);
   expect(buffer.unacked().map((f) => f.event)).toEqual([status('b'), status('c')]);
 });
+
+test('a provider-given event id is kept; the same id pushed again is one pending frame', () => {
+  const buffer = new EventBuffer();
+  buffer.push(status('a'), 'waba:m:wamid.1');
+  buffer.push(status('b'));
+  buffer.push(status('a'), 'waba:m:wamid.1');
+  expect(buffer.unacked().map((f) => f.eventId).filter((id) => id.startsWith('waba:'))).toEqual(['waba:m:wamid.1']);
+  expect(buffer.size).toBe(2);
+  expect(buffer.ack('waba:m:wamid.1')).toBe(true);
+});

@@ -21,10 +21,12 @@ export class EventBuffer {
 
   constructor(private readonly max = MAX_BUFFERED_EVENTS) {}
 
-  /** Wraps the event in a frame and keeps it; when full, the oldest event is dropped (see `dropped`). */
-  push(event: WorkerEvent): { frame: EventFrameT; dropped: EventFrameT | undefined } {
+  /** Wraps the event in a frame (with the provider's stable `eventId`, if given) and keeps it; when full, the oldest event is dropped (see `dropped`). */
+  push(event: WorkerEvent, eventId?: string): { frame: EventFrameT; dropped: EventFrameT | undefined } {
     this.seq += 1;
-    const frame: EventFrameT = { type: 'event', eventId: `${this.bootId}-${this.seq}`, event };
+    const frame: EventFrameT = { type: 'event', eventId: eventId ?? `${this.bootId}-${this.seq}`, event };
+    // A provider-given id seen again (e.g. a redelivered webhook) replaces the pending frame: it is sent once more, stored once.
+    this.pending.delete(frame.eventId);
     this.pending.set(frame.eventId, frame);
     let dropped: EventFrameT | undefined;
     if (this.pending.size > this.max) {

@@ -1,11 +1,12 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test';
+import { providerError } from '../testing/provider-error';
 import type { SessionState, WorkerEvent } from '../../protocol/frames';
 import { createLogger } from '../logger';
 import { openStateStore, type StateStore } from '../state/store';
 import { waitFor } from '../testing/fake-gateway';
 import { TestStateDb } from '../testing/state-db';
 import { SandboxProvider } from './sandbox';
-import { ProviderError, type ProviderContext } from './types';
+import type { ProviderContext } from './types';
 
 const QR_INTERVAL_MS = 50;
 
@@ -91,15 +92,6 @@ async function startPaired(receiptDelaysMs?: [number, number, number], store?: S
   return s;
 }
 
-async function providerError(run: Promise<unknown>): Promise<ProviderError> {
-  try {
-    await run;
-  } catch (err) {
-    if (err instanceof ProviderError) return err;
-    throw err;
-  }
-  throw new Error('expected a ProviderError');
-}
 
 const SEND = { messageId: 'm-1', to: '15550002222', type: 'text', text: 'hello' };
 

@@ -94,7 +94,7 @@ export class SandboxProvider implements Provider {
 
   async execute(name: CommandName, args: unknown): Promise<Record<string, unknown>> {
     if (!this.ctx || this.stopped) throw new ProviderError('not_ready', 'sandbox provider is not running');
-    if (!COMMAND_NAMES.includes(name)) {
+    if (!COMMAND_NAMES.includes(name) || name.startsWith('waba.')) {
       throw new ProviderError('unsupported_command', `the sandbox provider does not support ${JSON.stringify(name)}`);
     }
     const problem = argsProblem(name, args);
@@ -113,6 +113,8 @@ export class SandboxProvider implements Provider {
         return {};
       case 'pair-code':
         return this.pairCode(args as CommandArgs<'pair-code'>);
+      default:
+        throw new ProviderError('unsupported_command', `the sandbox provider does not support ${JSON.stringify(name)}`);
     }
   }
 

@@ -12,8 +12,13 @@ export interface SessionReporter {
   setState(state: SessionState, reason?: string): void;
   /** A new QR code replaces the previous one. */
   setQr(code: string, expiresAt: Date): void;
-  /** An event the gateway must store; the connection resends it until acked. */
-  emit(event: WorkerEvent): void;
+  /**
+   * An event the gateway must store; the connection resends it until acked.
+   * `eventId`: a stable id the provider derives from the upstream's own ids
+   * (waba: `waba:m:<wamid>`), so the same upstream event emitted twice (a
+   * redelivered webhook) is stored once; without it the connection makes one.
+   */
+  emit(event: WorkerEvent, opts?: { eventId?: string }): void;
   /** The instance's own phone number from the welcome frame; undefined before the first welcome. */
   phone(): string | undefined;
   log: Logger;
@@ -52,14 +57,25 @@ export type ProviderErrorCode =
   | 'unsupported_command'
   | (string & {});
 
+/** What a provider may add to an error: the upstream's own code, and when a retry may work. */
+export interface ProviderErrorDetails {
+  /** The provider's own error code (waba: Meta's, e.g. 131047). */
+  providerCode?: number;
+  /** Seconds after which a retry may succeed. */
+  retryAfter?: number;
+}
+
 /** A failure the gateway reports to the API caller: code is machine-readable, message is for people. */
 export class ProviderError extends Error {
   constructor(
     readonly code: ProviderErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; details?: ProviderErrorDetails },
   ) {
     super(message, options);
     this.name = 'ProviderError';
+    this.details = options?.details;
   }
+
+  readonly details?: ProviderErrorDetails;
 }

@@ -18,6 +18,7 @@ import {
   type WAMessage,
   type WAMessageKey,
 } from 'baileys';
+import { ProviderError } from '../types';
 import type { CommandArgs, MessageRef, ReceivedMessage } from '../../../protocol/frames';
 
 type SendArgs = CommandArgs<'send'>;
@@ -122,6 +123,9 @@ export function buildSend(args: SendArgs, waId: string, media?: Buffer): BuiltSe
     case 'revoke':
       content = { delete: messageKey(args.target) };
       break;
+    case 'template':
+    case 'interactive':
+      throw new ProviderError('unsupported_command', `WhatsApp Web (baileys) cannot send ${args.type} messages; they are a Cloud API (waba) feature`);
   }
   return { jid, content, options };
 }

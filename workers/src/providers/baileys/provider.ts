@@ -152,7 +152,7 @@ export class BaileysProvider implements Provider {
 
   async execute(name: CommandName, args: unknown): Promise<Record<string, unknown>> {
     if (!this.ctx || this.stopped) throw new ProviderError('not_ready', 'baileys provider is not running');
-    if (!COMMAND_NAMES.includes(name) || name === 'sandbox.scan' || name === 'sandbox.inbound') {
+    if (!COMMAND_NAMES.includes(name) || name.startsWith('sandbox.') || name.startsWith('waba.')) {
       throw new ProviderError('unsupported_command', `the baileys provider does not support ${JSON.stringify(name)}`);
     }
     const problem = argsProblem(name, args);
@@ -166,6 +166,8 @@ export class BaileysProvider implements Provider {
         return this.pairCode(args as CommandArgs<'pair-code'>);
       case 'logout':
         return this.logout();
+      default:
+        throw new ProviderError('unsupported_command', `the baileys provider does not support ${JSON.stringify(name)}`);
     }
   }
 
