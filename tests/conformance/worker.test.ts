@@ -227,6 +227,23 @@ test('[baileys only] after the welcome: starting, then reconnecting with the net
   expect(conn.invalid).toEqual([]);
 });
 
+test('[waba only] after the welcome: starting, then reconnecting naming the unreachable Graph API; no QR; the token never in the output', async () => {
+  const kind = KINDS.find((k) => k.provider === 'waba')!;
+  const { gateway, spawn, env } = await setUp(kind);
+  const { proc, output } = spawn();
+  const conn = await helloOn(gateway);
+  const reconnecting = await until('a reconnecting state', () => conn.ofType('state').find((s) => s.state === 'reconnecting'), 15_000);
+  expect(conn.ofType('state')[0]!.state).toBe('starting');
+  expect(reconnecting.reason).toContain(`cannot reach the Graph API at ${env.WABA_GRAPH_BASE_URL}`);
+  await until('a second attempt', () => conn.ofType('state').filter((s) => s.state === 'reconnecting').length >= 2, 15_000);
+  expect(proc.exitCode).toBeNull();
+  expect(conn.ofType('qr')).toEqual([]);
+  expect(conn.invalid).toEqual([]);
+  proc.kill('SIGTERM');
+  expect(await exitWithin(proc, 5_000)).toBe(0);
+  expect(await output).not.toContain(env.WABA_ACCESS_TOKEN!);
+});
+
 test('[baileys only] a store with corrupt credentials: state failed naming the problem, the worker stays up (no crash loop)', async () => {
   const kind = KINDS.find((k) => k.provider === 'baileys')!;
   const { gateway, spawn, env } = await setUp(kind);

@@ -1,9 +1,10 @@
 /**
  * Test support for the worker conformance suite: how to start each worker
- * implementation (the TypeScript worker on its sandbox provider, the Go
- * whatsmeow worker) against a fake gateway and a real instance state schema.
+ * implementation (the TypeScript worker on its sandbox, baileys and waba
+ * providers, the Go whatsmeow worker) against a fake gateway and a real instance state schema.
  * Everything stays on loopback: the whatsmeow worker's WhatsApp socket is
- * pointed at a closed 127.0.0.1 port (WHATSMEOW_WS_URL).
+ * pointed at a closed 127.0.0.1 port (WHATSMEOW_WS_URL), as are Baileys'
+ * (BAILEYS_WS_URL) and the Cloud API's Graph API (WABA_GRAPH_BASE_URL).
  */
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -20,7 +21,7 @@ export const NODE_BINARY = join(REPO, 'node_modules', '.bin', 'node');
 export const WORKER_NODE_BUNDLE = process.env.WGS_TEST_WORKER_NODE_BUNDLE || join(REPO, 'build', 'worker-node', 'main.js');
 
 export interface WorkerKind {
-  provider: 'sandbox' | 'whatsmeow' | 'baileys';
+  provider: 'sandbox' | 'whatsmeow' | 'baileys' | 'waba';
   command(): string[];
   /** Provider-specific environment on top of the WGS_* variables. */
   env(): Promise<Record<string, string>>;
@@ -59,6 +60,20 @@ export const KINDS: WorkerKind[] = [
     provider: 'baileys',
     command: () => [NODE_BINARY, WORKER_NODE_BUNDLE],
     env: async () => ({ BAILEYS_WS_URL: `ws://127.0.0.1:${await closedLoopbackPort()}/ws/chat` }),
+    unsupported: { name: 'sandbox.scan', args: {} },
+    live: (conn) => conn.ofType('state').some((s) => s.state === 'reconnecting'),
+  },
+  {
+    // The TypeScript worker on Bun, on the Cloud API; the Graph API is a closed loopback port.
+    provider: 'waba',
+    command: () => [join(REPO, 'node_modules', '.bin', 'bun'), 'workers/src/main.ts'],
+    env: async () => ({
+      WABA_GRAPH_BASE_URL: `http://127.0.0.1:${await closedLoopbackPort()}`,
+      WABA_PHONE_NUMBER_ID: '106540352242922',
+      WABA_ID: '102290129340398',
+      WABA_ACCESS_TOKEN: 'EAAG-conformance-token',
+      WABA_TIMEOUT_MS: '2000',
+    }),
     unsupported: { name: 'sandbox.scan', args: {} },
     live: (conn) => conn.ofType('state').some((s) => s.state === 'reconnecting'),
   },

@@ -55,6 +55,49 @@ describe('loadConfig', () => {
     expect(configError({ ...REQUIRED, WGS_MEDIA_ALLOW_PRIVATE: 'yes' }).variable).toBe('WGS_MEDIA_ALLOW_PRIVATE');
   });
 
+  test('waba: required ids and token only with WGS_PROVIDER=waba; defaults; bad values named', () => {
+    const WABA = { ...REQUIRED, WGS_PROVIDER: 'waba', WABA_PHONE_NUMBER_ID: '106540352242922', WABA_ID: '102290129340398', WABA_ACCESS_TOKEN: 'EAAG-secret-token' };
+    expect(loadConfig(REQUIRED).waba).toBeUndefined();
+    expect(loadConfig(WABA).waba).toEqual({
+      graphBaseUrl: 'https://graph.facebook.com',
+      graphVersion: 'v26.0',
+      phoneNumberId: '106540352242922',
+      wabaId: '102290129340398',
+      accessToken: 'EAAG-secret-token',
+      timeoutMs: 15_000,
+      maxRetries: 3,
+      checkIntervalMs: 300_000,
+      mediaAllowPrivate: false,
+    });
+    const c = loadConfig({
+      ...WABA,
+      WABA_GRAPH_BASE_URL: 'http://127.0.0.1:4100/',
+      WABA_GRAPH_VERSION: 'v25.0',
+      WABA_TIMEOUT_MS: '2000',
+      WABA_MAX_RETRIES: '0',
+      WABA_CHECK_INTERVAL_MS: '5000',
+      WGS_MEDIA_ALLOW_PRIVATE: '1',
+    });
+    expect(c.waba).toMatchObject({ graphBaseUrl: 'http://127.0.0.1:4100', graphVersion: 'v25.0', timeoutMs: 2000, maxRetries: 0, checkIntervalMs: 5000, mediaAllowPrivate: true });
+    for (const key of ['WABA_PHONE_NUMBER_ID', 'WABA_ID', 'WABA_ACCESS_TOKEN']) {
+      const err = configError({ ...WABA, [key]: undefined });
+      expect(err.message).toBe(`invalid configuration: ${key}: required when WGS_PROVIDER is waba`);
+    }
+    const cases: [Record<string, string>, string][] = [
+      [{ WABA_GRAPH_BASE_URL: 'http://graph.facebook.com' }, 'WABA_GRAPH_BASE_URL'],
+      [{ WABA_GRAPH_BASE_URL: 'https://u:p@graph.facebook.com' }, 'WABA_GRAPH_BASE_URL'],
+      [{ WABA_GRAPH_BASE_URL: 'https://graph.facebook.com/?x=1' }, 'WABA_GRAPH_BASE_URL'],
+      [{ WABA_GRAPH_BASE_URL: 'ftp://graph.facebook.com' }, 'WABA_GRAPH_BASE_URL'],
+      [{ WABA_GRAPH_VERSION: '26.0' }, 'WABA_GRAPH_VERSION'],
+      [{ WABA_GRAPH_VERSION: 'v26' }, 'WABA_GRAPH_VERSION'],
+      [{ WABA_PHONE_NUMBER_ID: '+1555' }, 'WABA_PHONE_NUMBER_ID'],
+      [{ WABA_ID: 'abc' }, 'WABA_ID'],
+      [{ WABA_TIMEOUT_MS: '10' }, 'WABA_TIMEOUT_MS'],
+      [{ WABA_MAX_RETRIES: '11' }, 'WABA_MAX_RETRIES'],
+    ];
+    for (const [bad, variable] of cases) expect({ bad, variable: configError({ ...WABA, ...bad }).variable }).toEqual({ bad, variable });
+  });
+
   test('reads every variable', () => {
     const c = loadConfig({
       ...REQUIRED,

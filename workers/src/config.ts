@@ -6,6 +6,15 @@ import { IMPLEMENTED_PROVIDERS, type ProviderName } from './providers/names';
 /** Baileys' own default (WhatsApp's web socket); kept here so the config does not load Baileys. */
 export const BAILEYS_DEFAULT_WS_URL = 'wss://web.whatsapp.com/ws/chat';
 
+/**
+ * The Graph API version the waba provider calls: the newest one whose number
+ * Meta's changelog shows (v26.0, introduced 29 July 2026;
+ * https://developers.facebook.com/docs/graph-api/changelog). Pin a newer one
+ * with WABA_GRAPH_VERSION.
+ */
+export const WABA_DEFAULT_GRAPH_VERSION = 'v26.0';
+export const WABA_DEFAULT_GRAPH_BASE_URL = 'https://graph.facebook.com';
+
 /** A plain lower-case Postgres identifier: it goes into search_path unquoted. */
 const SCHEMA_PATTERN = '^[a-z_][a-z0-9_]{0,62}$';
 
@@ -49,6 +58,22 @@ const EnvSchema = Type.Object({
     default: '0',
     description: '1: media URLs may point at loopback and private addresses (tests only)',
   }),
+  WABA_GRAPH_BASE_URL: Type.String({
+    minLength: 1,
+    default: WABA_DEFAULT_GRAPH_BASE_URL,
+    description: "waba: the Graph API's base URL (http:// only for loopback hosts: the fake Graph in tests)",
+  }),
+  WABA_GRAPH_VERSION: Type.String({ pattern: '^v[0-9]{1,3}\\.[0-9]$', default: WABA_DEFAULT_GRAPH_VERSION, description: 'waba: Graph API version, e.g. v26.0' }),
+  WABA_PHONE_NUMBER_ID: Type.Optional(Type.String({ pattern: '^[0-9]{1,32}$', description: "waba: the business phone number's id in the Cloud API" })),
+  WABA_ID: Type.Optional(Type.String({ pattern: '^[0-9]{1,32}$', description: 'waba: the WhatsApp Business Account id (templates)' })),
+  WABA_ACCESS_TOKEN: Type.Optional(Type.String({ minLength: 1, description: 'waba: system user access token (secret)' })),
+  WABA_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 300_000, default: 15_000, description: 'waba: timeout of one Graph API call' }),
+  WABA_MAX_RETRIES: Type.Integer({ minimum: 0, maximum: 10, default: 3, description: "waba: retries of a Graph call after Meta's transient errors" }),
+  WABA_CHECK_INTERVAL_MS: Type.Integer({
+    minimum: 1_000,
+    default: 300_000,
+    description: 'waba: how often the phone number lookup re-checks the token (while connected, and while failed)',
+  }),
   SANDBOX_RECEIPT_DELAYS_MS: Type.String({
     pattern: '^\\s*\\d+\\s*,\\s*\\d+\\s*,\\s*\\d+\\s*$',
     default: '100,500,1000',
@@ -56,9 +81,16 @@ const EnvSchema = Type.Object({
   }),
 });
 
-const NUMERIC = ['WGS_INSTANCE_ID', 'SANDBOX_QR_INTERVAL_MS', 'BAILEYS_SENT_RETENTION_DAYS'];
+const NUMERIC = [
+  'WGS_INSTANCE_ID',
+  'SANDBOX_QR_INTERVAL_MS',
+  'BAILEYS_SENT_RETENTION_DAYS',
+  'WABA_TIMEOUT_MS',
+  'WABA_MAX_RETRIES',
+  'WABA_CHECK_INTERVAL_MS',
+];
 /** Values never echoed back in error messages. */
-const SECRET = ['WGS_WORKER_TOKEN', 'WGS_STATE_DSN'];
+const SECRET = ['WGS_WORKER_TOKEN', 'WGS_STATE_DSN', 'WABA_ACCESS_TOKEN'];
 /** The read receipt must come within this long of the send. */
 const MAX_RECEIPT_DELAY_MS = 60_000;
 
@@ -88,6 +120,21 @@ export interface BaileysConfig {
   mediaAllowPrivate: boolean;
 }
 
+export interface WabaConfig {
+  /** Origin (and optional path) of the Graph API, without a trailing slash. */
+  graphBaseUrl: string;
+  graphVersion: string;
+  phoneNumberId: string;
+  wabaId: string;
+  /** Secret: only ever sent in the Authorization header, never logged. */
+  accessToken: string;
+  timeoutMs: number;
+  maxRetries: number;
+  checkIntervalMs: number;
+  /** Media URLs may resolve to non-public addresses (tests). */
+  mediaAllowPrivate: boolean;
+}
+
 export interface Config {
   /** The base URL as given, without a trailing slash. */
   gatewayUrl: string;
@@ -105,6 +152,8 @@ export interface Config {
   state: StateConfig;
   sandbox: SandboxConfig;
   baileys: BaileysConfig;
+  /** Only with WGS_PROVIDER=waba. */
+  waba?: WabaConfig;
 }
 
 /** Parses the environment once; throws ConfigError naming the first bad variable. */
@@ -132,40 +181,64 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       sentRetentionDays: e.BAILEYS_SENT_RETENTION_DAYS,
       mediaAllowPrivate: e.WGS_MEDIA_ALLOW_PRIVATE === '1',
     },
+    ...(provider === 'waba' && {
+      waba: {
+        graphBaseUrl: parseGraphBaseUrl(e.WABA_GRAPH_BASE_URL),
+        graphVersion: e.WABA_GRAPH_VERSION,
+        phoneNumberId: requiredFor(provider, 'WABA_PHONE_NUMBER_ID', e.WABA_PHONE_NUMBER_ID),
+        wabaId: requiredFor(provider, 'WABA_ID', e.WABA_ID),
+        accessToken: requiredFor(provider, 'WABA_ACCESS_TOKEN', e.WABA_ACCESS_TOKEN),
+        timeoutMs: e.WABA_TIMEOUT_MS,
+        maxRetries: e.WABA_MAX_RETRIES,
+        checkIntervalMs: e.WABA_CHECK_INTERVAL_MS,
+        mediaAllowPrivate: e.WGS_MEDIA_ALLOW_PRIVATE === '1',
+      },
+    }),
   };
 }
 
-function parseGatewayUrl(value: string): string {
+function requiredFor(provider: ProviderName, variable: string, value: string | undefined): string {
+  if (value === undefined) throw new ConfigError(variable, `required when WGS_PROVIDER is ${provider}`);
+  return value;
+}
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
+
+/**
+ * A URL setting: parsed, of one of `protocols`, never with credentials (they
+ * would end up in logs). `base`: no query or fragment, returned without a
+ * trailing slash. `loopbackOnly`: protocols allowed for loopback hosts only
+ * (plain http to a local stand-in in tests).
+ */
+function parseUrlSetting(
+  variable: string,
+  value: string,
+  opts: { protocols: string[]; base?: boolean; loopbackOnly?: string[] },
+): string {
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    throw new ConfigError('WGS_GATEWAY_URL', `not a URL (got ${JSON.stringify(value)})`);
+    throw new ConfigError(variable, `not a URL (got ${JSON.stringify(value)})`);
   }
-  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
-    throw new ConfigError('WGS_GATEWAY_URL', `must start with ws:// or wss:// (got ${JSON.stringify(value)})`);
+  const schemes = opts.protocols.map((p) => `${p}//`).join(' or ');
+  if (!opts.protocols.includes(url.protocol)) throw new ConfigError(variable, `must start with ${schemes} (got ${JSON.stringify(value)})`);
+  if (opts.loopbackOnly?.includes(url.protocol) && !LOOPBACK_HOSTS.has(url.hostname) && !/^127\./.test(url.hostname)) {
+    throw new ConfigError(variable, `${url.protocol}// is allowed for loopback hosts only (got ${JSON.stringify(value)})`);
   }
-  // The worker authenticates with its token; credentials in the URL would end up in logs.
-  if (url.username || url.password) throw new ConfigError('WGS_GATEWAY_URL', 'must not contain credentials');
-  if (url.search || url.hash) {
-    throw new ConfigError('WGS_GATEWAY_URL', `must be a base URL without query or fragment (got ${JSON.stringify(value)})`);
-  }
+  if (url.username || url.password) throw new ConfigError(variable, 'must not contain credentials');
+  if (!opts.base) return url.toString();
+  if (url.search || url.hash) throw new ConfigError(variable, `must be a base URL without query or fragment (got ${JSON.stringify(value)})`);
   return `${url.protocol}//${url.host}${url.pathname}`.replace(/\/+$/, '');
 }
 
-function parseBaileysWsUrl(value: string): string {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new ConfigError('BAILEYS_WS_URL', `not a URL (got ${JSON.stringify(value)})`);
-  }
-  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
-    throw new ConfigError('BAILEYS_WS_URL', `must start with ws:// or wss:// (got ${JSON.stringify(value)})`);
-  }
-  if (url.username || url.password) throw new ConfigError('BAILEYS_WS_URL', 'must not contain credentials');
-  return url.toString();
-}
+/** https:// anywhere; http:// only on loopback (the fake Graph in tests). */
+const parseGraphBaseUrl = (value: string) =>
+  parseUrlSetting('WABA_GRAPH_BASE_URL', value, { protocols: ['https:', 'http:'], base: true, loopbackOnly: ['http:'] });
+
+const parseGatewayUrl = (value: string) => parseUrlSetting('WGS_GATEWAY_URL', value, { protocols: ['ws:', 'wss:'], base: true });
+
+const parseBaileysWsUrl = (value: string) => parseUrlSetting('BAILEYS_WS_URL', value, { protocols: ['ws:', 'wss:'] });
 
 function parseProvider(value: string): ProviderName {
   const found = IMPLEMENTED_PROVIDERS.find((p) => p === value);

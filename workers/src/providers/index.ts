@@ -17,6 +17,13 @@ export function createProvider(name: ProviderName, config: Config): Provider {
         const { BaileysProvider } = await import('./baileys/provider');
         return new BaileysProvider({ ...config.baileys, logLevel: config.logLevel });
       });
+    case 'waba':
+      // The Cloud API provider loads only when chosen, like the others but the sandbox.
+      return lazyProvider('waba', async () => {
+        if (!config.waba) throw new Error('WGS_PROVIDER=waba needs the WABA_* settings');
+        const { WabaProvider } = await import('./waba/provider');
+        return new WabaProvider(config.waba);
+      });
     default: {
       const unknown: never = name;
       throw new Error(`provider ${JSON.stringify(unknown)} is not implemented; implemented: ${IMPLEMENTED_PROVIDERS.join(', ')}`);
