@@ -5,7 +5,7 @@
 BUN := node_modules/.bin/bun
 STAMP := node_modules/.wgs-installed
 
-.PHONY: run test bench images install migration simulator
+.PHONY: run test bench images install migration simulator fake-graph
 
 # npm ci again only when a manifest or the lockfile changed.
 $(STAMP): package.json package-lock.json gateway/package.json workers/package.json simulator/package.json
@@ -25,6 +25,11 @@ run: $(STAMP)
 ## Point a whatsmeow worker at it with WHATSMEOW_WS_URL and WHATSMEOW_ROOT_PUBLIC_KEY from GET /info.
 simulator: $(STAMP)
 	exec $(BUN) simulator/src/main.ts
+
+## Run the fake Meta Graph API (WhatsApp Cloud API) in the foreground on 127.0.0.1:$${FAKE_GRAPH_PORT:-3200}, set up over /_fake/.
+## Point waba workers at it with WABA_GRAPH_BASE_URL=http://127.0.0.1:3200.
+fake-graph: $(STAMP)
+	exec $(BUN) simulator/src/graph/main.ts
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 

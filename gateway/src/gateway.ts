@@ -77,6 +77,8 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
         ...(config.whatsmeowWsUrl && { WHATSMEOW_WS_URL: config.whatsmeowWsUrl }),
         ...(config.whatsmeowRootPublicKey && { WHATSMEOW_ROOT_PUBLIC_KEY: config.whatsmeowRootPublicKey }),
         ...(config.baileysWsUrl && { BAILEYS_WS_URL: config.baileysWsUrl }),
+        ...(config.waba.graphBaseUrl && { WABA_GRAPH_BASE_URL: config.waba.graphBaseUrl }),
+        ...(config.waba.graphVersion && { WABA_GRAPH_VERSION: config.waba.graphVersion }),
         // Media URLs the workers fetch follow the same rule as webhook URLs.
         WGS_MEDIA_ALLOW_PRIVATE: config.webhooks.allowPrivateNetworks ? '1' : '0',
       },

@@ -7,7 +7,7 @@ import type { CommandName, SendArgs } from '../../../workers/protocol/frames';
 export interface CommandOutcome {
   ok: boolean;
   data?: Record<string, unknown>;
-  error?: { code: string; message: string };
+  error?: { code: string; message: string; providerCode?: number; retryAfter?: number };
 }
 
 /** Commands that wait for the WhatsApp session to be connected before they go to the worker. */

@@ -16,6 +16,7 @@ describe('loadConfig', () => {
       embeddedPostgresPort: 0,
       workerGatewayUrl: 'ws://127.0.0.1:3000',
       sandbox: { qrIntervalMs: 20_000, receiptDelaysMs: '100,500,1000' },
+      waba: {},
       webhooks: { secretKey: undefined, retryScheduleS: [0, 5, 300, 1800, 7200, 18000, 36000, 36000], allowPrivateNetworks: false, timeoutMs: 15_000 },
       docker: { images: { typescript: 'wgs-worker-ts:local', whatsmeow: 'wgs-worker-whatsmeow:local', node: 'wgs-worker-node:local' }, gatewayId: 'wgs' },
       overcommit: 1,
@@ -38,6 +39,8 @@ describe('loadConfig', () => {
       WEBHOOK_TIMEOUT_MS: '2000',
       WHATSMEOW_WS_URL: 'ws://127.0.0.1:3100/ws/chat',
       WHATSMEOW_ROOT_PUBLIC_KEY: 'AB'.repeat(32),
+      WABA_GRAPH_BASE_URL: 'http://127.0.0.1:3200/',
+      WABA_GRAPH_VERSION: 'v23.0',
     });
     expect(c).toEqual({
       port: 3111,
@@ -51,6 +54,7 @@ describe('loadConfig', () => {
       sandbox: { qrIntervalMs: 500, receiptDelaysMs: '0,10,20' },
       whatsmeowWsUrl: 'ws://127.0.0.1:3100/ws/chat',
       whatsmeowRootPublicKey: 'ab'.repeat(32),
+      waba: { graphBaseUrl: 'http://127.0.0.1:3200', graphVersion: 'v23.0' },
       webhooks: { secretKey: undefined, retryScheduleS: [0, 1, 1, 2], allowPrivateNetworks: true, timeoutMs: 2000 },
       docker: { images: { typescript: 'wgs-worker-ts:local', whatsmeow: 'wgs-worker-whatsmeow:local', node: 'wgs-worker-node:local' }, gatewayId: 'wgs' },
       overcommit: 1,
@@ -92,6 +96,9 @@ describe('loadConfig', () => {
       [{ WORKER_CA_FILE: notPem }, 'WORKER_CA_FILE'],
       [{ WHATSMEOW_ROOT_PUBLIC_KEY: 'ab'.repeat(31) }, 'WHATSMEOW_ROOT_PUBLIC_KEY'],
       [{ WHATSMEOW_ROOT_PUBLIC_KEY: 'zz'.repeat(32) }, 'WHATSMEOW_ROOT_PUBLIC_KEY'],
+      [{ WABA_GRAPH_BASE_URL: 'https://graph.facebook.com/v23.0' }, 'WABA_GRAPH_BASE_URL'],
+      [{ WABA_GRAPH_BASE_URL: 'https://user:pw@graph.facebook.com' }, 'WABA_GRAPH_BASE_URL'],
+      [{ WABA_GRAPH_VERSION: '23.0' }, 'WABA_GRAPH_VERSION'],
     ];
     for (const [env, variable] of cases) {
       let err: unknown;

@@ -47,6 +47,14 @@ const EnvSchema = Type.Object({
       description: "hex of the 32-byte root key whatsmeow workers trust for the server's certificate instead of WhatsApp's own (a local server such as the simulator)",
     }),
   ),
+  WABA_GRAPH_BASE_URL: Type.Optional(
+    Type.String({
+      pattern: '^https?://[^/?#@\\s]+/?$',
+      description:
+        "origin of Meta's Graph API for waba workers; default https://graph.facebook.com. An operator setting only (never per tenant); tests point it at the fake Graph API on loopback",
+    }),
+  ),
+  WABA_GRAPH_VERSION: Type.Optional(Type.String({ pattern: '^v[0-9]{1,3}\\.[0-9]$', description: "Graph API version waba workers call, e.g. v23.0; default the workers' own (README)" })),
   WORKER_CA_FILE: Type.Optional(
     Type.String({
       minLength: 1,
@@ -92,6 +100,7 @@ export interface Config {
   whatsmeowWsUrl?: string;
   whatsmeowRootPublicKey?: string;
   baileysWsUrl?: string;
+  waba: { graphBaseUrl?: string; graphVersion?: string };
   /** WORKER_CA_FILE, resolved: a readable PEM bundle. */
   workerCaFile?: string;
   webhooks: { secretKey: string | undefined; retryScheduleS: number[]; allowPrivateNetworks: boolean; timeoutMs: number };
@@ -121,6 +130,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ...(e.BAILEYS_WS_URL && { baileysWsUrl: e.BAILEYS_WS_URL }),
     ...(e.WHATSMEOW_ROOT_PUBLIC_KEY && { whatsmeowRootPublicKey: e.WHATSMEOW_ROOT_PUBLIC_KEY.toLowerCase() }),
     ...(e.WORKER_CA_FILE && { workerCaFile: caBundle(e.WORKER_CA_FILE) }),
+    waba: {
+      ...(e.WABA_GRAPH_BASE_URL && { graphBaseUrl: e.WABA_GRAPH_BASE_URL.replace(/\/$/, '') }),
+      ...(e.WABA_GRAPH_VERSION && { graphVersion: e.WABA_GRAPH_VERSION }),
+    },
     docker: { images: { typescript: e.WORKER_IMAGE, whatsmeow: e.WORKER_IMAGE_WHATSMEOW, node: e.WORKER_IMAGE_NODE }, gatewayId: e.GATEWAY_ID },
     overcommit: e.SCHEDULER_OVERCOMMIT,
     webhooks: {

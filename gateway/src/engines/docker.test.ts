@@ -108,7 +108,7 @@ describe.skipIf(!enabled)('DockerEngine against a real daemon', () => {
     await engine.ensure(spec(4));
     await engine.remove(4);
     expect(await engine.inspect(4)).toBeNull();
-    expect(engine.logs(4)).rejects.toMatchObject({ name: 'EngineError', code: 'not_found' });
+    await expect(engine.logs(4)).rejects.toMatchObject({ name: 'EngineError', code: 'not_found' });
     await engine.stop(99); // no-op
   });
 

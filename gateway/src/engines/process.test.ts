@@ -80,12 +80,12 @@ describe('ProcessEngine', () => {
     await e.ensure({ instanceId: 5, provider: 'sandbox', env: { WORKER_SCRIPT: LONG_RUNNING } });
     await e.remove(5);
     expect(await e.inspect(5)).toBeNull();
-    expect(e.logs(5)).rejects.toMatchObject({ name: 'EngineError', code: 'not_found' });
+    await expect(e.logs(5)).rejects.toMatchObject({ name: 'EngineError', code: 'not_found' });
     await e.stop(42); // no-op
   });
 
   test('a command that cannot start is an EngineError', async () => {
     const e = new ProcessEngine({ command: ['/nonexistent/worker'], logger: createLogger('silent') });
-    expect(e.ensure({ instanceId: 6, provider: 'sandbox', env: {} })).rejects.toMatchObject({ name: 'EngineError', code: 'start_failed' });
+    await expect(e.ensure({ instanceId: 6, provider: 'sandbox', env: {} })).rejects.toMatchObject({ name: 'EngineError', code: 'start_failed' });
   });
 });

@@ -12,6 +12,7 @@ import { instanceRoutes } from '../routes/api/instances';
 import { messagingRoutes } from '../routes/api/messaging';
 import { webhookRoutes } from '../routes/api/webhooks';
 import { workerSocketRoute } from '../routes/internal/workers';
+import { wabaRoutes } from '../routes/waba';
 
 export const API_VERSION = '0.1.0';
 
@@ -22,11 +23,20 @@ interface RequestMeta {
 const metaOf = new WeakMap<Request, RequestMeta>();
 const REQUEST_ID_RE = /^[A-Za-z0-9._-]{1,128}$/;
 
-function errorResponse(set: { status?: number | string }, status: number, code: string, error: string, requestId?: string): Response {
+function errorResponse(
+  set: { status?: number | string },
+  status: number,
+  code: string,
+  error: string,
+  requestId?: string,
+  extra: ApiError['extra'] = {},
+): Response {
   set.status = status; // what the access log reports
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (requestId) headers['x-request-id'] = requestId;
-  return new Response(JSON.stringify({ error, code }), { status, headers });
+  if (extra.retryAfter !== undefined) headers['retry-after'] = String(extra.retryAfter);
+  const body = { error, code, ...(extra.providerCode !== undefined && { providerCode: extra.providerCode }) };
+  return new Response(JSON.stringify(body), { status, headers });
 }
 
 /**
@@ -46,7 +56,7 @@ export function createApp(deps: AppDeps) {
       })
       .onError(({ code, error, request, path, set }) => {
         const requestId = metaOf.get(request)?.id;
-        if (error instanceof ApiError) return errorResponse(set, error.status, error.code, error.message, requestId);
+        if (error instanceof ApiError) return errorResponse(set, error.status, error.code, error.message, requestId, error.extra);
         // Postgres "data exception" (class 22): a value it cannot store, e.g. a NUL character.
         if (sqlState(error)?.startsWith('22')) {
           return errorResponse(set, 400, 'invalid_value', 'a value in the request cannot be stored (e.g. it contains a NUL character)', requestId);
@@ -88,6 +98,7 @@ export function createApp(deps: AppDeps) {
       .use(instanceRoutes(deps))
       .use(messagingRoutes(deps))
       .use(webhookRoutes(deps))
+      .use(wabaRoutes(deps))
       .use(workerSocketRoute(deps))
   );
 }

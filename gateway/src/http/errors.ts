@@ -5,6 +5,7 @@ export const ErrorBody = t.Object(
   {
     error: t.String({ description: 'human-readable message naming the problem' }),
     code: t.String({ description: 'machine-readable code, e.g. `not_found`, `validation_failed`' }),
+    providerCode: t.Optional(t.Integer({ description: "the engine's own error code when it gave one, e.g. Meta's 131047 for a waba send" })),
   },
   { title: 'Error' },
 );
@@ -15,6 +16,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** Meta's (or another engine's) own error code, kept in the body; seconds for a Retry-After header. */
+    readonly extra: { providerCode?: number; retryAfter?: number } = {},
   ) {
     super(message);
     this.name = 'ApiError';

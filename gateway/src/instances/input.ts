@@ -5,9 +5,10 @@ import { instances, nodes, PROVIDERS, type Instance } from '../db/schema';
 import { ApiError, notFound } from '../http/errors';
 import { formatMemory, MEMORY_PATTERN, parseCpu, parseMemory } from '../lib/resources';
 import { PHONE_PATTERN } from '../../../workers/protocol/frames';
+import { checkWabaInput, WabaBody, WabaView, type WabaInput } from '../waba/account';
 
 /** Providers with a worker today; the others are accepted names that answer 400. */
-export const IMPLEMENTED_PROVIDERS: readonly string[] = ['sandbox', 'whatsmeow', 'baileys'];
+export const IMPLEMENTED_PROVIDERS: readonly string[] = ['sandbox', 'whatsmeow', 'baileys', 'waba'];
 
 const PHONE_RE = new RegExp(PHONE_PATTERN);
 const invalid = (field: string, message: string) => new ApiError(400, 'validation_failed', `invalid field '${field}': ${message}`);
@@ -27,6 +28,7 @@ export const CreateInstanceBody = t.Object({
   provider: t.String({ description: `one of ${PROVIDERS.join(', ')}; implemented: ${IMPLEMENTED_PROVIDERS.join(', ')}` }),
   webhook: t.Optional(t.String({ maxLength: 2048, description: 'http(s) URL that receives this instance\'s events' })),
   node: t.Optional(t.String({ maxLength: 63, description: 'place on this node (by name); default: the least loaded node where the limits fit' })),
+  waba: t.Optional(WabaBody),
   resources: t.Optional(
     t.Object({
       cpu: t.Optional(t.Union([t.String({ maxLength: 16 }), t.Number()], { description: 'cores, e.g. "0.5"' })),
@@ -44,7 +46,13 @@ export interface CreateInstanceInput {
   memoryLimit: string | null;
 }
 
-export function checkCreateInstance(body: typeof CreateInstanceBody.static): CreateInstanceInput {
+/** A checked create body: the instance row's fields, and the Cloud API account of a waba instance. */
+export interface CreateInstanceChecked {
+  instance: CreateInstanceInput;
+  waba?: WabaInput;
+}
+
+export function checkCreateInstance(body: typeof CreateInstanceBody.static): CreateInstanceChecked {
   const phoneNumber = normalizePhone('phone', body.phone);
   if (!(PROVIDERS as readonly string[]).includes(body.provider)) {
     throw invalid('provider', `unknown provider "${body.provider}"; one of ${PROVIDERS.join(', ')}`);
@@ -76,7 +84,11 @@ export function checkCreateInstance(body: typeof CreateInstanceBody.static): Cre
     if (bytes === null) throw invalid('resources.memory', 'must be a size like "512m" or "1g"');
     memoryLimit = formatMemory(bytes);
   }
-  return { name: body.name ?? null, phoneNumber, provider: body.provider as CreateInstanceInput['provider'], webhookUrl, cpuLimit, memoryLimit };
+  let waba: WabaInput | undefined;
+  if (body.provider === 'waba') waba = checkWabaInput(body.waba);
+  else if (body.waba !== undefined) throw new ApiError(422, 'invalid_field', `invalid field 'waba': only for provider waba (this instance's provider is ${body.provider})`);
+  const instance = { name: body.name ?? null, phoneNumber, provider: body.provider as CreateInstanceInput['provider'], webhookUrl, cpuLimit, memoryLimit };
+  return { instance, ...(waba && { waba }) };
 }
 
 export const InboundBody = t.Object({
@@ -101,6 +113,7 @@ export const InstanceView = t.Object({
   nodeId: t.Nullable(t.Integer()),
   webhook: t.Nullable(t.String()),
   resources: t.Object({ cpu: t.Nullable(t.String()), memory: t.Nullable(t.String()) }),
+  waba: t.Optional(WabaView),
   createdAt: t.Date(),
   updatedAt: t.Date(),
 });
@@ -117,7 +130,7 @@ export const MessageView = t.Object({
   timestamps: t.Object({ createdAt: t.Date(), sentAt: Timestamp, deliveredAt: Timestamp, readAt: Timestamp, failedAt: Timestamp }),
 });
 
-export function toInstanceView(i: Instance, nodeName: string | null) {
+export function toInstanceView(i: Instance, nodeName: string | null, waba?: typeof WabaView.static) {
   return {
     id: i.id,
     name: i.name,
@@ -133,6 +146,7 @@ export function toInstanceView(i: Instance, nodeName: string | null) {
     nodeId: i.nodeId,
     webhook: i.webhookUrl,
     resources: { cpu: i.cpuLimit, memory: i.memoryLimit },
+    ...(waba && { waba }),
     createdAt: i.createdAt,
     updatedAt: i.updatedAt,
   };

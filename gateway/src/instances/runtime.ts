@@ -22,6 +22,8 @@ export interface RuntimeOptions {
   state: { sql: Sql; databaseUrl: string };
   /** Extra environment for every worker (sandbox timings, log level). */
   workerEnv?: Record<string, string>;
+  /** Environment for one instance's worker on top (e.g. a waba instance's account), read at every start. */
+  instanceEnv?: (instance: { id: number; provider: string }) => Promise<Record<string, string>>;
   /** Restart backoff after the first (immediate) restart: first delay and cap. */
   backoffMs?: { initial: number; max: number };
   /** SCHEDULER_OVERCOMMIT, for instances the runtime places itself (moves). Default 1. */
@@ -109,6 +111,7 @@ export class InstanceRuntime {
     await this.sessions.forget(instanceId, 'worker starting');
     const state = await grantInstanceState(this.opts.state.sql, this.opts.state.databaseUrl, instanceId);
     try {
+      const own = (await this.opts.instanceEnv?.(instance)) ?? {};
       const engine = await this.engines.forInstance(instanceId);
       // A worker still running (e.g. a container from before a gateway restart) holds an old token: replace it.
       if ((await engine.inspect(instanceId))?.state === 'running') await engine.remove(instanceId);
@@ -120,6 +123,7 @@ export class InstanceRuntime {
         ...(this.opts.caFile && { caFile: this.opts.caFile }),
         env: {
           ...this.opts.workerEnv,
+          ...own,
           WGS_GATEWAY_URL: this.opts.gatewayUrl,
           WGS_INSTANCE_ID: String(instanceId),
           WGS_WORKER_TOKEN: token,

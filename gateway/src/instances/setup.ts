@@ -10,6 +10,7 @@ import type { SecretBox } from '../lib/secret-box';
 import { WorkerHub } from '../workers/hub';
 import { InstanceRuntime, type RuntimeOptions } from './runtime';
 import { Migrator } from './migration';
+import { wabaWorkerEnv } from '../waba/account';
 
 /** The TypeScript worker program, run with the same Bun as the gateway; the gateway image (a bundle) says where its copy is. */
 const REPO = join(import.meta.dir, '..', '..', '..');
@@ -73,6 +74,7 @@ export function createRuntime<E extends Engine = ProcessEngine>(
   });
   const hub = new WorkerHub(database.db, logger.child({ component: 'worker-hub' }));
   const runtime = new InstanceRuntime(database.db, engines, hub, logger.child({ component: 'runtime' }), {
+    instanceEnv: (instance) => (instance.provider === 'waba' ? wabaWorkerEnv(database.db, opts.secrets, instance.id) : Promise.resolve({})),
     ...opts,
     state: { sql: database.sql, databaseUrl: opts.databaseUrl },
   });

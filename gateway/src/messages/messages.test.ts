@@ -36,7 +36,7 @@ test('receipts move a message forward and fill the times they skipped', async ()
   expect(new Date(r.read_at).getTime()).toBe(at(3).getTime());
 });
 
-test('late or repeated receipts change nothing; failed only from queued', async () => {
+test('late or repeated receipts change nothing; failed only from queued or sent', async () => {
   const id = await message();
   await advanceMessage(t.database.db, instanceId, id, 'delivered', { at: at(2) });
   await advanceMessage(t.database.db, instanceId, id, 'sent', { at: at(5) });
@@ -52,6 +52,16 @@ test('late or repeated receipts change nothing; failed only from queued', async 
   await advanceMessage(t.database.db, instanceId, doomed, 'failed', { at: at(8), error: 'not connected' });
   await advanceMessage(t.database.db, instanceId, doomed, 'read', { at: at(9) });
   expect(await row(doomed)).toMatchObject({ status: 'failed', error: 'not connected', read_at: null });
+
+  // Accepted, then failed (the Cloud API's 131047 outside the 24-hour window): failed, with its sent time kept.
+  const refused = await message();
+  await advanceMessage(t.database.db, instanceId, refused, 'sent', { at: at(10) });
+  await advanceMessage(t.database.db, instanceId, refused, 'failed', { at: at(11), error: 'template_required' });
+  await advanceMessage(t.database.db, instanceId, refused, 'delivered', { at: at(12) });
+  const r2 = await row(refused);
+  expect(r2).toMatchObject({ status: 'failed', error: 'template_required', delivered_at: null });
+  expect(new Date(r2.sent_at).getTime()).toBe(at(10).getTime());
+  expect(new Date(r2.failed_at).getTime()).toBe(at(11).getTime());
 });
 
 test("WhatsApp's id is kept when it comes after the status it belongs to, and changes nothing else", async () => {

@@ -33,8 +33,8 @@ export async function advanceMessages(db: Db, instanceId: number, advances: Adva
   if (merged.size === 0) return;
   const rows = [...merged.entries()].map(([id, m]) => {
     const t = m.times;
-    // The furthest status reached; `failed` only when nothing got further.
-    const status: Advance['status'] = t.read ? 'read' : t.delivered ? 'delivered' : t.sent ? 'sent' : 'failed';
+    // The furthest status reached: a failure after `sent` counts (the Cloud API accepts, then fails), not after delivery.
+    const status: Advance['status'] = t.read ? 'read' : t.delivered ? 'delivered' : t.failed ? 'failed' : 'sent';
     // A receipt that overtakes an earlier one still leaves every earlier time set.
     const read = t.read;
     const delivered = t.delivered ?? read;
@@ -44,7 +44,7 @@ export async function advanceMessages(db: Db, instanceId: number, advances: Adva
     return sql`(${id}, ${status}, ${iso(sent)}, ${iso(delivered)}, ${iso(read)}, ${failedAt}, ${m.providerMessageId ?? null}, ${m.error ?? null})`;
   });
   // Whether the receipt moves the message forward; only then do status and times change.
-  const forward = sql`(case v.status when 'failed' then m.status = 'queued'
+  const forward = sql`(case v.status when 'failed' then m.status in ('queued', 'sent')
            else m.status <> 'failed' and array_position(array['queued','sent','delivered','read'], m.status::text)
                                        < array_position(array['queued','sent','delivered','read'], v.status) end)`;
   const ifAdvancing = (column: string, value: ReturnType<typeof sql>) => sql`case when ${forward} then ${value} else ${sql.raw(`m.${column}`)} end`;

@@ -25,6 +25,23 @@ import {
 } from '../../../workers/protocol/frames';
 
 const MEDIA_TYPES = new Set<SendMessageType>(['image', 'video', 'audio', 'document', 'sticker']);
+
+/**
+ * Send types an engine cannot do, refused with 422 `unsupported_for_provider`
+ * before anything is queued: the Cloud API cannot edit or delete a message;
+ * templates and interactive messages exist only on the Cloud API (the
+ * sandbox, a stand-in for development, accepts every type).
+ */
+export const UNSUPPORTED_SEND_TYPES: Record<string, readonly SendMessageType[]> = {
+  waba: ['edit', 'revoke'],
+  whatsmeow: ['template', 'interactive'],
+  baileys: ['template', 'interactive'],
+  wawebjs: ['template', 'interactive'],
+};
+
+export function unsupportedForProvider(provider: string, what: string): ApiError {
+  return new ApiError(422, 'unsupported_for_provider', `provider ${provider} cannot ${what}`);
+}
 const TARGET_TYPES = new Set<SendMessageType>(['reaction', 'edit', 'revoke']);
 /** What each media type's MIME type must start with (documents take anything). */
 const MIME_PREFIX: Partial<Record<SendMessageType, string>> = { image: 'image/', video: 'video/', audio: 'audio/', sticker: 'image/webp' };
@@ -48,6 +65,24 @@ export const SendBody = t.Object({
   ptt: t.Optional(t.Boolean({ description: 'audio: true sends a voice note' })),
   location: t.Optional(t.Object({ latitude: t.Number(), longitude: t.Number(), name: t.Optional(t.String()), address: t.Optional(t.String()) })),
   contact: t.Optional(t.Object({ name: t.String(), phone: t.String() })),
+  previewUrl: t.Optional(t.Boolean({ description: 'text, waba: show a preview of the first URL in the text' })),
+  template: t.Optional(
+    t.Object(
+      {
+        name: t.String({ description: 'the template name as approved, e.g. order_update' }),
+        language: t.String({ description: 'its language code, e.g. en_US' }),
+        components: t.Optional(t.Array(t.Record(t.String(), t.Unknown()), { description: "the Cloud API's components with parameters, passed through" })),
+      },
+      { description: 'template (waba): an approved message template; GET …/templates lists them' },
+    ),
+  ),
+  interactive: t.Optional(
+    t.Record(t.String(), t.Unknown(), {
+      description:
+        'interactive (waba): `{kind: "buttons", body, header?, footer?, buttons: [{id, title}] (1-3)}` or ' +
+        '`{kind: "list", body, header?, footer?, button, sections: [{title?, rows: [{id, title, description?}]}]}` (at most 10 rows)',
+    }),
+  ),
   emoji: t.Optional(t.String({ description: 'reaction: the emoji; "" removes the reaction' })),
   target: t.Optional(t.String({ description: 'reaction, edit, revoke: the message, by the id the API gave (msg_… for sent, the provider id for received)' })),
   replyTo: t.Optional(t.String({ description: 'quote this message (same ids as target)' })),
@@ -65,9 +100,19 @@ export interface SendPlan {
   text: string | null;
 }
 
-export async function planSend(db: Db, instanceId: number, body: SendBody, opts: { allowPrivateMedia: boolean }): Promise<SendPlan> {
+export async function planSend(
+  db: Db,
+  instanceId: number,
+  body: SendBody,
+  opts: { allowPrivateMedia: boolean; provider: string },
+): Promise<SendPlan> {
   const type = (body.type ?? 'text') as SendMessageType;
   if (!SEND_MESSAGE_TYPES.includes(type)) throw invalid('type', `"${body.type}" is not a message type; one of ${SEND_MESSAGE_TYPES.join(', ')}`);
+  if (UNSUPPORTED_SEND_TYPES[opts.provider]?.includes(type)) throw unsupportedForProvider(opts.provider, `send ${type} messages`);
+  for (const field of ['template', 'interactive'] as const) {
+    if (body[field] !== undefined && type !== field) throw invalid(field, `only a ${field} message takes a ${field}`);
+  }
+  if (body.previewUrl !== undefined && type !== 'text') throw invalid('previewUrl', 'only a text message takes previewUrl');
 
   // What the body alone tells first; then the lookups of the messages it points at.
   if (!TARGET_TYPES.has(type) && body.target !== undefined) throw invalid('target', `only reaction, edit and revoke take a target`);
@@ -101,6 +146,9 @@ export async function planSend(db: Db, instanceId: number, body: SendBody, opts:
     ...(body.location !== undefined && { location: body.location }),
     ...(contact && { contact }),
     ...(body.emoji !== undefined && { emoji: body.emoji }),
+    ...(body.previewUrl !== undefined && { previewUrl: body.previewUrl }),
+    ...(body.template !== undefined && { template: body.template }),
+    ...(body.interactive !== undefined && { interactive: body.interactive }),
   };
   // The protocol's own schema for the type has the last word (required fields, ranges, lengths).
   const schema = SendMessageTypes[type];
@@ -110,7 +158,8 @@ export async function planSend(db: Db, instanceId: number, body: SendBody, opts:
     const field = first.path.replace(/^\//, '').replaceAll('/', '.') || 'body';
     throw invalid(field, `${first.message.replace(/^Expected/, 'expected')} for a ${type} message`);
   }
-  return { args: args as SendPlan['args'], type, to, text: body.text ?? body.caption ?? body.emoji ?? null };
+  const summary = body.text ?? body.caption ?? body.emoji ?? body.template?.name ?? (typeof body.interactive?.body === 'string' ? body.interactive.body : undefined);
+  return { args: args as SendPlan['args'], type, to, text: summary ?? null };
 }
 
 function checkMedia(type: SendMessageType, media: SendBody['media'], allowPrivate: boolean): void {

@@ -157,14 +157,39 @@ describe('POST /api/instances/:id/send, every type', () => {
   test('limits and private media URLs are refused by the planner', async () => {
     const db = t.db.database.db;
     const big = Buffer.alloc(MAX_INLINE_MEDIA_BYTES + 3).toString('base64');
-    const tooBig = planSend(db, a.id, { to: b.phone, type: 'document', media: { data: big, mimetype: 'application/pdf' } }, { allowPrivateMedia: false });
-    expect(tooBig).rejects.toThrow(`at most ${MAX_INLINE_MEDIA_BYTES} (16 MiB); send larger files by url`);
+    const tooBig = planSend(db, a.id, { to: b.phone, type: 'document', media: { data: big, mimetype: 'application/pdf' } }, { allowPrivateMedia: false, provider: 'sandbox' });
+    await expect(tooBig).rejects.toThrow(`at most ${MAX_INLINE_MEDIA_BYTES} (16 MiB); send larger files by url`);
     for (const url of ['https://127.0.0.1/a.png', 'https://[::1]/a.png', 'https://10.0.0.8/a.png', 'https://localhost/a.png']) {
-      const plan = planSend(db, a.id, { to: b.phone, type: 'image', media: { url, mimetype: 'image/png' } }, { allowPrivateMedia: false });
-      expect(plan).rejects.toThrow('private or loopback address');
+      const plan = planSend(db, a.id, { to: b.phone, type: 'image', media: { url, mimetype: 'image/png' } }, { allowPrivateMedia: false, provider: 'sandbox' });
+      await expect(plan).rejects.toThrow('private or loopback address');
     }
-    const ok = await planSend(db, a.id, { to: b.phone, type: 'image', media: { url: 'https://127.0.0.1/a.png', mimetype: 'image/png' } }, { allowPrivateMedia: true });
+    const ok = await planSend(db, a.id, { to: b.phone, type: 'image', media: { url: 'https://127.0.0.1/a.png', mimetype: 'image/png' } }, { allowPrivateMedia: true, provider: 'sandbox' });
     expect(ok.args).toMatchObject({ type: 'image', to: b.phone });
+  });
+
+  test('a type the engine cannot send is 422 unsupported_for_provider naming it; template and interactive fields are checked', async () => {
+    const db = t.db.database.db;
+    const template = { name: 'order_update', language: 'en_US' };
+    for (const provider of ['whatsmeow', 'baileys']) {
+      const plan = planSend(db, a.id, { to: b.phone, type: 'template', template }, { allowPrivateMedia: false, provider });
+      await expect(plan).rejects.toMatchObject({ status: 422, code: 'unsupported_for_provider', message: `provider ${provider} cannot send template messages` });
+    }
+    const revoke = planSend(db, a.id, { type: 'revoke', target: 'msg_x' }, { allowPrivateMedia: false, provider: 'waba' });
+    await expect(revoke).rejects.toMatchObject({ status: 422, code: 'unsupported_for_provider', message: 'provider waba cannot send revoke messages' });
+    const planned = await planSend(db, a.id, { to: b.phone, type: 'template', template }, { allowPrivateMedia: false, provider: 'waba' });
+    expect(planned).toMatchObject({ type: 'template', text: 'order_update', args: { template } });
+    const refused: [Record<string, unknown>, string][] = [
+      [{ to: b.phone, type: 'template', template: { name: 'Bad Name', language: 'en_US' } }, "'template.name'"],
+      [{ to: b.phone, type: 'template', template: { name: 'ok', language: 'english' } }, "'template.language'"],
+      [{ to: b.phone, type: 'interactive', interactive: { kind: 'buttons', body: 'x', buttons: [] } }, "'interactive"],
+      [{ to: b.phone, type: 'interactive', interactive: { kind: 'list', body: 'x', sections: [{ rows: [{ id: '1', title: 't' }] }] } }, "'interactive"],
+      [{ to: b.phone, text: 'x', template }, "'template': only a template message"],
+      [{ to: b.phone, type: 'location', location: { latitude: 1, longitude: 2 }, previewUrl: true }, "'previewUrl'"],
+    ];
+    for (const [body, field] of refused) {
+      const plan = planSend(db, a.id, body as never, { allowPrivateMedia: false, provider: 'waba' });
+      await expect(plan).rejects.toThrow(field);
+    }
   });
 });
 

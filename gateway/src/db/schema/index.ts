@@ -8,3 +8,4 @@ export * from './events';
 export * from './webhooks';
 export * from './media';
 export * from './gateway-processes';
+export * from './waba';

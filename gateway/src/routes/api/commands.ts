@@ -8,6 +8,26 @@ import { ApiError } from '../../http/errors';
 import type { InstanceRuntime } from '../../instances/runtime';
 import type { CommandName } from '../../../../workers/protocol/frames';
 
+/**
+ * HTTP statuses of the engines' refusals (workers/src/providers/waba/errors.ts
+ * maps Meta's codes onto these). Anything else a worker reports is a 502.
+ */
+export const PROVIDER_ERROR_STATUS: Record<string, number> = {
+  unsupported_command: 422,
+  template_required: 422,
+  template_error: 422,
+  undeliverable: 422,
+  ecosystem_limited: 422,
+  provider_rejected: 422,
+  media_failed: 422,
+  spam_rate_limited: 429,
+  rate_limited: 429,
+  account_restricted: 403,
+  provider_auth_failed: 503,
+  provider_error: 502,
+  provider_unreachable: 504,
+};
+
 /** How long an API call waits for its command's result before answering from the queue. */
 export const COMMAND_TIMEOUT_MS = 10_000;
 
@@ -15,14 +35,13 @@ export function commandRunner(runtime: InstanceRuntime) {
   const notConnected = () => new ApiError(503, 'not_connected', 'Client not connected');
   const workerUnavailable = (id: number) => new ApiError(503, 'worker_unavailable', `the worker of instance ${id} is not connected; retry shortly`);
 
-  /** A worker's refusal as an HTTP error. */
+  /** A worker's refusal as an HTTP error; the engine's own code (Meta's) and a retry hint are kept. */
   function commandError(outcome: CommandOutcome): ApiError {
-    const { code, message } = outcome.error ?? { code: 'worker_error', message: 'the worker could not run the command' };
+    const { code, message, providerCode, retryAfter } = outcome.error ?? { code: 'worker_error', message: 'the worker could not run the command' };
     if (code === 'not_connected') return notConnected();
     if (code === 'invalid_args') return new ApiError(400, 'validation_failed', message);
     if (code === 'already_connected' || code === 'not_ready') return new ApiError(409, code, message);
-    if (code === 'unsupported_command') return new ApiError(422, code, message);
-    return new ApiError(502, code, message);
+    return new ApiError(PROVIDER_ERROR_STATUS[code] ?? 502, code, message, { providerCode, retryAfter });
   }
 
   /** Runs an interactive command that needs the worker now; 503 when it is away. */

@@ -81,7 +81,7 @@ describe('POST /api/instances', () => {
   test('a provider without a worker yet is 400 naming it', async () => {
     const res = await t.call('POST', '/api/instances', { key: alice.apiKey, body: { provider: 'wawebjs', phone: '4915100000002' } });
     expect(res.status).toBe(400);
-    expect(res.body).toEqual({ error: 'provider "wawebjs" is not implemented yet; implemented: sandbox, whatsmeow, baileys', code: 'provider_not_implemented' });
+    expect(res.body).toEqual({ error: 'provider "wawebjs" is not implemented yet; implemented: sandbox, whatsmeow, baileys, waba', code: 'provider_not_implemented' });
   });
 
   test('the same phone twice for one user is 409; another user may use it', async () => {

@@ -5,7 +5,8 @@ import type { AppDeps } from '../../http/context';
 import { tenant, tenantSecurity } from '../../http/auth';
 import { ApiError, conflict, errorResponses, noContent, notFound, sqlState, UNIQUE_VIOLATION } from '../../http/errors';
 import { Id, IdParams } from '../../http/params';
-import { instances, messages, nodes, webhooks, type Instance } from '../../db/schema';
+import { instances, messages, nodes, wabaAccounts, webhooks, type Instance } from '../../db/schema';
+import { sealAccount, wabaViews } from '../../waba/account';
 import { checkWebhookInput, newSigningSecret } from '../../webhooks/subscriptions';
 import {
   checkCreateInstance,
@@ -18,7 +19,7 @@ import {
   toInstanceView,
 } from '../../instances/input';
 import { newMessageId, toMessageView } from '../../messages/messages';
-import { planSend, SendBody } from '../../messages/send-input';
+import { planSend, SendBody, unsupportedForProvider } from '../../messages/send-input';
 import type { SendArgs } from '../../../../workers/protocol/frames';
 import { limitsOf, placeAndAssign } from '../../scheduler/loads';
 import { processWorkerMissing } from '../../instances/setup';
@@ -35,7 +36,8 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
 
   async function view(userId: number, id: number) {
     const { instance, nodeName } = await ownedInstance(db, userId, id);
-    return toInstanceView(instance, nodeName);
+    const waba = instance.provider === 'waba' ? (await wabaViews(db, [id])).get(id) : undefined;
+    return toInstanceView(instance, nodeName, waba);
   }
 
   const { runNow, commandError, notConnected } = commandRunner(runtime);
@@ -56,7 +58,7 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
       '',
       async ({ request, body }) => {
         const user = tenant(request);
-        const input = checkCreateInstance(body);
+        const { instance: input, waba } = checkCreateInstance(body);
         if (input.webhookUrl) await checkWebhookInput('webhook', { url: input.webhookUrl }, allowPrivateWebhooks);
         const placement = await placeAndAssign(db, { ...limitsOf(input), node: body.node }, overcommit, (tx, node) => {
           // Checked before anything is written: a worker that cannot start here leaves no instance behind.
@@ -69,6 +71,21 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
             .catch((err) => {
               if (sqlState(err) === UNIQUE_VIOLATION) throw conflict('phone_taken', `you already have an instance for phone ${input.phoneNumber}`);
               throw err;
+            })
+            .then(async (rows) => {
+              // The Cloud API account is written with its instance, or neither is.
+              if (waba) {
+                await tx
+                  .insert(wabaAccounts)
+                  .values(sealAccount(secrets, waba, { instanceId: rows[0]!.id, userId: user.id }))
+                  .catch((err) => {
+                    if (sqlState(err) === UNIQUE_VIOLATION) {
+                      throw conflict('phone_number_id_taken', `you already have an instance for Cloud API phone number id ${waba.phoneNumberId}`);
+                    }
+                    throw err;
+                  });
+              }
+              return rows;
             });
         });
         if (!placement.ok) {
@@ -97,7 +114,7 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
         detail: { summary: 'Create an instance (a WhatsApp number); answers once its worker runs' },
         response: {
           200: t.Composite([InstanceView, t.Object({ webhookSecret: t.Optional(t.String({ description: 'whsec_… signing secret of the `webhook` subscription, shown once' })) })]),
-          ...errorResponses(400, 401, 409, 503),
+          ...errorResponses(400, 401, 409, 422, 503),
         },
       },
     )
@@ -111,7 +128,11 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
           .leftJoin(nodes, eq(nodes.id, instances.nodeId))
           .where(eq(instances.userId, user.id))
           .orderBy(asc(instances.id));
-        return rows.map((r) => toInstanceView(r.instance, r.nodeName));
+        const accounts = await wabaViews(
+          db,
+          rows.filter((r) => r.instance.provider === 'waba').map((r) => r.instance.id),
+        );
+        return rows.map((r) => toInstanceView(r.instance, r.nodeName, accounts.get(r.instance.id)));
       },
       { detail: { summary: "List the caller's instances" }, response: { 200: t.Array(InstanceView), ...errorResponses(401) } },
     )
@@ -199,6 +220,7 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
       '/:id/qr',
       async ({ request, params, query, set }) => {
         const { instance } = await ownedInstance(db, tenant(request).id, params.id);
+        if (instance.provider === 'waba') throw unsupportedForProvider('waba', 'show a QR code: Cloud API numbers are registered in WhatsApp Manager, not linked');
         if (instance.state === 'connected') throw conflict('already_connected', `instance ${params.id} is already paired`);
         if (!instance.qrCode || !instance.qrExpiresAt || instance.qrExpiresAt.getTime() <= Date.now()) {
           set.headers['retry-after'] = '1';
@@ -215,14 +237,14 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
           summary: 'The pending QR code: image/png, or {qr, expiresAt} with ?format=json',
           description: '409 `already_connected` once paired; 503 with Retry-After while the worker is still starting.',
         },
-        response: { ...errorResponses(400, 401, 404, 409, 503) },
+        response: { ...errorResponses(400, 401, 404, 409, 422, 503) },
       },
     )
     .post(
       '/:id/send',
       async ({ request, params, body, headers, set }) => {
         const { instance } = await ownedInstance(db, tenant(request).id, params.id);
-        const plan = await planSend(db, instance.id, body, { allowPrivateMedia: allowPrivateWebhooks });
+        const plan = await planSend(db, instance.id, body, { allowPrivateMedia: allowPrivateWebhooks, provider: instance.provider });
         const key = headers['idempotency-key'];
         if (key !== undefined && (key.length === 0 || key.length > 255)) {
           throw new ApiError(400, 'validation_failed', "invalid header 'Idempotency-Key': must be 1 to 255 characters");
@@ -238,6 +260,10 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
         const repeated = await earlier();
         if (repeated) return repeated;
         if (!instance.paired) throw notConnected();
+        // A failed session (banned, replaced, a refused token) does not come back by waiting: queueing would hide it.
+        if (instance.state === 'failed') {
+          throw new ApiError(503, 'session_failed', `instance ${instance.id} cannot send: its session failed (${instance.stateReason ?? 'no reason given'}); fix the cause, then restart it`);
+        }
 
         const messageId = newMessageId();
         const command = await runtime.queue
@@ -262,14 +288,19 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
         body: SendBody,
         headers: t.Object({ 'idempotency-key': t.Optional(t.String({ description: 'same key, same message: sent once' })) }),
         detail: {
-          summary: 'Send a message: text, image, video, audio (ptt: voice note), document, sticker, location, contact, reaction, edit or revoke',
+          summary:
+            'Send a message: text, image, video, audio (ptt: voice note), document, sticker, location, contact, reaction, edit, revoke; template and interactive (waba)',
           description:
-            '200 `{id, status}` once the worker sent it; 202 `{id, status: "queued"}` while the worker restarts or reconnects (delivered when it is back); 503 `not_connected` when the number is not paired.',
+            '200 `{id, status}` once the worker sent it; 202 `{id, status: "queued"}` while the worker restarts or reconnects (delivered when it is back); 503 `not_connected` when the number is not paired, `session_failed` when its session failed (banned, replaced, token refused). ' +
+            '422 `unsupported_for_provider` for a type the engine cannot send (waba: edit, revoke; whatsmeow and baileys: template, interactive). ' +
+            "waba refusals keep Meta's code in `providerCode`: 422 `template_required` (131047, outside the 24-hour window), `template_error` (132xxx), `undeliverable` (131026), " +
+            '`ecosystem_limited` (131049), `provider_rejected` (100 and other invalid requests), `media_failed`; 429 `rate_limited` / `spam_rate_limited` (with Retry-After); ' +
+            '403 `account_restricted`; 503 `provider_auth_failed` (190: token expired or revoked); 502 `provider_error`; 504 `provider_unreachable`.',
         },
         response: {
           200: t.Object({ id: t.String(), status: t.String() }),
           202: t.Object({ id: t.String(), status: t.String() }),
-          ...errorResponses(400, 401, 404, 503),
+          ...errorResponses(400, 401, 403, 404, 409, 422, 429, 502, 503, 504),
         },
       },
     )

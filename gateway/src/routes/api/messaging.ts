@@ -7,6 +7,7 @@ import { Id, IdParams } from '../../http/params';
 import { media } from '../../db/schema';
 import { normalizePhone, ownedInstance } from '../../instances/input';
 import { commandRunner } from './commands';
+import { unsupportedForProvider } from '../../messages/send-input';
 
 /** Read receipts, linking by phone number, and received media. */
 export function messagingRoutes({ database, runtime }: AppDeps) {
@@ -40,6 +41,7 @@ export function messagingRoutes({ database, runtime }: AppDeps) {
       '/:id/pair-code',
       async ({ request, params, body }) => {
         const { instance } = await ownedInstance(db, tenant(request).id, params.id);
+        if (instance.provider === 'waba') throw unsupportedForProvider('waba', 'link by code: Cloud API numbers are registered in WhatsApp Manager, not linked');
         const phone = normalizePhone('phone', body.phone ?? instance.phoneNumber);
         const data = await runNow(params.id, 'pair-code', { phone });
         return { code: String(data.code) };
@@ -53,7 +55,7 @@ export function messagingRoutes({ database, runtime }: AppDeps) {
             'WhatsApp → Linked devices → Link with phone number, then type the 8-character code. 409 once connected; 503 while the worker or WhatsApp is not reachable. ' +
             'In the sandbox, POST …/sandbox/scan enters the code.',
         },
-        response: { 200: t.Object({ code: t.String() }), ...errorResponses(400, 401, 404, 409, 503) },
+        response: { 200: t.Object({ code: t.String() }), ...errorResponses(400, 401, 404, 409, 422, 503) },
       },
     )
     .get(
