@@ -13,7 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../gateway/src/lib/net';
 import { startFakeGraph, type FakeApp, type FakeGraph } from '../../simulator/src/graph/server';
-import { gatewayApi, startGatewayProcess, waitConnected, type GatewayProcess } from '../support/gateway-process';
+import { LABELS } from '../../gateway/src/engines/docker-spec';
+import { buildImages, dockerAvailable, removeLabelled } from '../support/docker';
+import { gatewayApi, startGatewayProcess, waitConnected, workerPids, type GatewayProcess } from '../support/gateway-process';
 import { until } from '../support/poll';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { webhookReceiver, type Receiver } from '../support/receiver';
@@ -35,6 +37,8 @@ let g: GatewayProcess;
 let key: string;
 let receiver: Receiver;
 let seq = 0;
+let docker = false;
+const GATEWAY_ID = `e2e-waba-${process.pid}`;
 
 /** A Cloud API number registered at the fake, with its own token. */
 function newNumber() {
@@ -79,8 +83,18 @@ beforeAll(async () => {
   const dir = await mkdtemp(join(tmpdir(), 'wgs-e2e-waba-'));
   await chmod(dir, 0o755);
   cleanup.push(() => rm(dir, { recursive: true, force: true }));
+  docker = await dockerAvailable();
+  if (docker) cleanup.push(() => removeLabelled(`${LABELS.gateway}=${GATEWAY_ID}`));
   g = await startGatewayProcess(
-    { DATABASE_URL: db.url, ADMIN_API_SECRET: 's', DATA_DIR: dir, WABA_GRAPH_BASE_URL: graph.url, WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true' },
+    {
+      DATABASE_URL: db.url,
+      ADMIN_API_SECRET: 's',
+      DATA_DIR: dir,
+      GATEWAY_ID,
+      WABA_GRAPH_BASE_URL: graph.url,
+      WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
+      ...(docker && { WORKER_IMAGE: buildImages().typescript }),
+    },
     cleanup,
   );
   key = (await gatewayApi(g, 'POST', '/admin/users', undefined, { email: 'waba@example.com' })).body.apiKey;
@@ -407,6 +421,39 @@ describe("Meta's inbound webhooks", () => {
 });
 
 describe('lifecycle', () => {
+  test('kill -9 of the worker, and moves to another process node and (with Docker) a container and back: connected, sending, no new setup', async () => {
+    const n = await createWaba();
+    await waitConnected(g, n.id, key);
+    const sendOk = async (text: string) => {
+      const r = await api('POST', `/api/instances/${n.id}/send`, { to: CUSTOMER, text });
+      expect({ text, status: r.status }).toEqual({ text, status: 200 });
+      expect(graph.sent(n.phoneNumberId).at(-1)!.payload.text.body).toBe(text);
+    };
+    const [pid] = await workerPids(n.id, 'workers/src/main.ts', g.proc.pid);
+    expect(pid).toBeGreaterThan(0);
+    process.kill(pid!, 'SIGKILL');
+    await until('a new worker', async () => {
+      const pids = await workerPids(n.id, 'workers/src/main.ts', g.proc.pid);
+      return pids.length === 1 && pids[0] !== pid;
+    });
+    await waitConnected(g, n.id, key);
+    await sendOk('after kill -9');
+    expect((await gatewayApi(g, 'POST', '/admin/nodes', undefined, { name: 'p2', engine: 'process' })).status).toBe(200);
+    const toP2 = await api('POST', `/api/instances/${n.id}/migrate`, { target_node: 'p2' });
+    expect(toP2).toMatchObject({ status: 200, body: { from: 'local', to: 'p2' } });
+    await waitConnected(g, n.id, key);
+    await sendOk('on p2');
+    if (!docker) return;
+    expect((await gatewayApi(g, 'POST', '/admin/nodes', undefined, { name: 'dock', engine: 'docker', endpoint: 'unix:///var/run/docker.sock' })).status).toBe(200);
+    expect(await api('POST', `/api/instances/${n.id}/migrate`, { target_node: 'dock' })).toMatchObject({ status: 200, body: { to: 'dock' } });
+    await waitConnected(g, n.id, key);
+    expect(await workerPids(n.id, 'workers/src/main.ts', g.proc.pid)).toEqual([]);
+    await sendOk('in a container');
+    expect(await api('POST', `/api/instances/${n.id}/migrate`, { target_node: 'local' })).toMatchObject({ status: 200, body: { to: 'local' } });
+    await waitConnected(g, n.id, key);
+    await sendOk('back on local');
+  }, 120_000);
+
   test('an expired token: failed with Meta\'s message; a new token through PATCH: connected again', async () => {
     const n = await createWaba();
     await waitConnected(g, n.id, key);
