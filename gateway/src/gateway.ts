@@ -10,6 +10,7 @@ import { createApp } from './http/app';
 import { createLogger, type Logger } from './logging/logger';
 import { createRuntime } from './instances/setup';
 import { acquireOwner, type GatewayOwner } from './claims/owner';
+import { GatewayMetrics } from './metrics/metrics';
 
 /** How often every node is checked (ready/unreachable, totals). */
 const NODE_CHECK_INTERVAL_MS = 15_000;
@@ -59,6 +60,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
     // Held while this process lives: what it claims is claimable at once when it dies.
     owner = await acquireOwner(url, logger);
 
+    const metrics = new GatewayMetrics();
     const secretKey = await resolveWebhookKey(config.dataDir, config.webhooks.secretKey);
     const secrets = new SecretBox(secretKey.value);
     const { runtime, engine, migrator } = createRuntime(database, logger, {
@@ -70,6 +72,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
       gatewayId: config.docker.gatewayId,
       gatewayUrl: config.workerGatewayUrl,
       overcommit: config.overcommit,
+      metrics,
       workerEnv: {
         LOG_LEVEL: config.logLevel,
         SANDBOX_QR_INTERVAL_MS: String(config.sandbox.qrIntervalMs),
@@ -86,6 +89,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
     const dispatcher = new WebhookDispatcher(database.db, database.sql, secrets, logger.child({ component: 'webhooks' }), {
       ...config.webhooks,
       ownerId: owner.id,
+      metrics,
     });
     const app = createApp({
       database,
@@ -96,6 +100,8 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
       secrets,
       allowPrivateWebhooks: config.webhooks.allowPrivateNetworks,
       overcommit: config.overcommit,
+      metrics,
+      ...(config.metrics.token && { metricsToken: config.metrics.token }),
     });
     await runtime.prepareBoot();
     await checkNodes(database.db, runtime.engines).catch((err) => logger.error({ err }, 'node health check failed'));

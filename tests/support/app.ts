@@ -12,6 +12,7 @@ import { SecretBox } from '../../gateway/src/lib/secret-box';
 import { WebhookDispatcher } from '../../gateway/src/webhooks/dispatcher';
 import { acquireOwner } from '../../gateway/src/claims/owner';
 import { randomBytes } from 'node:crypto';
+import { GatewayMetrics } from '../../gateway/src/metrics/metrics';
 
 export const ADMIN_SECRET = 'test-admin-secret';
 
@@ -39,6 +40,8 @@ export interface TestApp {
   engine: Engine;
   dispatcher: WebhookDispatcher;
   secrets: SecretBox;
+  /** The app's metrics (what GET /metrics shows). */
+  metrics: GatewayMetrics;
   /** http://127.0.0.1:<port> when listening. */
   url?: string;
   call(method: string, path: string, opts?: Call): Promise<CallResult>;
@@ -62,12 +65,15 @@ export async function createTestApp(
     gatewayId?: string;
     /** How long a migration waits for the new worker. */
     moveTimeoutMs?: number;
+    /** METRICS_TOKEN for /metrics. */
+    metricsToken?: string;
   } = {},
 ): Promise<TestApp> {
   const db = await createTestDatabase();
   const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
   const secrets = new SecretBox(randomBytes(32).toString('base64'));
   const owner = await acquireOwner(db.url, logger);
+  const metrics = new GatewayMetrics({ defaults: false });
   const { runtime, engine, migrator } = createRuntime<Engine>(db.database, logger, {
     ownerId: owner.id,
     databaseUrl: db.url,
@@ -83,14 +89,16 @@ export async function createTestApp(
       ...opts.workerEnv,
     },
     backoffMs: { initial: 200, max: 1000 },
+    metrics,
   });
-  const app = createApp({ database: db.database, logger, adminSecret: ADMIN_SECRET, runtime, migrator, secrets, allowPrivateWebhooks: opts.allowPrivateWebhooks ?? true, overcommit: 1 });
+  const app = createApp({ database: db.database, logger, adminSecret: ADMIN_SECRET, runtime, migrator, secrets, allowPrivateWebhooks: opts.allowPrivateWebhooks ?? true, overcommit: 1, metrics, ...(opts.metricsToken && { metricsToken: opts.metricsToken }) });
   const dispatcher = new WebhookDispatcher(db.database.db, db.database.sql, secrets, logger, {
     retryScheduleS: opts.retryScheduleS ?? [0, 1, 1, 2],
     allowPrivateNetworks: opts.allowPrivateWebhooks ?? true,
     timeoutMs: 2000,
     pollMs: 100,
     ownerId: owner.id,
+    metrics,
   });
   if (opts.webhooks) await dispatcher.start();
   let url: string | undefined;
@@ -137,6 +145,7 @@ export async function createTestApp(
     },
     dispatcher,
     secrets,
+    metrics,
     async close() {
       await dispatcher.stop();
       migrator.stop();

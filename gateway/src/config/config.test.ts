@@ -17,6 +17,7 @@ describe('loadConfig', () => {
       workerGatewayUrl: 'ws://127.0.0.1:3000',
       sandbox: { qrIntervalMs: 20_000, receiptDelaysMs: '100,500,1000' },
       waba: {},
+      metrics: { perInstance: false },
       webhooks: { secretKey: undefined, retryScheduleS: [0, 5, 300, 1800, 7200, 18000, 36000, 36000], allowPrivateNetworks: false, timeoutMs: 15_000 },
       docker: { images: { typescript: 'wgs-worker-ts:local', whatsmeow: 'wgs-worker-whatsmeow:local', node: 'wgs-worker-node:local' }, gatewayId: 'wgs' },
       overcommit: 1,
@@ -41,6 +42,8 @@ describe('loadConfig', () => {
       WHATSMEOW_ROOT_PUBLIC_KEY: 'AB'.repeat(32),
       WABA_GRAPH_BASE_URL: 'http://127.0.0.1:3200/',
       WABA_GRAPH_VERSION: 'v23.0',
+      METRICS_TOKEN: 'a-metrics-token-of-32-characters',
+      METRICS_PER_INSTANCE: 'true',
     });
     expect(c).toEqual({
       port: 3111,
@@ -55,6 +58,7 @@ describe('loadConfig', () => {
       whatsmeowWsUrl: 'ws://127.0.0.1:3100/ws/chat',
       whatsmeowRootPublicKey: 'ab'.repeat(32),
       waba: { graphBaseUrl: 'http://127.0.0.1:3200', graphVersion: 'v23.0' },
+      metrics: { token: 'a-metrics-token-of-32-characters', perInstance: true },
       webhooks: { secretKey: undefined, retryScheduleS: [0, 1, 1, 2], allowPrivateNetworks: true, timeoutMs: 2000 },
       docker: { images: { typescript: 'wgs-worker-ts:local', whatsmeow: 'wgs-worker-whatsmeow:local', node: 'wgs-worker-node:local' }, gatewayId: 'wgs' },
       overcommit: 1,
@@ -99,6 +103,8 @@ describe('loadConfig', () => {
       [{ WABA_GRAPH_BASE_URL: 'https://graph.facebook.com/v23.0' }, 'WABA_GRAPH_BASE_URL'],
       [{ WABA_GRAPH_BASE_URL: 'https://user:pw@graph.facebook.com' }, 'WABA_GRAPH_BASE_URL'],
       [{ WABA_GRAPH_VERSION: '23.0' }, 'WABA_GRAPH_VERSION'],
+      [{ METRICS_TOKEN: 'short' }, 'METRICS_TOKEN'],
+      [{ METRICS_PER_INSTANCE: 'yes' }, 'METRICS_PER_INSTANCE'],
     ];
     for (const [env, variable] of cases) {
       let err: unknown;
@@ -113,8 +119,9 @@ describe('loadConfig', () => {
     }
   });
   test('redaction hides the admin secret and the database password', () => {
-    const c = loadConfig({ ADMIN_API_SECRET: 'topsecret', DATABASE_URL: 'postgres://wgs:hunter2@db/wgs' });
+    const c = loadConfig({ ADMIN_API_SECRET: 'topsecret', DATABASE_URL: 'postgres://wgs:hunter2@db/wgs', METRICS_TOKEN: 'metrics-token-secret-123' });
     const text = JSON.stringify(redactConfig(c));
+    expect(text).not.toContain('metrics-token-secret-123');
     expect(text).not.toContain('topsecret');
     expect(text).not.toContain('hunter2');
     expect(text).toContain('db/wgs');

@@ -55,6 +55,13 @@ const EnvSchema = Type.Object({
     }),
   ),
   WABA_GRAPH_VERSION: Type.Optional(Type.String({ pattern: '^v[0-9]{1,3}\\.[0-9]$', description: "Graph API version waba workers call, e.g. v23.0; default the workers' own (README)" })),
+  METRICS_TOKEN: Type.Optional(
+    Type.String({ minLength: 16, description: 'when set, GET /metrics needs Authorization: Bearer <METRICS_TOKEN>; unset: /metrics is open (bind HOST to a private address)' }),
+  ),
+  METRICS_PER_INSTANCE: Type.Union([Type.Literal('true'), Type.Literal('false')], {
+    default: 'false',
+    description: 'true adds per-instance worker memory and CPU series (one series per number: mind the cardinality)',
+  }),
   WORKER_CA_FILE: Type.Optional(
     Type.String({
       minLength: 1,
@@ -101,6 +108,7 @@ export interface Config {
   whatsmeowRootPublicKey?: string;
   baileysWsUrl?: string;
   waba: { graphBaseUrl?: string; graphVersion?: string };
+  metrics: { token?: string; perInstance: boolean };
   /** WORKER_CA_FILE, resolved: a readable PEM bundle. */
   workerCaFile?: string;
   webhooks: { secretKey: string | undefined; retryScheduleS: number[]; allowPrivateNetworks: boolean; timeoutMs: number };
@@ -114,7 +122,7 @@ const NUMERIC = ['PORT', 'EMBEDDED_POSTGRES_PORT', 'SANDBOX_QR_INTERVAL_MS', 'WE
 
 /** Parses the environment once; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  const e = parseEnv(EnvSchema, env, { numeric: NUMERIC, secret: ['ADMIN_API_SECRET', 'DATABASE_URL', 'WEBHOOK_SECRET_KEY'] });
+  const e = parseEnv(EnvSchema, env, { numeric: NUMERIC, secret: ['ADMIN_API_SECRET', 'DATABASE_URL', 'WEBHOOK_SECRET_KEY', 'METRICS_TOKEN'] });
   parseReceiptDelays(e.SANDBOX_RECEIPT_DELAYS_MS); // the workers' own check, at the gateway's start
   return {
     port: e.PORT,
@@ -130,6 +138,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ...(e.BAILEYS_WS_URL && { baileysWsUrl: e.BAILEYS_WS_URL }),
     ...(e.WHATSMEOW_ROOT_PUBLIC_KEY && { whatsmeowRootPublicKey: e.WHATSMEOW_ROOT_PUBLIC_KEY.toLowerCase() }),
     ...(e.WORKER_CA_FILE && { workerCaFile: caBundle(e.WORKER_CA_FILE) }),
+    metrics: { ...(e.METRICS_TOKEN && { token: e.METRICS_TOKEN }), perInstance: e.METRICS_PER_INSTANCE === 'true' },
     waba: {
       ...(e.WABA_GRAPH_BASE_URL && { graphBaseUrl: e.WABA_GRAPH_BASE_URL.replace(/\/$/, '') }),
       ...(e.WABA_GRAPH_VERSION && { graphVersion: e.WABA_GRAPH_VERSION }),
@@ -171,6 +180,7 @@ export function redactConfig(config: Config): Record<string, unknown> {
     ...config,
     adminApiSecret: config.adminApiSecret ? '<redacted>' : undefined,
     webhooks: { ...config.webhooks, secretKey: config.webhooks.secretKey ? '<redacted>' : undefined },
+    metrics: { ...config.metrics, token: config.metrics.token ? '<redacted>' : undefined },
     databaseUrl: config.databaseUrl ? redactUrl(config.databaseUrl) : undefined,
   };
 }

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { GatewayMetrics } from '../metrics/metrics';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { createApp } from './app';
 import { connect } from '../db/client';
@@ -65,7 +66,7 @@ describe('health', () => {
     const logger = createLogger('silent');
     const secrets = new SecretBox(randomBytes(32).toString('base64'));
     const { runtime, migrator } = createRuntime(dead, logger, { ownerId: 1, gatewayUrl: 'ws://127.0.0.1:1', databaseUrl: 'postgres://wgs:x@127.0.0.1:1/wgs', secrets });
-    const app = createApp({ database: dead, logger, adminSecret: 's', runtime, migrator, secrets, allowPrivateWebhooks: false, overcommit: 1 });
+    const app = createApp({ database: dead, logger, adminSecret: 's', runtime, migrator, secrets, allowPrivateWebhooks: false, overcommit: 1, metrics: new GatewayMetrics({ defaults: false }) });
     const ready = await app.handle(new Request('http://wgs.test/readyz'));
     expect(ready.status).toBe(503);
     expect(await ready.json()).toEqual({ error: 'database is not reachable', code: 'database_unavailable' });

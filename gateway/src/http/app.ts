@@ -13,6 +13,7 @@ import { messagingRoutes } from '../routes/api/messaging';
 import { webhookRoutes } from '../routes/api/webhooks';
 import { workerSocketRoute } from '../routes/internal/workers';
 import { wabaRoutes } from '../routes/waba';
+import { metricsRoutes } from '../routes/metrics';
 
 export const API_VERSION = '0.1.0';
 
@@ -76,14 +77,19 @@ export function createApp(deps: AppDeps) {
             return errorResponse(set, 500, 'internal_error', 'internal error', requestId);
         }
       })
-      .onAfterResponse(({ request, set, path }) => {
+      .onAfterResponse(({ request, set, path, route }) => {
         const meta = metaOf.get(request);
+        const status = Number(set.status) || 200;
+        // The route template (`/api/instances/:id`), never the path: ids would make the label set unbounded.
+        const template = route || 'unmatched';
+        deps.metrics.httpRequests.inc({ method: request.method, route: template, status_class: `${Math.floor(status / 100)}xx` });
+        if (meta) deps.metrics.httpDuration.observe({ method: request.method, route: template }, (performance.now() - meta.start) / 1000);
         log.info(
           {
             requestId: meta?.id,
             method: request.method,
             path,
-            status: Number(set.status) || 200,
+            status,
             ms: meta ? Math.round((performance.now() - meta.start) * 10) / 10 : undefined,
           },
           'request',
@@ -92,6 +98,7 @@ export function createApp(deps: AppDeps) {
       .use(apiDocs(API_VERSION))
       .use(authentication(deps))
       .use(healthRoutes(deps))
+      .use(metricsRoutes(deps))
       .use(adminUserRoutes(deps))
       .use(adminNodeRoutes(deps))
       .use(meRoutes(deps))

@@ -3,6 +3,7 @@ import type { Logger } from '../logging/logger';
 import type { InstanceRuntime } from '../instances/runtime';
 import type { Migrator } from '../instances/migration';
 import type { SecretBox } from '../lib/secret-box';
+import type { GatewayMetrics } from '../metrics/metrics';
 
 /** What route modules need; built once in main.ts (or by a test). */
 export interface AppDeps {
@@ -18,4 +19,8 @@ export interface AppDeps {
   allowPrivateWebhooks: boolean;
   /** SCHEDULER_OVERCOMMIT: how far the sum of instance limits may exceed a node's capacity. */
   overcommit: number;
+  /** This gateway's metrics (GET /metrics). */
+  metrics: GatewayMetrics;
+  /** METRICS_TOKEN: Bearer token /metrics asks for; unset: open. */
+  metricsToken?: string;
 }

@@ -8,6 +8,7 @@
  * puts the instance back on its old node.
  */
 import { and, asc, count, eq, isNotNull, or, sql } from 'drizzle-orm';
+import type { GatewayMetrics } from '../metrics/metrics';
 import { ownerDead } from '../claims/owner';
 import type { Db } from '../db/client';
 import { events, instances, nodes, type Instance } from '../db/schema';
@@ -50,7 +51,7 @@ export class Migrator {
     private readonly runtime: InstanceRuntime,
     private readonly logger: Logger,
     /** ownerId: this gateway process (claims/owner.ts), recorded on the moves and drains it runs. */
-    private readonly opts: { overcommit: number; moveTimeoutMs?: number; ownerId: number },
+    private readonly opts: { overcommit: number; moveTimeoutMs?: number; ownerId: number; metrics?: GatewayMetrics },
   ) {}
 
   /**

@@ -1,4 +1,5 @@
 import { and, eq, inArray, ne, sql } from 'drizzle-orm';
+import type { GatewayMetrics } from '../metrics/metrics';
 import type { Db } from '../db/client';
 import type { Sql } from 'postgres';
 import { instances, nodes, type Command, type Instance } from '../db/schema';
@@ -32,6 +33,8 @@ export interface RuntimeOptions {
   ownerId: number;
   /** WORKER_CA_FILE: the CA bundle workers trust instead of the system's. */
   caFile?: string;
+  /** Where restarts, crash loops, sends and receipts are counted. */
+  metrics?: GatewayMetrics;
 }
 
 /** Node engines this gateway runs workers on. */

@@ -11,6 +11,7 @@ import { WorkerHub } from '../workers/hub';
 import { InstanceRuntime, type RuntimeOptions } from './runtime';
 import { Migrator } from './migration';
 import { wabaWorkerEnv } from '../waba/account';
+import { GatewayMetrics } from '../metrics/metrics';
 
 /** The TypeScript worker program, run with the same Bun as the gateway; the gateway image (a bundle) says where its copy is. */
 const REPO = join(import.meta.dir, '..', '..', '..');
@@ -65,6 +66,7 @@ export function createRuntime<E extends Engine = ProcessEngine>(
   logger: Logger,
   opts: Omit<RuntimeOptions, 'state'> & { databaseUrl: string; secrets: SecretBox; engine?: E; images?: WorkerImages; gatewayId?: string; moveTimeoutMs?: number },
 ) {
+  const metrics = opts.metrics ?? new GatewayMetrics({ defaults: false });
   const engine = (opts.engine ?? new ProcessEngine({ command: (spec) => workerCommand(spec.provider), logger })) as E;
   const engines = new EngineRegistry(database.db, engine, {
     images: opts.images ?? { typescript: 'wgs-worker-ts:local', whatsmeow: 'wgs-worker-whatsmeow:local', node: 'wgs-worker-node:local' },
@@ -72,16 +74,18 @@ export function createRuntime<E extends Engine = ProcessEngine>(
     gatewayId: opts.gatewayId ?? 'wgs',
     logger: logger.child({ component: 'engines' }),
   });
-  const hub = new WorkerHub(database.db, logger.child({ component: 'worker-hub' }));
+  const hub = new WorkerHub(database.db, logger.child({ component: 'worker-hub' }), metrics);
   const runtime = new InstanceRuntime(database.db, engines, hub, logger.child({ component: 'runtime' }), {
     instanceEnv: (instance) => (instance.provider === 'waba' ? wabaWorkerEnv(database.db, opts.secrets, instance.id) : Promise.resolve({})),
     ...opts,
+    metrics,
     state: { sql: database.sql, databaseUrl: opts.databaseUrl },
   });
   const migrator = new Migrator(database.db, runtime, logger.child({ component: 'migrator' }), {
     overcommit: opts.overcommit ?? 1,
     moveTimeoutMs: opts.moveTimeoutMs,
     ownerId: opts.ownerId,
+    metrics,
   });
   return { runtime, engine, migrator };
 }

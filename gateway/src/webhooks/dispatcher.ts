@@ -1,4 +1,5 @@
 import { Webhook as Signer } from 'standardwebhooks';
+import { GatewayMetrics } from '../metrics/metrics';
 import { eq, sql } from 'drizzle-orm';
 import type { Sql } from 'postgres';
 import type { Db } from '../db/client';
@@ -19,6 +20,8 @@ export interface DispatcherOptions {
   pollMs?: number;
   /** This gateway process's id (claims/owner.ts): what its claims record. */
   ownerId: number;
+  /** Where deliveries are counted; a private registry when not given. */
+  metrics?: GatewayMetrics;
 }
 
 export type DeliveryOutcome = 'succeeded' | 'retrying' | 'failed' | 'disabled';
@@ -68,7 +71,10 @@ export class WebhookDispatcher {
     private readonly opts: DispatcherOptions,
   ) {
     this.leaseS = Math.ceil(opts.timeoutMs / 1000) + LEASE_MARGIN_S;
+    this.metrics = opts.metrics ?? new GatewayMetrics({ defaults: false });
   }
+
+  private readonly metrics: GatewayMetrics;
 
   /** Seconds a claim lasts when its owner lives: the delivery's timeout plus a margin. */
   readonly leaseS: number;

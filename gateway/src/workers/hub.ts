@@ -1,4 +1,5 @@
 import { eq } from 'drizzle-orm';
+import { GatewayMetrics } from '../metrics/metrics';
 import type { Db } from '../db/client';
 import { instances } from '../db/schema';
 import type { Logger } from '../logging/logger';
@@ -62,6 +63,8 @@ export class WorkerHub {
   constructor(
     private readonly db: Db,
     private readonly logger: Logger,
+    /** Where connections and worker reports are counted. */
+    readonly metrics: GatewayMetrics = new GatewayMetrics({ defaults: false }),
   ) {}
 
   setHandlers(handlers: WorkerHandlers): void {
