@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { pgEnum, pgTable, integer, text, timestamp, jsonb, index } from 'drizzle-orm/pg-core';
 import { instances } from './instances';
 
@@ -26,7 +27,11 @@ export const commands = pgTable(
     sentAt: timestamp('sent_at', { withTimezone: true }),
     completedAt: timestamp('completed_at', { withTimezone: true }),
   },
-  (t) => [index('commands_instance_status_idx').on(t.instanceId, t.status, t.id)],
+  (t) => [
+    index('commands_instance_status_idx').on(t.instanceId, t.status, t.id),
+    // Metrics: pending commands by name and the oldest one, without reading done ones.
+    index('commands_pending_idx').on(t.name, t.createdAt).where(sql`${t.status} = 'pending'`),
+  ],
 );
 
 export type Command = typeof commands.$inferSelect;

@@ -21,6 +21,8 @@ export const events = pgTable(
   },
   (t) => [
     uniqueIndex('events_instance_worker_event_key').on(t.instanceId, t.workerEventId),
+    // Retention: events by age.
+    index('events_created_idx').on(t.createdAt),
     // Replies, reactions and read receipts find a received message by its provider id.
     index('events_received_message_idx')
       .on(t.instanceId, sql`(${t.data}->>'id')`)

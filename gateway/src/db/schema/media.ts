@@ -21,7 +21,11 @@ export const media = pgTable(
     data: bytea('data').notNull(),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [index('media_instance_idx').on(t.instanceId)],
+  (t) => [
+    index('media_instance_idx').on(t.instanceId),
+    // Retention: media by age.
+    index('media_created_idx').on(t.createdAt),
+  ],
 );
 
 export type MediaRow = typeof media.$inferSelect;

@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { pgEnum, pgTable, integer, text, timestamp, boolean, bigint, index } from 'drizzle-orm/pg-core';
 import { instances } from './instances';
 import { events } from './events';
@@ -55,7 +56,16 @@ export const webhookDeliveries = pgTable(
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     completedAt: timestamp('completed_at', { withTimezone: true }),
   },
-  (t) => [index('webhook_deliveries_due_idx').on(t.status, t.nextAttemptAt), index('webhook_deliveries_webhook_idx').on(t.webhookId, t.id)],
+  (t) => [
+    index('webhook_deliveries_due_idx').on(t.status, t.nextAttemptAt),
+    index('webhook_deliveries_webhook_idx').on(t.webhookId, t.id),
+    // Metrics: the outbox depth and its oldest entry.
+    index('webhook_deliveries_pending_idx').on(t.createdAt).where(sql`${t.status} = 'pending'`),
+    // Retention: an event still pending delivery is kept; deleting an event cascades here.
+    index('webhook_deliveries_event_idx').on(t.eventId),
+    // Retention: finished deliveries by age.
+    index('webhook_deliveries_completed_idx').on(t.completedAt).where(sql`${t.status} <> 'pending'`),
+  ],
 );
 
 export type Webhook = typeof webhooks.$inferSelect;
