@@ -80,6 +80,18 @@ for (const kind of KINDS) {
       expect(conn.invalid).toEqual([]);
     });
 
+    test(`${p} pings right after the welcome (after the state) with its process's usage: resident memory and CPU time`, async () => {
+      const { gateway, spawn } = await setUp(kind);
+      spawn();
+      const conn = await helloOn(gateway);
+      const ping = await until('a ping', () => conn.ofType('ping')[0]);
+      expect(afterHello(conn)[0]!.type).toBe('state');
+      expect(Number.isInteger(ping.usage?.rssBytes)).toBe(true);
+      expect(ping.usage!.rssBytes).toBeGreaterThan(1024 * 1024);
+      expect(ping.usage!.cpuSeconds).toBeGreaterThanOrEqual(0);
+      expect(conn.invalid).toEqual([]);
+    });
+
     test(`${p} a 4401 close for a bad token ends the worker with exit code 1 and no reconnect`, async () => {
       const { gateway, spawn } = await setUp(kind, { token: 'not-the-instance-token' });
       const { proc } = spawn();

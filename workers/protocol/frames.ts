@@ -356,7 +356,22 @@ export const ResultFrame = Type.Object({
 export const Ping = Type.Object({ type: Type.Literal('ping'), t: Type.Number() });
 export const Pong = Type.Object({ type: Type.Literal('pong'), t: Type.Number() });
 
-export const WorkerFrame = Type.Union([Hello, StateFrame, QrFrame, EventFrame, ResultFrame, Ping, Pong]);
+/** What a worker process uses, as it measures itself. */
+export const WorkerUsage = Type.Object({
+  /** Resident set size of the worker's process now, in bytes. */
+  rssBytes: Type.Integer({ minimum: 0 }),
+  /** User + system CPU time of the worker's process since it started, in seconds. */
+  cpuSeconds: Type.Number({ minimum: 0 }),
+});
+export type WorkerUsage = Static<typeof WorkerUsage>;
+
+/**
+ * A worker's ping: right after each welcome and then at every ping interval
+ * (15 s), with `usage` (optional: workers before it send `{t}` only).
+ */
+export const WorkerPing = Type.Object({ type: Type.Literal('ping'), t: Type.Number(), usage: Type.Optional(WorkerUsage) });
+
+export const WorkerFrame = Type.Union([Hello, StateFrame, QrFrame, EventFrame, ResultFrame, WorkerPing, Pong]);
 export type WorkerFrame = Static<typeof WorkerFrame>;
 
 // ---------------------------------------------------------------- frames: gateway → worker

@@ -281,6 +281,27 @@ describe('liveness', () => {
     expect(conn.ofType('ping')[0]!.t).toBeNumber();
   });
 
+  test("right after the welcome the worker pings with its process's memory and CPU time", async () => {
+    const { gateway } = await setup({ conn: { pingIntervalMs: 60_000 } });
+    const conn = await waitFor(() => gateway.connections[0]?.ofType('ping').length && gateway.connections[0], 'the first ping');
+    // After the flush: the state comes first.
+    expect(conn.frames.slice(0, 3).map((f) => f.type)).toEqual(['hello', 'state', 'ping']);
+    const { usage } = conn.ofType('ping')[0]!;
+    expect(usage!.rssBytes).toBeGreaterThan(1024 * 1024);
+    expect(Number.isInteger(usage!.rssBytes)).toBe(true);
+    expect(usage!.cpuSeconds).toBeGreaterThan(0);
+    expect(conn.invalid).toEqual([]);
+  });
+
+  test('a failing usage measurement still pings, without usage', async () => {
+    const usage = () => {
+      throw new Error('no /proc');
+    };
+    const { gateway } = await setup({ conn: { pingIntervalMs: 20, usage } });
+    const conn = await waitFor(() => (gateway.connections[0]?.ofType('ping').length ?? 0) >= 2 && gateway.connections[0], 'pings');
+    expect(conn.ofType('ping')[0]).toEqual({ type: 'ping', t: expect.any(Number) });
+  });
+
   test('a silent gateway is dropped and redialled; answered pings keep the socket', async () => {
     const silent = await setup({ gateway: { answerPings: false }, conn: { pingIntervalMs: 20, idleTimeoutMs: 150 } });
     await waitFor(() => silent.gateway.connections[1]?.ofType('state').length, 'a redial after the idle timeout', 3_000);

@@ -8,6 +8,7 @@ import {
   type SessionState,
   type WorkerEvent,
   type WorkerFrame,
+  type WorkerUsage,
 } from '../protocol/frames';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff';
 import { CommandRunner } from './command-runner';
@@ -15,6 +16,7 @@ import { EventBuffer, MAX_BUFFERED_EVENTS } from './event-buffer';
 import type { Logger } from './logger';
 import type { Provider, SessionReporter } from './providers/types';
 import { MAX_CACHED_RESULTS, ResultCache, type ResultFrameT } from './result-cache';
+import { processUsage } from './usage';
 import { WORKER_VERSION } from './version';
 
 type Timer = ReturnType<typeof setTimeout>;
@@ -31,7 +33,10 @@ export interface ConnectionOptions {
   workerVersion?: string;
   /** Called when the gateway says this worker must go (4401, 4426: 1; 4409: 0). Defaults to process.exit. */
   exit?: (code: number) => void;
+  /** How often the worker pings (with its usage) after the first ping, which follows each welcome. */
   pingIntervalMs?: number;
+  /** What the pings report (default: this process's RSS and CPU time); undefined leaves `usage` out. */
+  usage?: () => WorkerUsage | undefined;
   /** With no frame at all for this long (or no open after dialling) the socket counts as dead. */
   idleTimeoutMs?: number;
   backoff?: BackoffOptions;
@@ -293,8 +298,21 @@ export class GatewayConnection {
     this.attempt = 0;
     this.phoneNumber = frame.phone;
     this.flush();
+    // One ping (with the usage report) right away, then one per interval.
+    this.ping();
     clearInterval(this.pingTimer);
-    this.pingTimer = setInterval(() => this.sendIfReady({ type: 'ping', t: Date.now() }), this.opts.pingIntervalMs ?? PING_INTERVAL_MS);
+    this.pingTimer = setInterval(() => this.ping(), this.opts.pingIntervalMs ?? PING_INTERVAL_MS);
+  }
+
+  /** A ping carrying this process's usage; a failing measurement only leaves the usage out. */
+  private ping(): void {
+    let usage: WorkerUsage | undefined;
+    try {
+      usage = (this.opts.usage ?? processUsage)();
+    } catch (err) {
+      this.log.debug({ err }, 'cannot measure the usage for the ping');
+    }
+    this.sendIfReady(usage ? { type: 'ping', t: Date.now(), usage } : { type: 'ping', t: Date.now() });
   }
 
   /** README step 4: state, pending QR, unacked events, unsent results, in that order. */

@@ -18,6 +18,7 @@ import (
 
 	"github.com/wgs/whatsmeow-worker/internal/backoff"
 	"github.com/wgs/whatsmeow-worker/internal/protocol"
+	"github.com/wgs/whatsmeow-worker/internal/usage"
 )
 
 // Reporter is how a provider reports the WhatsApp session to the gateway.
@@ -45,8 +46,12 @@ type Options struct {
 	Log           zerolog.Logger
 	// Exit is called (once, on its own goroutine) when the gateway says this worker must
 	// go: 4401 and 4426 with 1, 4409 with 0.
-	Exit         func(code int)
+	Exit func(code int)
+	// PingInterval: how often the worker pings (with its usage) after the
+	// first ping, which follows each welcome.
 	PingInterval time.Duration
+	// Usage is what the pings report (default: this process, usage.Read); nil leaves it out.
+	Usage func() *protocol.Usage
 	// IdleTimeout: with no frame at all for this long the socket counts as dead.
 	IdleTimeout  time.Duration
 	DialTimeout  time.Duration
@@ -111,6 +116,9 @@ func New(opts Options) *Conn {
 	}
 	if opts.MaxResults == 0 {
 		opts.MaxResults = MaxCachedResults
+	}
+	if opts.Usage == nil {
+		opts.Usage = processUsage(opts.Log)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	log := opts.Log.With().Str("component", "connection").Logger()
@@ -344,9 +352,10 @@ func (c *Conn) pinger(ws *websocket.Conn, done <-chan struct{}) {
 		case <-done:
 			return
 		case <-t.C:
+			u := c.opts.Usage()
 			c.mu.Lock()
 			if c.ws == ws && c.welcomed {
-				c.writeLocked(ws, protocol.PingFrame{Type: "ping", T: float64(time.Now().UnixMilli())})
+				c.pingLocked(ws, u)
 			}
 			c.mu.Unlock()
 		}
@@ -416,7 +425,26 @@ func (c *Conn) onWelcome(ws *websocket.Conn, w *protocol.Welcome) bool {
 	}
 	c.log.Info().Str("state", string(c.state.State)).Bool("qr", qr).Int("events", len(events)).Int("results", len(results)).
 		Msg("welcomed by gateway; flushed")
+	// One ping (with the usage report) right away; the pinger sends the next ones.
+	c.pingLocked(ws, c.opts.Usage())
 	return true
+}
+
+// processUsage measures this process for the pings; a failure leaves the usage out.
+func processUsage(log zerolog.Logger) func() *protocol.Usage {
+	return func() *protocol.Usage {
+		u, err := usage.Read()
+		if err != nil {
+			log.Debug().Err(err).Msg("cannot measure the usage for the ping")
+			return nil
+		}
+		return &u
+	}
+}
+
+// pingLocked sends a ping with the usage (left out when nil). c.mu must be held.
+func (c *Conn) pingLocked(ws *websocket.Conn, u *protocol.Usage) {
+	c.writeLocked(ws, protocol.PingFrame{Type: "ping", T: float64(time.Now().UnixMilli()), Usage: u})
 }
 
 func (c *Conn) sendResult(r protocol.ResultFrame) {

@@ -143,6 +143,16 @@ func read(ctx context.Context, t *testing.T, ws *websocket.Conn) map[string]any 
 	return m
 }
 
+// readSkippingPings reads the next frame that is not one of the worker's own pings.
+func readSkippingPings(ctx context.Context, t *testing.T, ws *websocket.Conn) map[string]any {
+	for {
+		f := read(ctx, t, ws)
+		if f == nil || f["type"] != "ping" {
+			return f
+		}
+	}
+}
+
 func write(ctx context.Context, ws *websocket.Conn, v any) {
 	data, _ := json.Marshal(v)
 	_ = ws.Write(ctx, websocket.MessageText, data)
@@ -172,7 +182,7 @@ func TestConnFlushesAfterWelcomeAndResendsUnacked(t *testing.T) {
 			return
 		}
 		write(ctx, ws, map[string]any{"type": "ping", "t": 5})
-		frames <- read(ctx, t, ws)
+		frames <- readSkippingPings(ctx, t, ws)
 		_ = ws.Close(websocket.StatusNormalClosure, "")
 	})
 	c := newConn(url, nil)
@@ -216,6 +226,57 @@ func TestConnFlushesAfterWelcomeAndResendsUnacked(t *testing.T) {
 	}
 	if c.Phone() != "15550001111" {
 		t.Errorf("phone %q", c.Phone())
+	}
+}
+
+func TestConnPingsWithUsageAfterWelcome(t *testing.T) {
+	for _, measured := range []bool{true, false} {
+		frames := make(chan map[string]any, 10)
+		url := fakeGateway(t, func(ctx context.Context, ws *websocket.Conn, _ int) {
+			read(ctx, t, ws) // hello
+			write(ctx, ws, map[string]any{"type": "welcome", "protocol": 1, "instanceId": 7, "phone": "15550001111"})
+			for i := 0; i < 2; i++ {
+				frames <- read(ctx, t, ws)
+			}
+			for read(ctx, t, ws) != nil { // open until the worker stops
+			}
+		})
+		c := newConn(url, nil)
+		c.opts.PingInterval = time.Hour // only the ping that follows the welcome
+		if !measured {
+			c.opts.Usage = func() *protocol.Usage { return nil }
+		}
+		c.Start()
+		next := func() map[string]any {
+			select {
+			case f := <-frames:
+				return f
+			case <-time.After(5 * time.Second):
+				t.Fatal("no frame")
+				return nil
+			}
+		}
+		if f := next(); f["type"] != "state" {
+			t.Errorf("the state first, got %v", f)
+		}
+		ping := next()
+		if ping["type"] != "ping" {
+			t.Fatalf("then a ping, got %v", ping)
+		}
+		u, ok := ping["usage"].(map[string]any)
+		switch {
+		case !measured && ok:
+			t.Errorf("no measurement, no usage: %v", ping)
+		case measured && !ok:
+			t.Errorf("ping without usage: %v", ping)
+		case measured:
+			rss, _ := u["rssBytes"].(float64)
+			cpu, isNumber := u["cpuSeconds"].(float64)
+			if rss < 1<<20 || rss != float64(int64(rss)) || !isNumber || cpu < 0 {
+				t.Errorf("usage %v: want an integer rssBytes over 1 MiB and cpuSeconds >= 0", u)
+			}
+		}
+		c.Stop(time.Second)
 	}
 }
 

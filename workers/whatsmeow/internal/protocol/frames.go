@@ -129,10 +129,19 @@ type ResultError struct {
 	Message string `json:"message"`
 }
 
-// PingFrame and PongFrame keep the connection alive.
+// PingFrame and PongFrame keep the connection alive. A worker's ping carries
+// its Usage; a pong never does.
 type PingFrame struct {
-	Type string  `json:"type"`
-	T    float64 `json:"t"`
+	Type  string  `json:"type"`
+	T     float64 `json:"t"`
+	Usage *Usage  `json:"usage,omitempty"`
+}
+
+// Usage is what the worker's process uses: its resident set size now and its
+// user + system CPU time since it started.
+type Usage struct {
+	RSSBytes   int64   `json:"rssBytes"`
+	CPUSeconds float64 `json:"cpuSeconds"`
 }
 
 // Success builds an ok result; data is never nil on the wire.

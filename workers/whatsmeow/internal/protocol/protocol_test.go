@@ -131,7 +131,9 @@ func TestFramesOnTheWire(t *testing.T) {
 		`{"type":"result","commandId":1,"ok":true,"data":{}}`:                                                          Success(1, nil),
 		`{"type":"result","commandId":2,"ok":false,"error":{"code":"not_connected","message":"Client not connected"}}`: Failure(2, CodeNotConnected, "Client not connected"),
 		`{"type":"state","state":"starting"}`:                                                                          StateFrame{Type: "state", State: StateStarting},
-		`{"type":"message.status","data":{"messageId":"m","status":"sent","timestamp":"2026-01-02T03:04:05.006Z"}}`:    StatusEvent("m", StatusSent, time.Date(2026, 1, 2, 3, 4, 5, 6_000_000, time.UTC)),
+		`{"type":"ping","t":5,"usage":{"rssBytes":41943040,"cpuSeconds":1.25}}`:                                        PingFrame{Type: "ping", T: 5, Usage: &Usage{RSSBytes: 40 << 20, CPUSeconds: 1.25}},
+		`{"type":"pong","t":5}`: PingFrame{Type: "pong", T: 5},
+		`{"type":"message.status","data":{"messageId":"m","status":"sent","timestamp":"2026-01-02T03:04:05.006Z"}}`: StatusEvent("m", StatusSent, time.Date(2026, 1, 2, 3, 4, 5, 6_000_000, time.UTC)),
 	}
 	for want, v := range cases {
 		got, _ := json.Marshal(v)
