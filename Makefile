@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BUN) bench/workers.ts
 	$(BUN) bench/engines.ts
 	$(BUN) bench/messages.ts
+	$(BUN) bench/metrics.ts
 
 ## Generate a drizzle-kit migration after changing gateway/src/db/schema.
 migration: $(STAMP)

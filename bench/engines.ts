@@ -1,7 +1,7 @@
 /**
  * Engines benchmark: the figures a user asks about for the real engines,
  * whatsmeow (the Go worker) and Baileys (the TypeScript worker on Node 24,
- * `node --max-semi-space-size=1`), side by side in one run, with a real
+ * with gateway/src/instances/setup.ts's NODE_FLAGS and NODE_ENV), side by side in one run, with a real
  * gateway process (embedded Postgres in a temporary DATA_DIR), the WhatsApp
  * simulator in this process (simulator/, `startSimulator()`) and the real,
  * unmodified workers (binary or Node bundle on the process engine, image on a
@@ -27,6 +27,7 @@
  * end, also on failure and SIGINT.
  *
  *   make bench     (or: node_modules/.bin/bun bench/engines.ts; needs Go, and Docker for the docker rows)
+ *   BENCH_PROVIDERS=baileys node_modules/.bin/bun bench/engines.ts    (one column only)
  */
 import { readFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
@@ -37,6 +38,7 @@ import { until } from '../tests/support/poll';
 import { Columns, pct, printTable } from './table';
 import { comm, memory, memStats, parentPid, processesOf, sum, type Mem } from './proc';
 import { isWorker, PROVIDERS, startStack, WORKER_PROGRAM, type Provider } from './stack';
+import { NODE_ENV, NODE_FLAGS } from '../gateway/src/instances/setup';
 
 const CREATES = 20;
 const LINKED = 10;
@@ -48,7 +50,12 @@ const OLD_PREFIXES = [GATEWAY_PREFIX, 'bench-wm-'];
 
 const msStats = (xs: number[]) => `median ${pct(xs, 0.5).toFixed(0)} ms, p90 ${pct(xs, 0.9).toFixed(0)} ms, max ${Math.max(...xs).toFixed(0)} ms`;
 
-await ensureWhatsmeowBinary();
+/** How the gateway runs the Node worker (Baileys) on the process engine. */
+const NODE_RUN = `${Object.entries(NODE_ENV).map(([k, v]) => `${k}=${v} `).join('')}node_modules/.bin/node ${NODE_FLAGS.join(' ')} build/worker-node/main.js`;
+/** BENCH_PROVIDERS=baileys (or whatsmeow) runs that column only; both by default. */
+const RUN = PROVIDERS.filter((p) => !process.env.BENCH_PROVIDERS || process.env.BENCH_PROVIDERS.split(',').includes(p));
+if (RUN.length === 0) throw new Error(`BENCH_PROVIDERS=${process.env.BENCH_PROVIDERS}: none of ${PROVIDERS.join(', ')}`);
+if (RUN.includes('whatsmeow')) await ensureWhatsmeowBinary();
 await ensureNodeWorkerBundle();
 const withDocker = await dockerAvailable();
 const images = withDocker ? buildImages() : undefined;
@@ -58,7 +65,7 @@ if (withDocker) {
     if (OLD_PREFIXES.some((p) => c.Labels[LABELS.gateway]?.startsWith(p))) await docker.getContainer(c.Id).remove({ force: true });
   }
 }
-const table = new Columns(PROVIDERS);
+const table = new Columns(RUN);
 const notes: string[] = [];
 const loadAtStart = loadavg()[0]!;
 const { g, admin, getInstance, create, remove, linked, processWorker, cleanup, gatewayId } = await startStack({
@@ -93,7 +100,7 @@ try {
   let phoneSeq = 0;
   const phone = () => `4915200${String(phoneSeq++).padStart(5, '0')}`;
 
-  for (const provider of PROVIDERS) {
+  for (const provider of RUN) {
     // 1. create → first QR, one instance at a time, each deleted once measured.
     for (const [node, label] of engines) {
       const createdMs: number[] = [];
@@ -173,7 +180,7 @@ try {
   if (!withDocker) notes.push('docker rows skipped: no Docker daemon on /var/run/docker.sock');
   notes.push(`load average (1 min): ${loadAtStart.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end (the machine's other work shares its cores)`);
   notes.push(
-    `workers: build/whatsmeow/wgs-whatsmeow and node_modules/.bin/node --max-semi-space-size=1 build/worker-node/main.js (process engine)` +
+    `workers: build/whatsmeow/wgs-whatsmeow and ${NODE_RUN} (process engine)` +
       `${images ? `, images ${images.whatsmeow} and ${images.node} (docker node, host networking)` : ''}; WhatsApp: the simulator, in the benchmark process`,
   );
 } finally {

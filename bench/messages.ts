@@ -3,8 +3,8 @@
  * the real engines, whatsmeow and Baileys in the same run — a real gateway
  * process (embedded Postgres in a temporary DATA_DIR), the real, unmodified
  * workers on the process engine (the Go whatsmeow binary; the TypeScript
- * worker on Node 24 as the gateway runs it, `node --max-semi-space-size=1
- * build/worker-node/main.js`), and the WhatsApp simulator in this process
+ * worker on Node 24 as the gateway runs it, `node <NODE_FLAGS>
+ * build/worker-node/main.js` with NODE_ENV, gateway/src/instances/setup.ts), and the WhatsApp simulator in this process
  * (`startSimulator()`), which decrypts what its phones receive (Signal, npm
  * libsignal). For each provider one linked number A (instance, phone scanned
  * its QR) and one simulated phone B with no instance; both A's events go to a
@@ -34,6 +34,7 @@
  * also on failure and on SIGINT.
  *
  *   make bench     (or: node_modules/.bin/bun bench/messages.ts; needs Go)
+ *   BENCH_PROVIDERS=baileys node_modules/.bin/bun bench/messages.ts    (one column only)
  */
 import { loadavg } from 'node:os';
 import { ensureNodeWorkerBundle, ensureWhatsmeowBinary } from '../tests/conformance/workers';
@@ -41,6 +42,7 @@ import { until } from '../tests/support/poll';
 import { Columns, pct, printTable } from './table';
 import { cpuSample, cpuSeconds, cpuShare, memory, memStats, type Mem } from './proc';
 import { PROVIDERS, startStack, type Provider } from './stack';
+import { NODE_ENV, NODE_FLAGS } from '../gateway/src/instances/setup';
 
 /** Each provider's linked number A and the simulated phone B it talks to. */
 const NUMBERS: Record<Provider, { A: string; B: string }> = {
@@ -60,9 +62,14 @@ const ARRIVE_MS = 60_000;
 const ms = (x: number) => `${x.toFixed(1)} ms`;
 const p50p99 = (xs: number[]) => `p50 ${ms(pct(xs, 0.5))}, p99 ${ms(pct(xs, 0.99))}, max ${ms(Math.max(...xs))}`;
 
-await ensureWhatsmeowBinary();
+/** How the gateway runs the Node worker (Baileys) on the process engine. */
+const NODE_RUN = `${Object.entries(NODE_ENV).map(([k, v]) => `${k}=${v} `).join('')}node_modules/.bin/node ${NODE_FLAGS.join(' ')} build/worker-node/main.js`;
+/** BENCH_PROVIDERS=baileys (or whatsmeow) runs that column only; both by default. */
+const RUN = PROVIDERS.filter((p) => !process.env.BENCH_PROVIDERS || process.env.BENCH_PROVIDERS.split(',').includes(p));
+if (RUN.length === 0) throw new Error(`BENCH_PROVIDERS=${process.env.BENCH_PROVIDERS}: none of ${PROVIDERS.join(', ')}`);
+if (RUN.includes('whatsmeow')) await ensureWhatsmeowBinary();
 await ensureNodeWorkerBundle();
-const table = new Columns(PROVIDERS);
+const table = new Columns(RUN);
 const notes: string[] = [];
 const loadAtStart = loadavg()[0]!;
 const stack = await startStack({
@@ -246,7 +253,7 @@ async function measure(provider: Provider, id: number): Promise<void> {
 const cpuAtStart = await cpuSample();
 try {
   const ids = {} as Record<Provider, number>;
-  for (const provider of PROVIDERS) {
+  for (const provider of RUN) {
     const { A, B } = NUMBERS[provider];
     ids[provider] = await stack.linked(A, 'local', provider);
     const hook = await api('POST', `/api/instances/${ids[provider]}/webhooks`, { url: `http://127.0.0.1:${receiver.port}/hook` });
@@ -254,7 +261,7 @@ try {
     const phoneB = await control('POST', '/phones', { phone: B });
     if (phoneB.status !== 201) throw new Error(`phone ${B}: ${phoneB.status} ${await phoneB.text()}`);
   }
-  for (const provider of PROVIDERS) {
+  for (const provider of RUN) {
     const cpu = await cpuSample();
     await measure(provider, ids[provider]);
     notes.push(`${provider} phases: ${cpuShare(cpu, await cpuSample())}`);
@@ -264,7 +271,7 @@ try {
   notes.push(`whole run: ${cpuShare(cpuAtStart, await cpuSample())}`);
   notes.push(`load average (1 min): ${loadAtStart.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end (the machine's other work shares its cores)`);
   notes.push(
-    'workers (process engine): build/whatsmeow/wgs-whatsmeow; node_modules/.bin/node --max-semi-space-size=1 build/worker-node/main.js (Baileys, as the gateway runs it). ' +
+    `workers (process engine): build/whatsmeow/wgs-whatsmeow; ${NODE_RUN} (Baileys, as the gateway runs it). ` +
       'WhatsApp: the simulator, in the benchmark process with the client and the webhook receiver (its Signal decryption shares that process)',
   );
 } finally {

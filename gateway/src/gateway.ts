@@ -11,6 +11,8 @@ import { createLogger, type Logger } from './logging/logger';
 import { createRuntime } from './instances/setup';
 import { acquireOwner, type GatewayOwner } from './claims/owner';
 import { GatewayMetrics } from './metrics/metrics';
+import { registerFleetCollectors } from './metrics/fleet';
+import { RetentionJob } from './retention/retention';
 
 /** How often every node is checked (ready/unreachable, totals). */
 const NODE_CHECK_INTERVAL_MS = 15_000;
@@ -25,7 +27,7 @@ export interface RunningGateway {
 
 /** Starts everything in order; on failure stops what was already started. */
 export async function startGateway(config: Config): Promise<RunningGateway> {
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, undefined, config.logFormat);
   // A promise nobody awaited that fails (a database write while Postgres restarts, say) is
   // logged; it must not take the gateway, and every session it serves, down with it.
   process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
@@ -61,6 +63,8 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
     owner = await acquireOwner(url, logger);
 
     const metrics = new GatewayMetrics();
+    // DATA_DIR's free space matters when the embedded Postgres lives there; an external database's disk is not ours to see.
+    registerFleetCollectors(metrics, database, embedded ? { dataDir: config.dataDir } : {});
     const secretKey = await resolveWebhookKey(config.dataDir, config.webhooks.secretKey);
     const secrets = new SecretBox(secretKey.value);
     const { runtime, engine, migrator } = createRuntime(database, logger, {
@@ -73,6 +77,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
       gatewayUrl: config.workerGatewayUrl,
       overcommit: config.overcommit,
       metrics,
+      metricsPerInstance: config.metrics.perInstance,
       workerEnv: {
         LOG_LEVEL: config.logLevel,
         SANDBOX_QR_INTERVAL_MS: String(config.sandbox.qrIntervalMs),
@@ -126,6 +131,9 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
       NODE_CHECK_INTERVAL_MS,
     );
     await dispatcher.start();
+    // Every replica runs the timer; one at a time prunes (an advisory lock held for the pass).
+    const retention = new RetentionJob(url, logger.child({ component: 'retention' }), metrics, config.retention);
+    retention.start();
 
     return {
       url: httpUrl,
@@ -137,6 +145,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
         await runtime.shutdown(() => engine.stopAll());
         runtime.engines.close();
         await dispatcher.stop();
+        await retention.stop();
         // Containers on docker nodes keep running and keep their sockets open: close them,
         // or the server would wait for them forever.
         runtime.hub.closeAll();

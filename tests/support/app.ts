@@ -4,7 +4,7 @@
  * it serves on a loopback port so real workers can dial it.
  */
 import { createApp } from '../../gateway/src/http/app';
-import { createLogger } from '../../gateway/src/logging/logger';
+import { createLogger, type Logger } from '../../gateway/src/logging/logger';
 import { createRuntime } from '../../gateway/src/instances/setup';
 import type { Engine } from '../../gateway/src/engines/engine';
 import { createTestDatabase, type TestDatabase } from './postgres';
@@ -13,6 +13,7 @@ import { WebhookDispatcher } from '../../gateway/src/webhooks/dispatcher';
 import { acquireOwner } from '../../gateway/src/claims/owner';
 import { randomBytes } from 'node:crypto';
 import { GatewayMetrics } from '../../gateway/src/metrics/metrics';
+import { registerFleetCollectors } from '../../gateway/src/metrics/fleet';
 
 export const ADMIN_SECRET = 'test-admin-secret';
 
@@ -67,13 +68,18 @@ export async function createTestApp(
     moveTimeoutMs?: number;
     /** METRICS_TOKEN for /metrics. */
     metricsToken?: string;
+    /** METRICS_PER_INSTANCE=true: worker usage also per instance. */
+    metricsPerInstance?: boolean;
+    /** The app's logger (e.g. one writing to a capture stream); default silent (TEST_LOG_LEVEL). */
+    logger?: Logger;
   } = {},
 ): Promise<TestApp> {
   const db = await createTestDatabase();
-  const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+  const logger = opts.logger ?? createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
   const secrets = new SecretBox(randomBytes(32).toString('base64'));
   const owner = await acquireOwner(db.url, logger);
   const metrics = new GatewayMetrics({ defaults: false });
+  registerFleetCollectors(metrics, db.database);
   const { runtime, engine, migrator } = createRuntime<Engine>(db.database, logger, {
     ownerId: owner.id,
     databaseUrl: db.url,
@@ -90,6 +96,7 @@ export async function createTestApp(
     },
     backoffMs: { initial: 200, max: 1000 },
     metrics,
+    metricsPerInstance: opts.metricsPerInstance,
   });
   const app = createApp({ database: db.database, logger, adminSecret: ADMIN_SECRET, runtime, migrator, secrets, allowPrivateWebhooks: opts.allowPrivateWebhooks ?? true, overcommit: 1, metrics, ...(opts.metricsToken && { metricsToken: opts.metricsToken }) });
   const dispatcher = new WebhookDispatcher(db.database.db, db.database.sql, secrets, logger, {

@@ -4,8 +4,14 @@
  * migrated once, and one database per test file cloned from it.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import postgres from 'postgres';
 import { connect, type Database } from '../../gateway/src/db/client';
+import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../../gateway/src/db/embedded';
+import { migrateAndSeed } from '../../gateway/src/db/migrate';
+import { createLogger } from '../../gateway/src/logging/logger';
 
 export const TEMPLATE_DB = 'wgs_test_template';
 
@@ -60,5 +66,36 @@ export async function createTestDatabase(opts: { empty?: boolean } = {}): Promis
         for (const { rolname } of roles) await sql.unsafe(`drop role if exists "${rolname}"`);
       });
     },
+  };
+}
+
+/**
+ * The Postgres server tests (and benches) use: TEST_DATABASE_URL's, or a real
+ * embedded one in a temp dir; the template database migrated. Sets
+ * WGS_TEST_SERVER_URL; resolves to what undoes it. A no-op when the variable
+ * is already set (another caller started the server).
+ */
+export async function startTestServer(): Promise<() => Promise<void>> {
+  if (process.env.WGS_TEST_SERVER_URL) return async () => {};
+  let embedded: EmbeddedPostgresHandle | undefined;
+  let dir: string | undefined;
+  if (process.env.TEST_DATABASE_URL) {
+    process.env.WGS_TEST_SERVER_URL = process.env.TEST_DATABASE_URL;
+  } else {
+    dir = await mkdtemp(join(tmpdir(), 'wgs-test-pg-'));
+    await chmod(dir, 0o755); // reachable by the postgres user when tests run as root
+    embedded = await startEmbeddedPostgres({ dataDir: dir, port: 0, logger: createLogger('warn') });
+    process.env.WGS_TEST_SERVER_URL = embedded.url;
+  }
+  await adminSql(async (sql) => {
+    await sql.unsafe(`drop database if exists ${TEMPLATE_DB} with (force)`);
+    await sql.unsafe(`create database ${TEMPLATE_DB}`);
+  });
+  const template = connect(databaseUrl(TEMPLATE_DB), { max: 2 });
+  await migrateAndSeed(template);
+  await template.close();
+  return async () => {
+    await embedded?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
   };
 }

@@ -13,6 +13,7 @@ describe('loadConfig', () => {
       dataDir: resolve('./data'),
       adminApiSecret: undefined,
       logLevel: 'info',
+      logFormat: 'json',
       embeddedPostgresPort: 0,
       workerGatewayUrl: 'ws://127.0.0.1:3000',
       sandbox: { qrIntervalMs: 20_000, receiptDelaysMs: '100,500,1000' },
@@ -21,6 +22,7 @@ describe('loadConfig', () => {
       webhooks: { secretKey: undefined, retryScheduleS: [0, 5, 300, 1800, 7200, 18000, 36000, 36000], allowPrivateNetworks: false, timeoutMs: 15_000 },
       docker: { images: { typescript: 'wgs-worker-ts:local', whatsmeow: 'wgs-worker-whatsmeow:local', node: 'wgs-worker-node:local' }, gatewayId: 'wgs' },
       overcommit: 1,
+      retention: { eventsDays: 30, deliveriesDays: 14, mediaDays: 30 },
     });
   });
   test('reads every variable', () => {
@@ -44,6 +46,10 @@ describe('loadConfig', () => {
       WABA_GRAPH_VERSION: 'v23.0',
       METRICS_TOKEN: 'a-metrics-token-of-32-characters',
       METRICS_PER_INSTANCE: 'true',
+      LOG_FORMAT: 'pretty',
+      RETENTION_EVENTS_DAYS: '90',
+      RETENTION_DELIVERIES_DAYS: '0',
+      RETENTION_MEDIA_DAYS: '7',
     });
     expect(c).toEqual({
       port: 3111,
@@ -52,6 +58,7 @@ describe('loadConfig', () => {
       dataDir: '/tmp/x',
       adminApiSecret: 's',
       logLevel: 'debug',
+      logFormat: 'pretty',
       embeddedPostgresPort: 5999,
       workerGatewayUrl: 'ws://gw.internal:3111',
       sandbox: { qrIntervalMs: 500, receiptDelaysMs: '0,10,20' },
@@ -62,6 +69,7 @@ describe('loadConfig', () => {
       webhooks: { secretKey: undefined, retryScheduleS: [0, 1, 1, 2], allowPrivateNetworks: true, timeoutMs: 2000 },
       docker: { images: { typescript: 'wgs-worker-ts:local', whatsmeow: 'wgs-worker-whatsmeow:local', node: 'wgs-worker-node:local' }, gatewayId: 'wgs' },
       overcommit: 1,
+      retention: { eventsDays: 90, deliveriesDays: 0, mediaDays: 7 },
     });
     expect(loadConfig({ SCHEDULER_OVERCOMMIT: '1.5' }).overcommit).toBe(1.5);
     expect(loadConfig({ HOST: '0.0.0.0', PORT: '4000' }).workerGatewayUrl).toBe('ws://127.0.0.1:4000');
@@ -105,6 +113,11 @@ describe('loadConfig', () => {
       [{ WABA_GRAPH_VERSION: '23.0' }, 'WABA_GRAPH_VERSION'],
       [{ METRICS_TOKEN: 'short' }, 'METRICS_TOKEN'],
       [{ METRICS_PER_INSTANCE: 'yes' }, 'METRICS_PER_INSTANCE'],
+      [{ LOG_FORMAT: 'text' }, 'LOG_FORMAT'],
+      [{ RETENTION_EVENTS_DAYS: '-1' }, 'RETENTION_EVENTS_DAYS'],
+      [{ RETENTION_EVENTS_DAYS: '1.5' }, 'RETENTION_EVENTS_DAYS'],
+      [{ RETENTION_DELIVERIES_DAYS: 'two weeks' }, 'RETENTION_DELIVERIES_DAYS'],
+      [{ RETENTION_MEDIA_DAYS: '100000' }, 'RETENTION_MEDIA_DAYS'],
     ];
     for (const [env, variable] of cases) {
       let err: unknown;

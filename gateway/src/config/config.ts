@@ -83,6 +83,28 @@ const EnvSchema = Type.Object({
   WORKER_IMAGE_WHATSMEOW: Type.String({ minLength: 1, default: 'wgs-worker-whatsmeow:local', description: 'whatsmeow worker image on docker nodes (make images builds it)' }),
   GATEWAY_ID: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,63}$', default: 'wgs', description: 'label on this gateway\'s containers' }),
   SCHEDULER_OVERCOMMIT: Type.Number({ minimum: 0.1, maximum: 100, default: 1, description: 'sum of instance limits may reach capacity x this' }),
+  RETENTION_EVENTS_DAYS: Type.Integer({
+    minimum: 0,
+    maximum: 36_500,
+    default: 30,
+    description: 'events (and finished commands) older than this many days are pruned, unless a webhook delivery of theirs is still kept; 0 keeps them forever',
+  }),
+  RETENTION_DELIVERIES_DAYS: Type.Integer({
+    minimum: 0,
+    maximum: 36_500,
+    default: 14,
+    description: 'finished webhook deliveries (succeeded, failed) are pruned this many days after they finished; pending ones never; 0 keeps them forever',
+  }),
+  RETENTION_MEDIA_DAYS: Type.Integer({
+    minimum: 0,
+    maximum: 36_500,
+    default: 30,
+    description: 'received media older than this many days are pruned (their URLs then answer 404); 0 keeps them forever',
+  }),
+  LOG_FORMAT: Type.Union([Type.Literal('json'), Type.Literal('pretty')], {
+    default: 'json',
+    description: 'json: one JSON object per line (for log shippers); pretty: coloured, human-readable lines for a terminal',
+  }),
   EMBEDDED_POSTGRES_PORT: Type.Integer({
     minimum: 0,
     maximum: 65535,
@@ -101,6 +123,7 @@ export interface Config {
   /** Undefined until resolved by ensureAdminSecret (generated or read from DATA_DIR). */
   adminApiSecret: string | undefined;
   logLevel: Env['LOG_LEVEL'];
+  logFormat: Env['LOG_FORMAT'];
   embeddedPostgresPort: number;
   workerGatewayUrl: string;
   sandbox: { qrIntervalMs: number; receiptDelaysMs: string };
@@ -114,11 +137,22 @@ export interface Config {
   webhooks: { secretKey: string | undefined; retryScheduleS: number[]; allowPrivateNetworks: boolean; timeoutMs: number };
   docker: { images: WorkerImages; gatewayId: string };
   overcommit: number;
+  /** Days kept before pruning (retention/); 0 = forever. */
+  retention: { eventsDays: number; deliveriesDays: number; mediaDays: number };
 }
 
 export { ConfigError };
 
-const NUMERIC = ['PORT', 'EMBEDDED_POSTGRES_PORT', 'SANDBOX_QR_INTERVAL_MS', 'WEBHOOK_TIMEOUT_MS', 'SCHEDULER_OVERCOMMIT'];
+const NUMERIC = [
+  'PORT',
+  'EMBEDDED_POSTGRES_PORT',
+  'SANDBOX_QR_INTERVAL_MS',
+  'WEBHOOK_TIMEOUT_MS',
+  'SCHEDULER_OVERCOMMIT',
+  'RETENTION_EVENTS_DAYS',
+  'RETENTION_DELIVERIES_DAYS',
+  'RETENTION_MEDIA_DAYS',
+];
 
 /** Parses the environment once; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
@@ -131,6 +165,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dataDir: resolve(e.DATA_DIR),
     adminApiSecret: e.ADMIN_API_SECRET,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     embeddedPostgresPort: e.EMBEDDED_POSTGRES_PORT,
     workerGatewayUrl: e.WORKER_GATEWAY_URL ?? defaultWorkerUrl(e.HOST, e.PORT),
     sandbox: { qrIntervalMs: e.SANDBOX_QR_INTERVAL_MS, receiptDelaysMs: e.SANDBOX_RECEIPT_DELAYS_MS },
@@ -145,6 +180,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     docker: { images: { typescript: e.WORKER_IMAGE, whatsmeow: e.WORKER_IMAGE_WHATSMEOW, node: e.WORKER_IMAGE_NODE }, gatewayId: e.GATEWAY_ID },
     overcommit: e.SCHEDULER_OVERCOMMIT,
+    retention: { eventsDays: e.RETENTION_EVENTS_DAYS, deliveriesDays: e.RETENTION_DELIVERIES_DAYS, mediaDays: e.RETENTION_MEDIA_DAYS },
     webhooks: {
       secretKey: e.WEBHOOK_SECRET_KEY,
       retryScheduleS: e.WEBHOOK_RETRY_SCHEDULE.split(',').map(Number),

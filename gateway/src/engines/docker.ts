@@ -140,7 +140,7 @@ export class DockerEngine implements Engine {
         cause: err,
       });
     }
-    this.opts.logger.info({ instanceId: spec.instanceId, node: this.opts.node.name }, 'worker container started');
+    this.opts.logger.info({ instanceId: spec.instanceId, tenantId: spec.tenantId, node: this.opts.node.name }, 'worker container started');
     return (await this.inspect(spec.instanceId))!;
   }
 

@@ -5,6 +5,8 @@
 
 export interface WorkerSpec {
   instanceId: number;
+  /** The instance's user id, for log lines about its worker. */
+  tenantId?: number;
   /** Instance name, for container names and logs. */
   name?: string | null;
   provider: string;

@@ -84,6 +84,21 @@ describe('ProcessEngine', () => {
     await e.stop(42); // no-op
   });
 
+  test("the runtime's environment (Node's malloc tuning) reaches the worker; the instance's own env wins", async () => {
+    const e = new ProcessEngine({
+      command: [process.execPath, '-e', 'eval(process.env.WORKER_SCRIPT)'],
+      runtimeEnv: (spec): Record<string, string> => (spec.provider === 'baileys' ? { GLIBC_TUNABLES: 'glibc.malloc.arena_max=2', MINE: 'runtime' } : {}),
+      logger: createLogger('silent'),
+    });
+    engines.push(e);
+    const script = `console.log(JSON.stringify({ tunables: process.env.GLIBC_TUNABLES ?? null, mine: process.env.MINE })); setInterval(() => {}, 1000);`;
+    await e.ensure({ instanceId: 7, provider: 'baileys', env: { WORKER_SCRIPT: script, MINE: 'instance' } });
+    await e.ensure({ instanceId: 8, provider: 'sandbox', env: { WORKER_SCRIPT: script, MINE: 'instance' } });
+    const line = async (id: number) => JSON.parse(await until(`worker ${id}'s line`, async () => (await e.logs(id)).find((l) => l.includes('tunables'))));
+    expect(await line(7)).toEqual({ tunables: 'glibc.malloc.arena_max=2', mine: 'instance' });
+    expect(await line(8)).toEqual({ tunables: null, mine: 'instance' });
+  });
+
   test('a command that cannot start is an EngineError', async () => {
     const e = new ProcessEngine({ command: ['/nonexistent/worker'], logger: createLogger('silent') });
     await expect(e.ensure({ instanceId: 6, provider: 'sandbox', env: {} })).rejects.toMatchObject({ name: 'EngineError', code: 'start_failed' });

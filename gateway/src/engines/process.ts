@@ -29,6 +29,8 @@ export class ProcessEngine implements Engine {
     private readonly opts: {
       /** argv of the worker program, e.g. [bun, workers/src/main.ts], or one per worker (by provider). */
       command: string[] | ((spec: WorkerSpec) => string[]);
+      /** Variables the worker's runtime needs (e.g. glibc malloc tuning for Node), set before the spec's own env. */
+      runtimeEnv?: (spec: WorkerSpec) => Record<string, string>;
       logger: Logger;
       cwd?: string;
     },
@@ -41,7 +43,7 @@ export class ProcessEngine implements Engine {
 
     const env: Record<string, string> = {};
     for (const key of INHERITED_ENV) if (process.env[key]) env[key] = process.env[key]!;
-    Object.assign(env, spec.env);
+    Object.assign(env, this.opts.runtimeEnv?.(spec), spec.env);
     if (spec.caFile) env.SSL_CERT_FILE = env.NODE_EXTRA_CA_CERTS = spec.caFile;
     env.WGS_EXIT_WITH_PARENT = '1'; // workers die with the gateway, even one killed with SIGKILL
     let proc: Subprocess<'ignore', 'pipe', 'pipe'>;
@@ -53,7 +55,7 @@ export class ProcessEngine implements Engine {
         cause: err,
       });
     }
-    const log = this.opts.logger.child({ component: 'worker', instanceId: spec.instanceId, pid: proc.pid });
+    const log = this.opts.logger.child({ component: 'worker', instanceId: spec.instanceId, tenantId: spec.tenantId, pid: proc.pid });
     const entry: Running = { proc, startedAt: new Date(), lines: [], stopping: false, exited: Promise.resolve() };
     const pumps = [pump(proc.stdout, 'stdout', entry, log), pump(proc.stderr, 'stderr', entry, log)];
     entry.exited = proc.exited.then(async (exitCode) => {

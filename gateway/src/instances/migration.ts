@@ -105,6 +105,7 @@ export class Migrator {
     const to = placed.node;
 
     const started = Date.now();
+    let result: 'ok' | 'failed' = 'failed';
     this.runtime.beginMove(instanceId);
     try {
       await this.runtime.recordStatus(instanceId, 'migrating', `moving from ${from.name} to ${to.name}`);
@@ -113,7 +114,7 @@ export class Migrator {
         await this.switchOver(instance, oldEngine, to.id);
       } catch (err) {
         const reason = (err as Error).message;
-        this.logger.warn({ instanceId, from: from.name, to: to.name, reason }, 'migration failed; moving back');
+        this.logger.warn({ ...this.runtime.tenants.fields(instanceId), from: from.name, to: to.name, reason }, 'migration failed; moving back');
         await this.rollBack(instance, from.id);
         await this.runtime.endMove(instanceId);
         await this.runtime.recordStatus(instanceId, instance.desiredState === 'running' ? 'running' : 'stopped', `migration to ${to.name} failed: ${reason}; back on ${from.name}`);
@@ -130,11 +131,15 @@ export class Migrator {
         instance.desiredState === 'running' ? 'running' : 'stopped',
         `migrated from ${from.name} to ${to.name} in ${durationMs} ms`,
       );
-      this.logger.info({ instanceId, from: from.name, to: to.name, durationMs }, 'instance migrated');
+      this.logger.info({ ...this.runtime.tenants.fields(instanceId), from: from.name, to: to.name, durationMs }, 'instance migrated');
+      result = 'ok';
       return { instanceId, from: from.name, to: to.name, durationMs };
     } finally {
       // An exception above (the database gone, say) must not leave the instance held.
       if (this.runtime.isMoving(instanceId)) await this.runtime.endMove(instanceId).catch(() => {});
+      // A move counts once it has begun (the target reserved): refusals before that are the API's answer.
+      this.opts.metrics?.migrations.inc({ result });
+      this.opts.metrics?.migrationDuration.observe({ result }, (Date.now() - started) / 1000);
     }
   }
 
@@ -185,7 +190,7 @@ export class Migrator {
     try {
       await (await this.runtime.engines.forInstance(id)).remove(id);
     } catch (err) {
-      this.logger.error({ err, instanceId: id }, 'rollback: removing the new worker failed');
+      this.logger.error({ err, ...this.runtime.tenants.fields(id) }, 'rollback: removing the new worker failed');
     }
     await this.db.update(instances).set({ nodeId: fromNodeId, targetNodeId: null, moveOwner: null }).where(eq(instances.id, id));
     if (instance.desiredState !== 'running') return;
@@ -193,7 +198,7 @@ export class Migrator {
     await this.runtime
       .start(id)
       .then(() => this.waitHeld(instance))
-      .catch((err) => this.logger.error({ err, instanceId: id }, 'rollback: the worker on the old node did not come back'));
+      .catch((err) => this.logger.error({ err, ...this.runtime.tenants.fields(id) }, 'rollback: the worker on the old node did not come back'));
   }
 
   // ------------------------------------------------------------ drain
@@ -285,6 +290,7 @@ export class Migrator {
     const progress: DrainProgress =
       previous && !previous.finishedAt ? previous : { startedAt: new Date(), total: onNode.length, moved: 0, failed: [], finishedAt: null };
     this.drains.set(nodeId, progress);
+    const passStarted = Date.now();
     const queue = onNode.map((r) => r.id);
     const stillDrained = async () => {
       const [n] = await this.db.select({ since: nodes.drainingSince }).from(nodes).where(eq(nodes.id, nodeId));
@@ -305,6 +311,11 @@ export class Migrator {
       }
     };
     await Promise.all(Array.from({ length: DRAIN_CONCURRENCY }, worker));
-    if ((await this.remaining(nodeId)) === 0) progress.finishedAt = new Date();
+    const emptied = (await this.remaining(nodeId)) === 0;
+    if (emptied) progress.finishedAt = new Date();
+    // Per pass with instances to move: ok when the node is empty after it, failed when some are left (the sweep tries again).
+    const result = emptied ? 'ok' : 'failed';
+    this.opts.metrics?.drains.inc({ result });
+    this.opts.metrics?.drainDuration.observe({ result }, (Date.now() - passStarted) / 1000);
   }
 }

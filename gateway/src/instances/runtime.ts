@@ -4,6 +4,7 @@ import type { Db } from '../db/client';
 import type { Sql } from 'postgres';
 import { instances, nodes, type Command, type Instance } from '../db/schema';
 import type { Logger } from '../logging/logger';
+import type { InstanceTenants } from '../logging/instance-tenants';
 import type { Engine, WorkerExit } from '../engines/engine';
 import type { EngineRegistry } from '../engines/registry';
 import { CommandQueue } from '../commands/queue';
@@ -61,6 +62,8 @@ export class InstanceRuntime {
   /** Instances whose start() is under way (not yet visible in the engine's list). */
   private readonly starting = new Set<number>();
   private reconcileTimer: Timer | undefined;
+  /** Instance → tenant for log lines: every line about an instance carries both ids. Shared with the hub. */
+  readonly tenants: InstanceTenants;
 
   constructor(
     private readonly db: Db,
@@ -69,6 +72,7 @@ export class InstanceRuntime {
     private readonly logger: Logger,
     private readonly opts: RuntimeOptions,
   ) {
+    this.tenants = hub.tenants;
     this.queue = new CommandQueue(db);
     this.sessions = new InstanceSessions(db);
     this.frames = new WorkerFrames(db, this.queue, hub, this.sessions, () => this.stopping);
@@ -77,7 +81,7 @@ export class InstanceRuntime {
       (exit) =>
         void this.workerExited(exit).catch((err) => {
           // The database is away (restarting, say): start the worker again once it answers.
-          this.logger.error({ err, instanceId: exit.instanceId }, 'handling a worker exit failed; starting the worker again once the database answers');
+          this.logger.error({ err, ...this.tenants.fields(exit.instanceId) }, 'handling a worker exit failed; starting the worker again once the database answers');
           this.retryStart(exit.instanceId, 0);
         }),
     );
@@ -109,6 +113,7 @@ export class InstanceRuntime {
       .where(eq(instances.id, instanceId))
       .returning();
     if (!instance) return;
+    this.tenants.remember(instanceId, instance.userId);
     if (!this.sessions.isMoving(instanceId)) await recordStatus(this.db, instanceId, 'starting', 'starting worker');
     // Until the new worker reports, the session state is unknown (it keeps `paired`).
     await this.sessions.forget(instanceId, 'worker starting');
@@ -120,6 +125,7 @@ export class InstanceRuntime {
       if ((await engine.inspect(instanceId))?.state === 'running') await engine.remove(instanceId);
       await engine.ensure({
         instanceId,
+        tenantId: instance.userId,
         name: instance.name,
         provider: instance.provider,
         resources: { cpu: instance.cpuLimit, memory: instance.memoryLimit },
@@ -158,6 +164,7 @@ export class InstanceRuntime {
   async destroy(instanceId: number): Promise<void> {
     await this.stop(instanceId, { remove: true });
     await dropInstanceState(this.opts.state.sql, instanceId);
+    this.tenants.forget(instanceId);
   }
 
   async restart(instanceId: number): Promise<void> {
@@ -183,12 +190,13 @@ export class InstanceRuntime {
   /** Starts every instance that should run on this gateway's process nodes. */
   async boot(): Promise<number> {
     const rows = await this.db
-      .select({ id: instances.id })
+      .select({ id: instances.id, userId: instances.userId })
       .from(instances)
       .innerJoin(nodes, eq(nodes.id, instances.nodeId))
       .where(and(eq(instances.desiredState, 'running'), inArray(nodes.engine, RUNNABLE_ENGINES)));
-    for (const { id } of rows) {
-      await this.start(id).catch((err) => this.logger.error({ err, instanceId: id }, 'failed to start instance at boot'));
+    for (const { id, userId } of rows) {
+      this.tenants.remember(id, userId);
+      await this.start(id).catch((err) => this.logger.error({ err, instanceId: id, tenantId: userId }, 'failed to start instance at boot'));
     }
     return rows.length;
   }
@@ -203,7 +211,7 @@ export class InstanceRuntime {
     const abandoned = await this.abandonDeadMoves();
     const moved = await this.moveOffUnreachableNodes();
     const wanted = await this.db
-      .select({ id: instances.id, status: instances.status })
+      .select({ id: instances.id, status: instances.status, userId: instances.userId })
       .from(instances)
       .innerJoin(nodes, eq(nodes.id, instances.nodeId))
       .where(and(eq(instances.desiredState, 'running'), inArray(nodes.engine, RUNNABLE_ENGINES), ne(nodes.status, 'unreachable')));
@@ -221,23 +229,24 @@ export class InstanceRuntime {
         engineOf.set(w.instanceId, engine);
       }
     }
+    for (const w of wanted) this.tenants.remember(w.id, w.userId);
     const wantedIds = new Set(wanted.map((w) => w.id));
     const started: number[] = [];
     const removed: number[] = [];
     for (const { id, status } of wanted) {
       if (running.has(id) || this.starting.has(id) || this.sessions.isMoving(id) || this.restartTimers.has(id) || status === 'error' || this.stopping) continue;
-      this.logger.warn({ instanceId: id }, 'reconciler: worker missing; starting it');
+      this.logger.warn(this.tenants.fields(id), 'reconciler: worker missing; starting it');
       started.push(id);
-      await this.start(id).catch((err) => this.logger.error({ err, instanceId: id }, 'reconciler: start failed'));
+      await this.start(id).catch((err) => this.logger.error({ err, ...this.tenants.fields(id) }, 'reconciler: start failed'));
     }
     for (const id of running) {
       if (wantedIds.has(id) || this.starting.has(id) || this.sessions.isMoving(id)) continue;
-      this.logger.warn({ instanceId: id }, 'reconciler: worker should not run; removing it');
+      this.logger.warn(this.tenants.fields(id), 'reconciler: worker should not run; removing it');
       removed.push(id);
       await engineOf
         .get(id)!
         .remove(id)
-        .catch((err) => this.logger.error({ err, instanceId: id }, 'reconciler: remove failed'));
+        .catch((err) => this.logger.error({ err, ...this.tenants.fields(id) }, 'reconciler: remove failed'));
     }
     return { started, removed, moved, abandoned };
   }
@@ -265,9 +274,9 @@ export class InstanceRuntime {
         continue;
       }
       await this.sessions.setStatus(inst.id, 'migrating', `node ${inst.from} is unreachable; moving to ${target.node.name}`);
-      this.logger.warn({ instanceId: inst.id, from: inst.from, to: target.node.name }, 'reconciler: moving instance off an unreachable node');
+      this.logger.warn({ ...this.tenants.fields(inst.id), from: inst.from, to: target.node.name }, 'reconciler: moving instance off an unreachable node');
       moved.push(inst.id);
-      await this.start(inst.id).catch((err) => this.logger.error({ err, instanceId: inst.id }, 'reconciler: start after move failed'));
+      await this.start(inst.id).catch((err) => this.logger.error({ err, ...this.tenants.fields(inst.id) }, 'reconciler: start after move failed'));
     }
     return moved;
   }
@@ -333,7 +342,7 @@ export class InstanceRuntime {
         this.restartTimers.delete(instanceId);
         if (this.stopping) return;
         this.start(instanceId).catch((err) => {
-          this.logger.warn({ err, instanceId, attempt }, 'start after a failed exit handling did not succeed; trying again');
+          this.logger.warn({ err, ...this.tenants.fields(instanceId), attempt }, 'start after a failed exit handling did not succeed; trying again');
           this.retryStart(instanceId, attempt + 1);
         });
       }, delay),
@@ -351,12 +360,14 @@ export class InstanceRuntime {
     const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.exitCode}`;
     if (crashes >= CRASH_LOOP_LIMIT) {
       await this.sessions.setStatus(exit.instanceId, 'error', `worker crashed ${crashes} times in a row (last: ${how}); not restarting`);
+      this.opts.metrics?.workerCrashLoops.inc({ provider: instance.provider });
       return;
     }
     // The first crash after a healthy run restarts at once; repeats back off.
     const { initial, max } = this.opts.backoffMs ?? { initial: 1000, max: 30_000 };
     const delay = crashes === 1 ? 0 : Math.min(max, initial * 2 ** (crashes - 2));
     await this.sessions.setStatus(exit.instanceId, 'starting', `worker exited (${how}); restarting in ${(delay / 1000).toFixed(1)} s`);
+    this.opts.metrics?.workerRestarts.inc({ provider: instance.provider });
     this.restartTimers.set(
       exit.instanceId,
       setTimeout(() => {
@@ -364,7 +375,7 @@ export class InstanceRuntime {
         if (this.stopping) return;
         this.start(exit.instanceId).catch((err) => {
           // The engine or the database is away for a moment (a Docker daemon restarting, say): try again.
-          this.logger.error({ err, instanceId: exit.instanceId }, 'restart failed; trying again');
+          this.logger.error({ err, ...this.tenants.fields(exit.instanceId) }, 'restart failed; trying again');
           this.retryStart(exit.instanceId, 0);
         });
       }, delay),

@@ -73,8 +73,12 @@ export class WorkerFrames implements WorkerHandlers {
         code: 'not_connected',
         message: state === 'qr' ? 'the WhatsApp session needs a new QR scan' : 'the WhatsApp session was logged out',
       });
+      const { provider } = failed.length > 0 ? await this.identity(instanceId) : { provider: '' };
       for (const c of failed) {
-        if (c.name === 'send') await advanceMessage(this.db, instanceId, String(c.args.messageId), 'failed', { error: c.errorMessage ?? 'not connected' });
+        if (c.name === 'send') {
+          this.hub.metrics.sends.inc({ provider, type: sendType(c.args), result: 'failed' });
+          await advanceMessage(this.db, instanceId, String(c.args.messageId), 'failed', { error: c.errorMessage ?? 'not connected' });
+        }
         this.queue.notify(c.id, { ok: false, error: { code: c.errorCode!, message: c.errorMessage! } });
       }
     }
@@ -99,10 +103,19 @@ export class WorkerFrames implements WorkerHandlers {
       .returning({ workerEventId: events.workerEventId });
     const fresh = new Set(inserted.map((r) => r.workerEventId));
     const receipts: Advance[] = [];
+    let receivedCount = 0;
     for (const { eventId, event } of batch) {
-      if (event.type !== 'message.status' || !fresh.has(eventId)) continue;
+      if (!fresh.has(eventId)) continue;
+      if (event.type === 'message.received') receivedCount++;
+      if (event.type !== 'message.status') continue;
       const { messageId, status, error, timestamp } = event.data;
       receipts.push({ messageId, status, error, at: new Date(timestamp) });
+    }
+    // Only what was stored for the first time: a worker sending an event again (no ack seen) is not counted twice.
+    if (receivedCount > 0 || receipts.length > 0) {
+      const { provider } = await this.identity(instanceId);
+      if (receivedCount > 0) this.hub.metrics.messagesReceived.inc({ provider }, receivedCount);
+      for (const r of receipts) this.hub.metrics.messageStatuses.inc({ provider, status: r.status });
     }
     // Receipts only move messages forward: the whole run is one statement.
     await advanceMessages(this.db, instanceId, receipts);
@@ -117,6 +130,10 @@ export class WorkerFrames implements WorkerHandlers {
     );
     try {
       const sends = completed.filter((c) => c.name === 'send');
+      if (sends.length > 0) {
+        const { provider } = await this.identity(instanceId);
+        for (const c of sends) this.hub.metrics.sends.inc({ provider, type: sendType(c.args), result: outcomes.get(c.id)!.ok ? 'sent' : 'failed' });
+      }
       const now = new Date();
       await advanceMessages(
         this.db,
@@ -151,4 +168,9 @@ export class WorkerFrames implements WorkerHandlers {
     }
     return found;
   }
+}
+
+/** A send command's message type (text, image, ...: the protocol's short list) as a metric label. */
+function sendType(args: Record<string, unknown>): string {
+  return typeof args.type === 'string' ? args.type : 'unknown';
 }

@@ -89,7 +89,7 @@ export class GatewayMetrics {
   /** Fleet (database). */
   readonly commandsPending = this.gauge('wgs_commands_pending', 'Commands waiting for a worker, by command name (fleet, from the database)', ['name'] as const);
   readonly commandsOldestPending = this.gauge('wgs_commands_oldest_pending_seconds', 'Age of the oldest command waiting for a worker (fleet, from the database)');
-  readonly sends = this.counter('wgs_sends_total', 'Send outcomes reported to this replica by provider, message type and result (sent, failed, refused)', [
+  readonly sends = this.counter('wgs_sends_total', 'Send outcomes reported to this replica by provider, message type and result (sent, failed)', [
     'provider',
     'type',
     'result',
@@ -109,6 +109,10 @@ export class GatewayMetrics {
     'From the event being recorded to the receiver\'s 2xx, for deliveries this replica made',
     DELIVERY_BUCKETS,
   );
+  readonly webhookGivenUp = this.counter(
+    'wgs_webhook_deliveries_given_up_total',
+    'Webhook deliveries this replica gave up on after their last attempt (a webhook.failed event is recorded)',
+  );
   /** Fleet (database). */
   readonly outboxPending = this.gauge('wgs_webhook_outbox_pending', 'Webhook deliveries not yet delivered or given up (fleet, from the database)');
   readonly outboxOldestPending = this.gauge('wgs_webhook_outbox_oldest_pending_seconds', 'Age of the oldest pending webhook delivery (fleet, from the database)');
@@ -117,7 +121,7 @@ export class GatewayMetrics {
   // ------------------------------------------------------------ moves and nodes
   readonly migrations = this.counter('wgs_migrations_total', 'Migrations this replica ran, by result (ok, failed)', ['result'] as const);
   readonly migrationDuration = this.histogram('wgs_migration_duration_seconds', 'Duration of migrations this replica ran', MOVE_BUCKETS, ['result'] as const);
-  readonly drains = this.counter('wgs_drains_total', 'Node drains this replica ran, by result (ok, failed)', ['result'] as const);
+  readonly drains = this.counter('wgs_drains_total', 'Node drain passes this replica ran, by result (ok: the node is empty after it; failed: instances are left, the next pass tries again)', ['result'] as const);
   readonly drainDuration = this.histogram('wgs_drain_duration_seconds', 'Duration of node drains this replica ran', MOVE_BUCKETS, ['result'] as const);
   /** Fleet (database). */
   readonly nodeUp = this.gauge('wgs_node_up', '1 when the node is reachable and accepts instances, 0 otherwise (fleet, from the database)', ['node', 'engine', 'status'] as const);
@@ -127,9 +131,9 @@ export class GatewayMetrics {
   readonly nodeReservedMemory = this.gauge('wgs_node_reserved_memory_bytes', 'Memory reserved by the instances placed on a node (fleet)', ['node'] as const);
 
   // ------------------------------------------------------------ database and retention
-  readonly dbPoolInUse = this.gauge('wgs_db_pool_connections_in_use', 'Postgres connections of this replica busy with a query');
-  readonly dbPoolWaiting = this.gauge('wgs_db_pool_queries_waiting', 'Queries of this replica waiting for a free Postgres connection');
-  readonly dbPoolSize = this.gauge('wgs_db_pool_connections', 'Postgres connections this replica has open');
+  // From pg_stat_activity (fleet.ts): postgres.js keeps its pool's queues private, so queries waiting for a connection cannot be counted.
+  readonly dbPoolInUse = this.gauge('wgs_db_pool_connections_in_use', 'Postgres connections of this replica busy with a query or a transaction (from pg_stat_activity)');
+  readonly dbPoolSize = this.gauge('wgs_db_pool_connections', 'Postgres connections this replica has open (its pool and its LISTEN connection, from pg_stat_activity)');
   readonly tableSize = this.gauge('wgs_table_size_bytes', 'On-disk size of the large tables, indexes and TOAST included (fleet, from the database)', ['table'] as const);
   readonly databaseSize = this.gauge('wgs_database_size_bytes', 'On-disk size of the gateway database (fleet)');
   readonly dataDirFree = this.gauge('wgs_data_dir_free_bytes', 'Free bytes on the filesystem of DATA_DIR (the embedded Postgres lives there)');

@@ -52,7 +52,7 @@ export function wabaRoutes({ database, runtime, secrets, logger, migrator }: App
         const token = query.get('hub.verify_token') ?? '';
         const challenge = query.get('hub.challenge') ?? '';
         if (query.get('hub.mode') !== 'subscribe' || !secretsEqual(token, secrets.open(account.verifyTokenSealed))) {
-          log.warn({ instanceId: params.id }, 'Cloud API webhook verification refused: wrong mode or verify token');
+          log.warn({ instanceId: params.id, tenantId: account.userId }, 'Cloud API webhook verification refused: wrong mode or verify token');
           throw new ApiError(403, 'verification_failed', 'hub.mode must be subscribe and hub.verify_token must be the verify token of this instance');
         }
         if (challenge.length === 0 || challenge.length > 256) throw new ApiError(400, 'validation_failed', "invalid query parameter 'hub.challenge': 1 to 256 characters");
@@ -81,7 +81,7 @@ export function wabaRoutes({ database, runtime, secrets, logger, migrator }: App
         if (!header) throw new ApiError(401, 'signature_missing', 'missing X-Hub-Signature-256 header');
         const appSecret = secrets.open(account.appSecretSealed);
         if (!signatureValid(appSecret, raw, header)) {
-          log.warn({ instanceId: params.id }, 'Cloud API webhook refused: X-Hub-Signature-256 does not match the body');
+          log.warn({ instanceId: params.id, tenantId: account.userId }, 'Cloud API webhook refused: X-Hub-Signature-256 does not match the body');
           throw new ApiError(401, 'signature_invalid', 'X-Hub-Signature-256 does not match the body under the app secret');
         }
         let payload: unknown;

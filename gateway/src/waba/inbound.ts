@@ -99,7 +99,7 @@ export async function routeWebhook(
       const instanceId = await targetFor(phoneNumberId);
       if (instanceId === null) {
         outcome.unrouted += 1;
-        log.warn({ via: via.instanceId, phoneNumberId }, 'Cloud API webhook for a phone number id no instance of this tenant and app has; dropped');
+        log.warn({ instanceId: via.instanceId, tenantId: via.userId, phoneNumberId }, 'Cloud API webhook for a phone number id no instance of this tenant and app has; dropped');
         continue;
       }
       queued.push({ instanceId, value: change.value });

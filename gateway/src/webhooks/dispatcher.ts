@@ -3,7 +3,7 @@ import { GatewayMetrics } from '../metrics/metrics';
 import { eq, sql } from 'drizzle-orm';
 import type { Sql } from 'postgres';
 import type { Db } from '../db/client';
-import { events, webhookDeliveries, webhooks } from '../db/schema';
+import { events, instances, webhookDeliveries, webhooks } from '../db/schema';
 import type { Logger } from '../logging/logger';
 import type { SecretBox } from '../lib/secret-box';
 import { refuseDestination } from './destination';
@@ -42,6 +42,8 @@ interface Claimed {
   secret_encrypted: string;
   event_id: number;
   instance_id: number;
+  /** The instance's user: for log lines. */
+  tenant_id: number;
   type: string;
   data: Record<string, unknown>;
   created_at: string;
@@ -130,8 +132,9 @@ export class WebhookDispatcher {
         returning d.id, d.attempts, d.webhook_id, d.event_id
       )
       select c.id, c.attempts, c.webhook_id, w.url, w.secret_encrypted, c.event_id,
-             e.instance_id, e.type, e.data, e.created_at
+             e.instance_id, i.user_id as tenant_id, e.type, e.data, e.created_at
       from claimed c join ${webhooks} w on w.id = c.webhook_id join ${events} e on e.id = c.event_id
+        join ${instances} i on i.id = e.instance_id
       order by c.id`)) as unknown as Claimed[];
     // bigint columns arrive as strings from the raw query
     for (const row of rows) {
@@ -178,11 +181,13 @@ export class WebhookDispatcher {
       }
     }
     const latencyMs = Math.round(performance.now() - started);
+    this.metrics.webhookDeliveries.inc({ outcome: attemptOutcome(statusCode, error) });
     const record = { lastStatusCode: statusCode, lastLatencyMs: latencyMs, lastError: error, responseExcerpt: excerpt, lockedUntil: null, claimedBy: null };
 
     if (statusCode !== null && statusCode >= 200 && statusCode < 300) {
       await this.db.update(webhookDeliveries).set({ ...record, status: 'succeeded', completedAt: sql`now()` }).where(eq(webhookDeliveries.id, row.id));
       this.counts.succeeded++;
+      this.metrics.webhookLatency.observe(Math.max(0, (Date.now() - new Date(row.created_at).getTime()) / 1000));
       return;
     }
     if (statusCode === 410) {
@@ -216,8 +221,23 @@ export class WebhookDispatcher {
       });
     });
     this.counts.failed++;
-    this.logger.warn({ webhookId: row.webhook_id, deliveryId: row.id, attempts: row.attempts }, 'webhook delivery failed for good');
+    this.metrics.webhookGivenUp.inc();
+    this.logger.warn(
+      { instanceId: row.instance_id, tenantId: row.tenant_id, webhookId: row.webhook_id, deliveryId: row.id, attempts: row.attempts },
+      'webhook delivery failed for good',
+    );
   }
+}
+
+/**
+ * One attempt as wgs_webhook_deliveries_total counts it: delivered (2xx),
+ * gone (410: the subscription is disabled), failed (another status),
+ * timeout (no answer within WEBHOOK_TIMEOUT_MS), error (no answer: refused
+ * destination, DNS, connection refused or reset, TLS).
+ */
+export function attemptOutcome(statusCode: number | null, error: string | null): 'delivered' | 'gone' | 'failed' | 'timeout' | 'error' {
+  if (statusCode !== null) return statusCode >= 200 && statusCode < 300 ? 'delivered' : statusCode === 410 ? 'gone' : 'failed';
+  return error?.startsWith('TimeoutError') ? 'timeout' : 'error';
 }
 
 /** Seconds from a Retry-After header (delta-seconds or HTTP date); 0 when absent or bad; capped at a day. */

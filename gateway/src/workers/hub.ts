@@ -1,8 +1,9 @@
 import { eq } from 'drizzle-orm';
 import { GatewayMetrics } from '../metrics/metrics';
 import type { Db } from '../db/client';
-import { instances } from '../db/schema';
+import { instances, nodes } from '../db/schema';
 import type { Logger } from '../logging/logger';
+import { InstanceTenants } from '../logging/instance-tenants';
 import {
   CloseCodes,
   Hello,
@@ -19,6 +20,7 @@ import type { ResultFrame as ResultFrameSchema } from '../../../workers/protocol
 export type ResultFrame = Static<typeof ResultFrameSchema>;
 type Frame = Static<typeof WorkerFrame>;
 import { workerTokenMatches } from './tokens';
+import { WorkerUsageMetrics } from './usage';
 
 /** One WebSocket as the hub sees it. */
 export interface WorkerSocket {
@@ -48,6 +50,8 @@ interface Session {
   inbox: unknown[];
   /** The loop handling `inbox`, while it runs. */
   draining?: Promise<void>;
+  /** Set while the socket counts in wgs_worker_connections (from its hello until it closes or is replaced). */
+  countedAs?: string;
 }
 
 /**
@@ -59,13 +63,22 @@ export class WorkerHub {
   private readonly sessions = new Map<WorkerSocket, Session>();
   private readonly byInstance = new Map<number, Session>();
   private handlers?: WorkerHandlers;
+  /** What the connected workers report in their pings (memory, CPU), as metrics. */
+  private readonly usage: WorkerUsageMetrics;
+  /** Instance → tenant for log lines (learned at hello); shared with the runtime. */
+  readonly tenants: InstanceTenants;
 
   constructor(
     private readonly db: Db,
     private readonly logger: Logger,
     /** Where connections and worker reports are counted. */
     readonly metrics: GatewayMetrics = new GatewayMetrics({ defaults: false }),
-  ) {}
+    /** metricsPerInstance: METRICS_PER_INSTANCE=true, worker usage also per instance. */
+    opts: { metricsPerInstance?: boolean; tenants?: InstanceTenants } = {},
+  ) {
+    this.tenants = opts.tenants ?? new InstanceTenants(db);
+    this.usage = new WorkerUsageMetrics(metrics, { perInstance: opts.metricsPerInstance ?? false });
+  }
 
   setHandlers(handlers: WorkerHandlers): void {
     this.handlers = handlers;
@@ -110,7 +123,7 @@ export class WorkerHub {
       try {
         await this.handleBatch(session, batch);
       } catch (err) {
-        this.logger.error({ err, instanceId: session.instanceId }, 'failed to handle worker frames');
+        this.logger.error({ err, ...(session.instanceId !== undefined && this.tenants.fields(session.instanceId)) }, 'failed to handle worker frames');
       }
     }
   }
@@ -120,9 +133,11 @@ export class WorkerHub {
     if (!session) return;
     this.sessions.delete(socket);
     clearTimeout(session.helloTimer);
+    this.uncount(session);
     const id = session.instanceId;
     if (id !== undefined && this.byInstance.get(id) === session) {
       this.byInstance.delete(id);
+      this.usage.disconnected(id);
       void (session.draining ?? Promise.resolve()).then(() => this.handlers?.disconnected(id)).catch(() => {});
     }
   }
@@ -130,6 +145,13 @@ export class WorkerHub {
   /** Closes every worker socket (gateway shutdown). */
   closeAll(): void {
     for (const session of this.sessions.values()) session.socket.close(1001, 'gateway stopping');
+  }
+
+  /** A socket leaves wgs_worker_connections once: when it closes or a newer one replaces it. */
+  private uncount(session: Session): void {
+    if (session.countedAs === undefined) return;
+    this.metrics.workerConnections.dec({ provider: session.countedAs });
+    session.countedAs = undefined;
   }
 
   private async handleBatch(session: Session, raws: unknown[]): Promise<void> {
@@ -146,7 +168,7 @@ export class WorkerHub {
       }
       const frame = parseFrame(WorkerFrame, raw);
       if (frame) frames.push(frame);
-      else this.logger.warn({ instanceId: session.instanceId }, 'invalid frame from worker');
+      else this.logger.warn(this.tenants.fields(session.instanceId), 'invalid frame from worker');
     }
     await flush();
   }
@@ -192,6 +214,8 @@ export class WorkerHub {
           break;
         case 'ping':
           session.socket.send(JSON.stringify({ type: 'pong', t: frame.t } satisfies GatewayFrame));
+          // Only from the instance's current socket: a closed or replaced one no longer counts.
+          if (frame.usage && this.byInstance.get(id) === session) this.usage.report(id, frame.usage);
           break;
         case 'pong':
         case 'hello':
@@ -204,28 +228,37 @@ export class WorkerHub {
   private async hello(session: Session, raw: unknown): Promise<void> {
     const hello = parseFrame(Hello, raw);
     const reject = (code: number, reason: string) => {
-      this.logger.warn({ instanceId: hello?.instanceId, reason }, 'worker rejected');
+      // The claimed id is not authenticated: no lookup for it, the tenant only when already known.
+      this.logger.warn({ instanceId: hello?.instanceId, tenantId: hello && this.tenants.tenantOf(hello.instanceId), reason }, 'worker rejected');
       session.socket.close(code, reason);
     };
     if (!hello) return reject(CloseCodes.unauthorized, 'first frame must be hello');
     if (hello.protocol !== PROTOCOL_VERSION) return reject(CloseCodes.unsupportedProtocol, `protocol ${hello.protocol} not supported`);
     const [instance] = await this.db
-      .select({ id: instances.id, phone: instances.phoneNumber, tokenHash: instances.workerTokenHash })
+      .select({ id: instances.id, userId: instances.userId, phone: instances.phoneNumber, tokenHash: instances.workerTokenHash, provider: instances.provider, node: nodes.name })
       .from(instances)
+      .leftJoin(nodes, eq(nodes.id, instances.nodeId))
       .where(eq(instances.id, hello.instanceId));
     if (!instance || !workerTokenMatches(hello.token, instance.tokenHash)) return reject(CloseCodes.unauthorized, 'invalid token');
+    this.tenants.remember(instance.id, instance.userId);
     if (!this.sessions.has(session.socket)) return; // closed while we looked
 
     clearTimeout(session.helloTimer);
     const previous = this.byInstance.get(instance.id);
     session.instanceId = instance.id;
     this.byInstance.set(instance.id, session);
+    // The node as of this connection (a migration starts a new worker, hence a new connection, after moving it).
+    this.usage.connected(instance.id, { node: instance.node ?? 'none', provider: instance.provider });
+    // The instance's provider, not what the worker says: a label value stays one of the known few.
+    session.countedAs = instance.provider;
+    this.metrics.workerConnections.inc({ provider: instance.provider });
     if (previous && previous !== session) {
       previous.instanceId = undefined;
+      this.uncount(previous);
       previous.socket.close(CloseCodes.replaced, 'replaced by a newer connection');
     }
     session.socket.send(JSON.stringify({ type: 'welcome', protocol: PROTOCOL_VERSION, instanceId: instance.id, phone: instance.phone } satisfies GatewayFrame));
-    this.logger.info({ instanceId: instance.id, provider: hello.provider, workerVersion: hello.workerVersion }, 'worker connected');
+    this.logger.info({ instanceId: instance.id, tenantId: instance.userId, provider: hello.provider, workerVersion: hello.workerVersion }, 'worker connected');
     await this.handlers!.connected(instance.id);
   }
 }

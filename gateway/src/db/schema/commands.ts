@@ -31,6 +31,8 @@ export const commands = pgTable(
     index('commands_instance_status_idx').on(t.instanceId, t.status, t.id),
     // Metrics: pending commands by name and the oldest one, without reading done ones.
     index('commands_pending_idx').on(t.name, t.createdAt).where(sql`${t.status} = 'pending'`),
+    // Retention: finished commands by age.
+    index('commands_completed_idx').on(t.completedAt).where(sql`${t.status} <> 'pending'`),
   ],
 );
 

@@ -1,4 +1,4 @@
-import { pgEnum, pgTable, integer, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { index, pgEnum, pgTable, integer, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 import { instances } from './instances';
 import { commands } from './commands';
 import { MESSAGE_STATUSES } from '../../../../workers/protocol/frames';
@@ -28,7 +28,12 @@ export const messages = pgTable(
     readAt: timestamp('read_at', { withTimezone: true }),
     failedAt: timestamp('failed_at', { withTimezone: true }),
   },
-  (t) => [uniqueIndex('messages_instance_idempotency_key').on(t.instanceId, t.idempotencyKey)],
+  (t) => [
+    uniqueIndex('messages_instance_idempotency_key').on(t.instanceId, t.idempotencyKey),
+    // Retention: pruning a command sets its messages' command_id to null (ON DELETE SET NULL);
+    // without this index every pruned command would scan the whole table.
+    index('messages_command_idx').on(t.commandId),
+  ],
 );
 
 export type Message = typeof messages.$inferSelect;

@@ -1,0 +1,2 @@
+CREATE INDEX "commands_completed_idx" ON "commands" USING btree ("completed_at") WHERE "commands"."status" <> 'pending';--> statement-breakpoint
+CREATE INDEX "messages_command_idx" ON "messages" USING btree ("command_id");
