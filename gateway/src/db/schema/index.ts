@@ -9,3 +9,4 @@ export * from './webhooks';
 export * from './media';
 export * from './gateway-processes';
 export * from './waba';
+export * from './plans';
