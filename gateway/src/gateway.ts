@@ -13,6 +13,7 @@ import { acquireOwner, type GatewayOwner } from './claims/owner';
 import { GatewayMetrics } from './metrics/metrics';
 import { registerFleetCollectors } from './metrics/fleet';
 import { RetentionJob } from './retention/retention';
+import { InstanceSecondsJob } from './usage/instance-seconds';
 
 /** How often every node is checked (ready/unreachable, totals). */
 const NODE_CHECK_INTERVAL_MS = 15_000;
@@ -134,6 +135,9 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
     // Every replica runs the timer; one at a time prunes (an advisory lock held for the pass).
     const retention = new RetentionJob(url, logger.child({ component: 'retention' }), metrics, config.retention);
     retention.start();
+    // Instance seconds of the past hours into the usage ledger; likewise one replica at a time.
+    const instanceSeconds = new InstanceSecondsJob(url, logger.child({ component: 'usage' }));
+    instanceSeconds.start();
 
     return {
       url: httpUrl,
@@ -146,6 +150,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
         runtime.engines.close();
         await dispatcher.stop();
         await retention.stop();
+        await instanceSeconds.stop();
         // Containers on docker nodes keep running and keep their sockets open: close them,
         // or the server would wait for them forever.
         runtime.hub.closeAll();

@@ -38,6 +38,11 @@ export async function issueApiKey(db: Pick<Db, 'insert'>, userId: number) {
 
 /** The user holding this key, or null. Hashes are compared in constant time. */
 export async function authenticateApiKey(db: Db, presented: string): Promise<User | null> {
+  return (await resolveApiKey(db, presented))?.user ?? null;
+}
+
+/** The user holding this key and the key's id (rate limits count per key), or null. */
+export async function resolveApiKey(db: Db, presented: string): Promise<{ user: User; keyId: number } | null> {
   if (!KEY_RE.test(presented)) return null;
   const hash = hashApiKey(presented);
   const [row] = await db
@@ -48,7 +53,7 @@ export async function authenticateApiKey(db: Db, presented: string): Promise<Use
     .limit(1);
   if (!row || !timingSafeEqual(Buffer.from(row.hash, 'hex'), Buffer.from(hash, 'hex'))) return null;
   touchKey(db, row.keyId);
-  return row.user;
+  return { user: row.user, keyId: row.keyId };
 }
 
 const TOUCH_INTERVAL_MS = 60_000;

@@ -7,6 +7,7 @@ import type { AppDeps } from './context';
 import { healthRoutes } from '../routes/health';
 import { adminUserRoutes } from '../routes/admin/users';
 import { adminNodeRoutes } from '../routes/admin/nodes';
+import { adminPlanRoutes } from '../routes/admin/plans';
 import { meRoutes } from '../routes/api/me';
 import { instanceRoutes } from '../routes/api/instances';
 import { messagingRoutes } from '../routes/api/messaging';
@@ -14,6 +15,8 @@ import { webhookRoutes } from '../routes/api/webhooks';
 import { workerSocketRoute } from '../routes/internal/workers';
 import { wabaRoutes } from '../routes/waba';
 import { metricsRoutes } from '../routes/metrics';
+import { usageRoutes } from '../routes/api/usage';
+import { adminUsageRoutes } from '../routes/admin/usage';
 
 export const API_VERSION = '0.1.0';
 
@@ -101,10 +104,13 @@ export function createApp(deps: AppDeps) {
       .use(metricsRoutes(deps))
       .use(adminUserRoutes(deps))
       .use(adminNodeRoutes(deps))
+      .use(adminPlanRoutes(deps))
       .use(meRoutes(deps))
       .use(instanceRoutes(deps))
       .use(messagingRoutes(deps))
       .use(webhookRoutes(deps))
+      .use(usageRoutes(deps))
+      .use(adminUsageRoutes(deps))
       .use(wabaRoutes(deps))
       .use(workerSocketRoute(deps))
   );

@@ -1,8 +1,10 @@
 import { Elysia } from 'elysia';
-import { authenticateApiKey, secretsEqual } from '../auth/api-keys';
+import { resolveApiKey, secretsEqual } from '../auth/api-keys';
 import type { User } from '../db/schema';
 import { unauthorized } from './errors';
 import type { AppDeps } from './context';
+import { RateLimiter } from '../ratelimit/limiter';
+import { enforceRateLimit } from '../ratelimit/enforce';
 
 export const ADMIN_HEADER = 'x-admin-api-secret';
 
@@ -12,10 +14,12 @@ const tenantOf = new WeakMap<Request, User>();
 /**
  * Authentication runs on every request before body parsing and validation, so
  * an unauthenticated caller learns nothing about a route's input rules:
- * /admin needs X-Admin-API-Secret, /api needs a Bearer API key.
+ * /admin needs X-Admin-API-Secret, /api needs a Bearer API key. /api
+ * requests are then rate limited per key and per tenant (ratelimit/).
  */
-export function authentication({ database, adminSecret }: AppDeps) {
-  return new Elysia({ name: 'authentication' }).onRequest(async ({ request }) => {
+export function authentication({ database, adminSecret, logger }: AppDeps) {
+  const limiter = new RateLimiter(database, logger);
+  return new Elysia({ name: 'authentication' }).onRequest(async ({ request, set }) => {
     const path = new URL(request.url).pathname;
     if (path === '/admin' || path.startsWith('/admin/')) {
       const given = request.headers.get(ADMIN_HEADER);
@@ -25,9 +29,10 @@ export function authentication({ database, adminSecret }: AppDeps) {
       const header = request.headers.get('authorization');
       const match = header?.match(/^Bearer\s+(\S+)\s*$/i);
       if (!match) throw unauthorized('missing Authorization: Bearer <apiKey> header');
-      const user = await authenticateApiKey(database.db, match[1]!);
-      if (!user) throw unauthorized('invalid API key');
-      tenantOf.set(request, user);
+      const found = await resolveApiKey(database.db, match[1]!);
+      if (!found) throw unauthorized('invalid API key');
+      await enforceRateLimit(limiter, found.user.id, found.keyId, set.headers);
+      tenantOf.set(request, found.user);
     }
   });
 }

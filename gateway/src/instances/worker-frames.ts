@@ -1,8 +1,9 @@
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { events, instances, type Command } from '../db/schema';
 import { NEEDS_CONNECTION, type CommandQueue } from '../commands/queue';
 import { storeReceivedMedia } from '../messages/media';
+import { instanceUsageInsert } from '../usage/ledger';
 import { advanceMessage, advanceMessages, type Advance } from '../messages/messages';
 import { routeSandboxMessages } from '../sandbox/network';
 import type { ResultFrame, WorkerHandlers, WorkerHub } from '../workers/hub';
@@ -95,13 +96,21 @@ export class WorkerFrames implements WorkerHandlers {
   async events(instanceId: number, received: { eventId: string; event: WorkerEvent }[]): Promise<void> {
     // Media bytes go to the media table; the stored event points at them.
     const batch = await storeReceivedMedia(this.db, instanceId, received);
-    // One statement for the run; rows keep the order the worker sent them in.
-    const inserted = await this.db
-      .insert(events)
-      .values(batch.map(({ eventId, event }) => ({ instanceId, workerEventId: eventId, type: event.type, data: event.data })))
-      .onConflictDoNothing()
-      .returning({ workerEventId: events.workerEventId });
-    const fresh = new Set(inserted.map((r) => r.workerEventId));
+    if (batch.length === 0) return;
+    // One statement for the run; rows keep the order the worker sent them in. Each fresh
+    // message.received counts in the usage ledger in the same statement (`received:<event id>`).
+    const values = batch.map(({ eventId, event }, n) => sql`(${n}::int, ${eventId}::text, ${event.type}::text, ${JSON.stringify(event.data)}::jsonb)`);
+    const inserted = await this.db.execute<{ worker_event_id: string }>(sql`
+      with ins as (
+        insert into ${events} (instance_id, worker_event_id, type, data)
+        select ${instanceId}::int, v.worker_event_id, v.type, v.data
+        from (values ${sql.join(values, sql`, `)}) as v(n, worker_event_id, type, data)
+        order by v.n
+        on conflict do nothing
+        returning id, worker_event_id, type
+      ), counted as (${instanceUsageInsert(instanceId, sql`select 'messages_received', 1, 'received:' || id from ins where type = 'message.received'`)})
+      select worker_event_id from ins`);
+    const fresh = new Set(inserted.map((r) => r.worker_event_id));
     const receipts: Advance[] = [];
     let receivedCount = 0;
     for (const { eventId, event } of batch) {
@@ -142,7 +151,7 @@ export class WorkerFrames implements WorkerHandlers {
           const o = outcomes.get(c.id)!;
           const providerMessageId = typeof o.data?.providerMessageId === 'string' ? o.data.providerMessageId : undefined;
           return o.ok
-            ? { messageId: String(c.args.messageId), status: 'sent' as const, at: now, providerMessageId }
+            ? { messageId: String(c.args.messageId), status: 'sent' as const, at: now, providerMessageId, mediaBytes: inlineMediaBytes(c.args) }
             : { messageId: String(c.args.messageId), status: 'failed' as const, at: now, error: o.error?.message ?? 'send failed' };
         }),
       );
@@ -173,4 +182,10 @@ export class WorkerFrames implements WorkerHandlers {
 /** A send command's message type (text, image, ...: the protocol's short list) as a metric label. */
 function sendType(args: Record<string, unknown>): string {
   return typeof args.type === 'string' ? args.type : 'unknown';
+}
+
+/** Bytes of a send's inline media (base64 `media.data`), 0 for none or media by URL (its size is the worker's to know). */
+function inlineMediaBytes(args: Record<string, unknown>): number {
+  const data = (args.media as { data?: unknown } | undefined)?.data;
+  return typeof data === 'string' ? Buffer.byteLength(data, 'base64') : 0;
 }

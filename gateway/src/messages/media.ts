@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { Db } from '../db/client';
 import { media } from '../db/schema';
+import { recordInstanceUsage } from '../usage/ledger';
 import type { WorkerEvent } from '../../../workers/protocol/frames';
 
 /** The API path media is served at; relative, so every replica and proxy serves it. */
@@ -26,6 +27,12 @@ export async function storeReceivedMedia<T extends { eventId: string; event: Wor
     rows.push({ id, instanceId, mimetype: rest.mimetype, filename: rest.filename ?? null, size: bytes.length, data: bytes });
     return { ...item, event: { ...event, data: { ...event.data, media: { ...rest, size: bytes.length, url: mediaPath(instanceId, id) } } } };
   });
-  if (rows.length > 0) await db.insert(media).values(rows).onConflictDoNothing();
+  // The bytes and their count in the usage ledger (`media:<id>`, once per stored file) commit together.
+  if (rows.length > 0) {
+    await db.transaction(async (tx) => {
+      const stored = await tx.insert(media).values(rows).onConflictDoNothing().returning({ id: media.id, size: media.size });
+      await recordInstanceUsage(tx, instanceId, stored.map((m) => ({ metric: 'media_bytes' as const, quantity: m.size, source: `media:${m.id}` })));
+    });
+  }
   return out;
 }

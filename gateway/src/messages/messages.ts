@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { messages, type Message, type MessageStatus } from '../db/schema';
+import { instanceUsageInsert } from '../usage/ledger';
 
 export function newMessageId(): string {
   return `msg_${randomBytes(12).toString('hex')}`;
@@ -13,6 +14,8 @@ export interface Advance {
   at: Date;
   providerMessageId?: string;
   error?: string;
+  /** Bytes of inline media the send carried: counted as `media_bytes` once it is sent. */
+  mediaBytes?: number;
 }
 
 /**
@@ -22,12 +25,13 @@ export interface Advance {
  * its furthest status, with every earlier time filled in.
  */
 export async function advanceMessages(db: Db, instanceId: number, advances: Advance[]): Promise<void> {
-  const merged = new Map<string, { times: Partial<Record<Advance['status'], Date>>; providerMessageId?: string; error?: string }>();
+  const merged = new Map<string, { times: Partial<Record<Advance['status'], Date>>; providerMessageId?: string; error?: string; mediaBytes?: number }>();
   for (const a of advances) {
     const m = merged.get(a.messageId) ?? { times: {} };
     m.times[a.status] ??= a.at;
     m.providerMessageId ??= a.providerMessageId;
     m.error ??= a.error;
+    m.mediaBytes ??= a.mediaBytes;
     merged.set(a.messageId, m);
   }
   if (merged.size === 0) return;
@@ -41,14 +45,21 @@ export async function advanceMessages(db: Db, instanceId: number, advances: Adva
     const sent = t.sent ?? delivered;
     const iso = (d?: Date) => (d ? d.toISOString() : null);
     const failedAt = status === 'failed' ? iso(t.failed) : null;
-    return sql`(${id}, ${status}, ${iso(sent)}, ${iso(delivered)}, ${iso(read)}, ${failedAt}, ${m.providerMessageId ?? null}, ${m.error ?? null})`;
+    return sql`(${id}, ${status}, ${iso(sent)}, ${iso(delivered)}, ${iso(read)}, ${failedAt}, ${m.providerMessageId ?? null}, ${m.error ?? null}, ${m.mediaBytes ?? 0}::bigint)`;
   });
   // Whether the receipt moves the message forward; only then do status and times change.
   const forward = sql`(case v.status when 'failed' then m.status in ('queued', 'sent')
            else m.status <> 'failed' and array_position(array['queued','sent','delivered','read'], m.status::text)
                                        < array_position(array['queued','sent','delivered','read'], v.status) end)`;
   const ifAdvancing = (column: string, value: ReturnType<typeof sql>) => sql`case when ${forward} then ${value} else ${sql.raw(`m.${column}`)} end`;
+  // The usage ledger counts in the same statement: `sent:<id>` when a message goes out (its
+  // sent time is set for the first time), `media-sent:<id>` for the inline media of a sent send.
   await db.execute(sql`
+    with v(id, status, sent_at, delivered_at, read_at, failed_at, provider_message_id, error, media_bytes) as (
+      values ${sql.join(rows, sql`, `)}
+    ), prev as (
+      select m.id, m.sent_at from ${messages} m where m.instance_id = ${instanceId} and m.id in (select id from v)
+    ), upd as (
     update ${messages} as m set
       status = ${ifAdvancing('status', sql`v.status::message_status`)},
       sent_at = ${ifAdvancing('sent_at', sql`coalesce(m.sent_at, v.sent_at::timestamptz)`)},
@@ -58,9 +69,17 @@ export async function advanceMessages(db: Db, instanceId: number, advances: Adva
       error = ${ifAdvancing('error', sql`coalesce(v.error, m.error)`)},
       -- WhatsApp's id is kept whenever it comes: a worker may report the sent status before its result carries the id.
       provider_message_id = coalesce(v.provider_message_id, m.provider_message_id)
-    from (values ${sql.join(rows, sql`, `)}) as v(id, status, sent_at, delivered_at, read_at, failed_at, provider_message_id, error)
+    from v
     where m.id = v.id and m.instance_id = ${instanceId}
-      and (${forward} or (v.provider_message_id is not null and m.provider_message_id is distinct from v.provider_message_id))`);
+      and (${forward} or (v.provider_message_id is not null and m.provider_message_id is distinct from v.provider_message_id))
+    returning m.id, m.sent_at
+    ), counted as (${instanceUsageInsert(
+      instanceId,
+      sql`select 'messages_sent', 1, 'sent:' || upd.id from upd join prev on prev.id = upd.id where prev.sent_at is null and upd.sent_at is not null
+          union all
+          select 'media_bytes', v.media_bytes, 'media-sent:' || v.id from v join prev on prev.id = v.id where v.media_bytes > 0 and v.sent_at is not null`,
+    )})
+    select 1`);
 }
 
 /** One receipt; see advanceMessages. */

@@ -14,3 +14,18 @@ export async function planOf(db: Db, userId: number): Promise<Plan> {
   if (!fallback) throw new Error('no default plan: migration 0014 creates one; an operator must keep one plan marked default');
   return fallback;
 }
+
+/** The API's view of a plan: limits null = unlimited, lists null = all. */
+export function toPlanView(p: Plan) {
+  return {
+    id: p.id,
+    name: p.name,
+    default: p.isDefault,
+    maxInstances: p.maxInstances,
+    messagesPerMonth: p.messagesPerMonth,
+    mediaBytesPerMonth: p.mediaBytesPerMonth,
+    rateLimit: { perKey: p.rateLimitPerKey, perTenant: p.rateLimitPerTenant },
+    allowedProviders: p.allowedProviders,
+    features: p.features,
+  };
+}

@@ -23,7 +23,8 @@
  * a pause between batches and at most `maxBatches` batches per table per pass,
  * so a large backlog is worked off over several passes instead of one long one.
  */
-import postgres, { type Sql } from 'postgres';
+import type { Sql } from 'postgres';
+import { SingletonJob } from '../claims/singleton-job';
 import type { GatewayMetrics } from '../metrics/metrics';
 import type { Logger } from '../logging/logger';
 
@@ -92,10 +93,7 @@ function batch(sql: Sql, table: RetentionTable, days: number, limit: number) {
 }
 
 export class RetentionJob {
-  private readonly sql: Sql;
-  private timer: ReturnType<typeof setTimeout> | undefined;
-  private running: Promise<unknown> | undefined;
-  private stopped = false;
+  private readonly job: SingletonJob;
 
   constructor(
     databaseUrl: string,
@@ -103,15 +101,7 @@ export class RetentionJob {
     private readonly metrics: GatewayMetrics | undefined,
     private readonly opts: RetentionOptions,
   ) {
-    // A one-connection client of its own, not a connection reserved from the pool (see
-    // claims/owner.ts: postgres.js 3.4.9 and dead reserved connections). The session-level lock
-    // and every batch of a pass go over this one connection.
-    this.sql = postgres(databaseUrl, {
-      max: 1,
-      idle_timeout: 60,
-      onnotice: () => {},
-      connection: { application_name: 'wgs-gateway-retention', tcp_keepalives_idle: 10, tcp_keepalives_interval: 5, tcp_keepalives_count: 3 },
-    });
+    this.job = new SingletonJob(databaseUrl, logger, { name: 'retention', lockKey: RETENTION_LOCK, applicationName: 'wgs-gateway-retention' });
   }
 
   private days(table: RetentionTable): number {
@@ -126,32 +116,27 @@ export class RetentionJob {
    * same pass.
    */
   async runOnce(): Promise<RetentionResult> {
-    const sql = this.sql;
-    const [{ locked }] = (await sql`select pg_try_advisory_lock(${RETENTION_LOCK}) as locked`) as unknown as [{ locked: boolean }];
-    if (!locked) {
-      this.logger.debug('retention pass skipped: another replica is running one');
-      return { skipped: true };
-    }
+    const result = await this.job.locked((sql) => this.pass(sql));
+    return result ?? { skipped: true };
+  }
+
+  private async pass(sql: Sql): Promise<RetentionResult> {
     const started = Date.now();
     const pruned = Object.fromEntries(RETENTION_TABLES.map((t) => [t, 0])) as Record<RetentionTable, number>;
     const limit = this.opts.batchSize ?? 1000;
     const pauseMs = this.opts.pauseMs ?? 200;
     const maxBatches = this.opts.maxBatches ?? 50;
-    try {
-      await this.opts.onLocked?.();
-      for (const table of RETENTION_TABLES) {
-        const days = this.days(table);
-        if (days <= 0) continue; // 0: kept forever
-        for (let n = 0; n < maxBatches && !this.stopped; n++) {
-          if (n > 0 && pauseMs > 0) await Bun.sleep(pauseMs);
-          const { count } = await batch(sql, table, days, limit);
-          pruned[table] += count;
-          this.metrics?.retentionPruned.inc({ table }, count);
-          if (count < limit) break;
-        }
+    await this.opts.onLocked?.();
+    for (const table of RETENTION_TABLES) {
+      const days = this.days(table);
+      if (days <= 0) continue; // 0: kept forever
+      for (let n = 0; n < maxBatches && !this.job.isStopped; n++) {
+        if (n > 0 && pauseMs > 0) await Bun.sleep(pauseMs);
+        const { count } = await batch(sql, table, days, limit);
+        pruned[table] += count;
+        this.metrics?.retentionPruned.inc({ table }, count);
+        if (count < limit) break;
       }
-    } finally {
-      await sql`select pg_advisory_unlock(${RETENTION_LOCK})`.catch(() => {});
     }
     const durationMs = Date.now() - started;
     this.metrics?.retentionLastRun.set(Date.now() / 1000);
@@ -161,23 +146,13 @@ export class RetentionJob {
     return { skipped: false, pruned, durationMs };
   }
 
-  /** Runs a pass now and then every `intervalMs` (default 5 minutes). */
+  /** Runs a pass every `intervalMs` (default 5 minutes), the first one shortly after start. */
   start(): void {
-    const every = this.opts.intervalMs ?? 5 * 60_000;
-    const tick = async () => {
-      this.running = this.runOnce().catch((err) => this.logger.error({ err }, 'retention pass failed'));
-      await this.running;
-      if (!this.stopped) this.timer = setTimeout(tick, every);
-    };
-    // The first pass waits a moment: start-up (boot, the first control-loop passes) comes first.
-    this.timer = setTimeout(tick, Math.min(every, 30_000));
+    this.job.start(() => this.runOnce(), this.opts.intervalMs ?? 5 * 60_000);
   }
 
   /** Stops the timer, lets a pass under way end after its current batch, and closes the connection. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.running;
-    await this.sql.end({ timeout: 2 }).catch(() => {});
+  stop(): Promise<void> {
+    return this.job.stop();
   }
 }

@@ -3,9 +3,9 @@
  * thing, appended in the same transaction as the thing itself, idempotent by
  * `source` (a redelivered event or a retried statement counts once).
  */
-import { and, eq, gte, lt, sql } from 'drizzle-orm';
+import { and, eq, gte, lt, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { usageLedger, type UsageMetric } from '../db/schema';
+import { instances, usageLedger, type UsageMetric } from '../db/schema';
 
 export interface UsageEntry {
   userId: number;
@@ -54,4 +54,29 @@ export async function usageTotal(db: Db, userId: number, metric: UsageMetric, fr
     .from(usageLedger)
     .where(and(eq(usageLedger.userId, userId), eq(usageLedger.metric, metric), gte(usageLedger.occurredAt, from), lt(usageLedger.occurredAt, to)));
   return Number(row?.total ?? 0);
+}
+
+/**
+ * SQL appending ledger rows for one instance's counted things, in whatever
+ * statement embeds it (a CTE next to the write that does the thing): `rows`
+ * yields (metric, quantity, source); the tenant and provider are joined from
+ * the instance, so no extra query is needed. Sources already there are skipped.
+ */
+export function instanceUsageInsert(instanceId: number, rows: SQL): SQL {
+  return sql`
+    insert into ${usageLedger} (user_id, instance_id, metric, provider, quantity, source)
+    select i.user_id, i.id, u.metric, i.provider::text, u.quantity::bigint, u.source
+    from (${rows}) as u(metric, quantity, source) join ${instances} i on i.id = ${instanceId}::int
+    on conflict (source) do nothing`;
+}
+
+/** Appends one instance's entries (tenant and provider joined in the statement); see instanceUsageInsert. */
+export async function recordInstanceUsage(
+  tx: Pick<Db, 'execute'>,
+  instanceId: number,
+  entries: { metric: UsageMetric; quantity: number; source: string }[],
+): Promise<void> {
+  if (entries.length === 0) return;
+  const values = entries.map((e) => sql`(${e.metric}::text, ${e.quantity}::bigint, ${e.source}::text)`);
+  await tx.execute(instanceUsageInsert(instanceId, sql`values ${sql.join(values, sql`, `)}`));
 }

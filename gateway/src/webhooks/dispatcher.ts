@@ -3,7 +3,7 @@ import { GatewayMetrics } from '../metrics/metrics';
 import { eq, sql } from 'drizzle-orm';
 import type { Sql } from 'postgres';
 import type { Db } from '../db/client';
-import { events, instances, webhookDeliveries, webhooks } from '../db/schema';
+import { events, instances, usageLedger, webhookDeliveries, webhooks } from '../db/schema';
 import type { Logger } from '../logging/logger';
 import type { SecretBox } from '../lib/secret-box';
 import { refuseDestination } from './destination';
@@ -42,8 +42,9 @@ interface Claimed {
   secret_encrypted: string;
   event_id: number;
   instance_id: number;
-  /** The instance's user: for log lines. */
+  /** The instance's user: for log lines and the usage ledger. */
   tenant_id: number;
+  provider: string;
   type: string;
   data: Record<string, unknown>;
   created_at: string;
@@ -132,7 +133,7 @@ export class WebhookDispatcher {
         returning d.id, d.attempts, d.webhook_id, d.event_id
       )
       select c.id, c.attempts, c.webhook_id, w.url, w.secret_encrypted, c.event_id,
-             e.instance_id, i.user_id as tenant_id, e.type, e.data, e.created_at
+             e.instance_id, i.user_id as tenant_id, i.provider, e.type, e.data, e.created_at
       from claimed c join ${webhooks} w on w.id = c.webhook_id join ${events} e on e.id = c.event_id
         join ${instances} i on i.id = e.instance_id
       order by c.id`)) as unknown as Claimed[];
@@ -185,7 +186,15 @@ export class WebhookDispatcher {
     const record = { lastStatusCode: statusCode, lastLatencyMs: latencyMs, lastError: error, responseExcerpt: excerpt, lockedUntil: null, claimedBy: null };
 
     if (statusCode !== null && statusCode >= 200 && statusCode < 300) {
-      await this.db.update(webhookDeliveries).set({ ...record, status: 'succeeded', completedAt: sql`now()` }).where(eq(webhookDeliveries.id, row.id));
+      // Succeeded and counted in the usage ledger (`delivery:<id>`, once however often it is delivered) in one statement.
+      await this.db.execute(sql`
+        with done as (
+          update ${webhookDeliveries} set status = 'succeeded', completed_at = now(), last_status_code = ${statusCode}, last_latency_ms = ${latencyMs},
+            last_error = ${error}, response_excerpt = ${excerpt}, locked_until = null, claimed_by = null
+          where id = ${row.id} returning id)
+        insert into ${usageLedger} (user_id, instance_id, metric, provider, quantity, source)
+        select ${row.tenant_id}::int, ${row.instance_id}::int, 'webhook_deliveries', ${row.provider}::text, 1, 'delivery:' || done.id from done
+        on conflict (source) do nothing`);
       this.counts.succeeded++;
       this.metrics.webhookLatency.observe(Math.max(0, (Date.now() - new Date(row.created_at).getTime()) / 1000));
       return;

@@ -80,7 +80,7 @@ describe('key rotation', () => {
     expect(second.body.apiKey).toMatch(/^wgs_/);
     expect(second.body.apiKey).not.toBe(user.apiKey);
     for (const key of [user.apiKey, second.body.apiKey]) {
-      expect((await t.call('GET', '/api/me', { key })).body).toEqual({ id: user.id, email: user.email });
+      expect((await t.call('GET', '/api/me', { key })).body).toMatchObject({ id: user.id, email: user.email });
     }
     const revoke = await t.call('DELETE', `/admin/users/${user.id}/keys/${user.keyId}`);
     expect(revoke.status).toBe(204);

@@ -24,6 +24,8 @@ import type { SendArgs } from '../../../../workers/protocol/frames';
 import { limitsOf, placeAndAssign } from '../../scheduler/loads';
 import { processWorkerMissing } from '../../instances/setup';
 import { COMMAND_TIMEOUT_MS, commandRunner } from './commands';
+import { planOf } from '../../plans/plans';
+import { checkSendQuota, checkSeats, holdSeat, requireFeature, requireProvider } from '../../plans/quotas';
 
 /** How long create and restart wait for the worker to connect. */
 const START_TIMEOUT_MS = 30_000;
@@ -59,11 +61,19 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
       async ({ request, body }) => {
         const user = tenant(request);
         const { instance: input, waba } = checkCreateInstance(body);
+        // The plan: its providers, features and instance seats (402 before placement; strict again under a lock below).
+        const plan = await planOf(db, user.id);
+        requireProvider(plan, input.provider);
+        if (input.webhookUrl) requireFeature(plan, 'webhooks');
+        if (body.node !== undefined) requireFeature(plan, 'node_selection');
+        await checkSeats(db, plan, user.id);
         if (input.webhookUrl) await checkWebhookInput('webhook', { url: input.webhookUrl }, allowPrivateWebhooks);
-        const placement = await placeAndAssign(db, { ...limitsOf(input), node: body.node }, overcommit, (tx, node) => {
+        const placement = await placeAndAssign(db, { ...limitsOf(input), node: body.node }, overcommit, async (tx, node) => {
           // Checked before anything is written: a worker that cannot start here leaves no instance behind.
           const missing = node.engine === 'process' ? processWorkerMissing(input.provider) : undefined;
           if (missing) throw new ApiError(503, 'worker_unavailable', `cannot run a ${input.provider} worker on node ${node.name}: ${missing}`);
+          // Seats are billing-relevant: counted and taken in this transaction, under a per-tenant lock.
+          await holdSeat(tx, plan, user.id);
           return tx
             .insert(instances)
             .values({ ...input, userId: user.id, nodeId: node.id })
@@ -111,10 +121,15 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
       },
       {
         body: CreateInstanceBody,
-        detail: { summary: 'Create an instance (a WhatsApp number); answers once its worker runs' },
+        detail: {
+          summary: 'Create an instance (a WhatsApp number); answers once its worker runs',
+          description:
+            "Plan: 402 `quota_exceeded` when the tenant has maxInstances instances already; 403 `not_in_plan` for a provider outside the plan's allowedProviders, " +
+            'or `webhook` / `node` when the plan lacks the `webhooks` / `node_selection` feature.',
+        },
         response: {
           200: t.Composite([InstanceView, t.Object({ webhookSecret: t.Optional(t.String({ description: 'whsec_… signing secret of the `webhook` subscription, shown once' })) })]),
-          ...errorResponses(400, 401, 409, 422, 503),
+          ...errorResponses(400, 401, 402, 403, 409, 422, 503),
         },
       },
     )
@@ -163,6 +178,7 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
       async ({ request, params, body }) => {
         const user = tenant(request);
         await ownedInstance(db, user.id, params.id);
+        if (body?.target_node !== undefined) requireFeature(await planOf(db, user.id), 'node_selection');
         const moved = await migrator.migrate(params.id, body?.target_node);
         return { status: 'ok' as const, from: moved.from, to: moved.to, durationMs: moved.durationMs, instance: await view(user.id, params.id) };
       },
@@ -182,7 +198,7 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
         },
         response: {
           200: t.Object({ status: t.Literal('ok'), from: t.String(), to: t.String(), durationMs: t.Integer(), instance: InstanceView }),
-          ...errorResponses(400, 401, 404, 409, 422, 503),
+          ...errorResponses(400, 401, 403, 404, 409, 422, 503),
         },
       },
     )
@@ -243,7 +259,8 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
     .post(
       '/:id/send',
       async ({ request, params, body, headers, set }) => {
-        const { instance } = await ownedInstance(db, tenant(request).id, params.id);
+        const user = tenant(request);
+        const { instance } = await ownedInstance(db, user.id, params.id);
         const plan = await planSend(db, instance.id, body, { allowPrivateMedia: allowPrivateWebhooks, provider: instance.provider });
         const key = headers['idempotency-key'];
         if (key !== undefined && (key.length === 0 || key.length > 255)) {
@@ -259,6 +276,11 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
         };
         const repeated = await earlier();
         if (repeated) return repeated;
+        // The tenant's plan: media allowed, this month's quotas not used up (a repeat above is not a new send).
+        const tenantPlan = await planOf(db, user.id);
+        const media = body.media; // planSend refused media on types that carry none
+        if (media) requireFeature(tenantPlan, 'media');
+        await checkSendQuota(db, tenantPlan, user.id, media && { inlineBytes: media.data ? Buffer.byteLength(media.data, 'base64') : 0 });
         if (!instance.paired) throw notConnected();
         // A failed session (banned, replaced, a refused token) does not come back by waiting: queueing would hide it.
         if (instance.state === 'failed') {
@@ -295,12 +317,13 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
             '422 `unsupported_for_provider` for a type the engine cannot send (waba: edit, revoke; whatsmeow and baileys: template, interactive). ' +
             "waba refusals keep Meta's code in `providerCode`: 422 `template_required` (131047, outside the 24-hour window), `template_error` (132xxx), `undeliverable` (131026), " +
             '`ecosystem_limited` (131049), `provider_rejected` (100 and other invalid requests), `media_failed`; 429 `rate_limited` / `spam_rate_limited` (with Retry-After); ' +
-            '403 `account_restricted`; 503 `provider_auth_failed` (190: token expired or revoked); 502 `provider_error`; 504 `provider_unreachable`.',
+            '403 `account_restricted`; 503 `provider_auth_failed` (190: token expired or revoked); 502 `provider_error`; 504 `provider_unreachable`. ' +
+            "Plan: 402 `quota_exceeded` when this month's messagesPerMonth is used up, or media would pass mediaBytesPerMonth (the message names the quota, the usage and when it resets: the next UTC month); 403 `not_in_plan` for media when the plan lacks the `media` feature.",
         },
         response: {
           200: t.Object({ id: t.String(), status: t.String() }),
           202: t.Object({ id: t.String(), status: t.String() }),
-          ...errorResponses(400, 401, 403, 404, 409, 422, 429, 502, 503, 504),
+          ...errorResponses(400, 401, 402, 403, 404, 409, 422, 429, 502, 503, 504),
         },
       },
     )

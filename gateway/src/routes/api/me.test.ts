@@ -28,8 +28,8 @@ test('an unknown or malformed key is 401', async () => {
 test('each key sees only its own user', async () => {
   const a = await t.createUser();
   const b = await t.createUser();
-  expect((await t.call('GET', '/api/me', { key: a.apiKey })).body).toEqual({ id: a.id, email: a.email });
-  expect((await t.call('GET', '/api/me', { key: b.apiKey })).body).toEqual({ id: b.id, email: b.email });
+  expect((await t.call('GET', '/api/me', { key: a.apiKey })).body).toMatchObject({ id: a.id, email: a.email });
+  expect((await t.call('GET', '/api/me', { key: b.apiKey })).body).toMatchObject({ id: b.id, email: b.email });
 });
 
 test('use of a key is recorded', async () => {
@@ -43,4 +43,13 @@ test('use of a key is recorded', async () => {
     if (!lastUsed) await Bun.sleep(20);
   }
   expect(Math.abs(Date.parse(lastUsed!) - Date.now())).toBeLessThan(60_000);
+});
+
+test('a new user is on the default plan, unlimited, with nothing used', async () => {
+  const user = await t.createUser();
+  const me = await t.call('GET', '/api/me', { key: user.apiKey });
+  expect(me.body).toMatchObject({
+    plan: { name: 'default', default: true, maxInstances: null, messagesPerMonth: null },
+    usage: { messagesSent: { used: 0, limit: null }, mediaBytes: { used: 0, limit: null }, instances: { used: 0, limit: null } },
+  });
 });

@@ -6,6 +6,8 @@ import { errorResponses, noContent, notFound } from '../../http/errors';
 import { Id } from '../../http/params';
 import { webhookDeliveries, webhooks } from '../../db/schema';
 import { ownedInstance } from '../../instances/input';
+import { planOf } from '../../plans/plans';
+import { requireFeature } from '../../plans/quotas';
 import { checkWebhookInput, newSigningSecret, toWebhookView, WebhookBody, WebhookPatch, WebhookView } from '../../webhooks/subscriptions';
 
 const Params = t.Object({ id: Id('instance id'), wid: Id('webhook id') });
@@ -38,7 +40,9 @@ export function webhookRoutes({ database, secrets, allowPrivateWebhooks }: AppDe
     .post(
       '',
       async ({ request, params, body, set }) => {
-        await ownedInstance(db, tenant(request).id, params.id);
+        const user = tenant(request);
+        await ownedInstance(db, user.id, params.id);
+        requireFeature(await planOf(db, user.id), 'webhooks');
         const input = await checkWebhookInput('url', body, allowPrivateWebhooks);
         const secret = newSigningSecret();
         const [w] = await db
@@ -51,8 +55,11 @@ export function webhookRoutes({ database, secrets, allowPrivateWebhooks }: AppDe
       {
         params: t.Object({ id: Id('instance id') }),
         body: WebhookBody,
-        detail: { summary: 'Subscribe a URL to the instance\'s events; the signing secret is shown once' },
-        response: { 201: t.Composite([WebhookView, t.Object({ secret: t.String({ description: 'whsec_…: verify with any Standard Webhooks library' }) })]), ...errorResponses(400, 401, 404) },
+        detail: {
+          summary: 'Subscribe a URL to the instance\'s events; the signing secret is shown once',
+          description: '403 `not_in_plan` when the plan lacks the `webhooks` feature.',
+        },
+        response: { 201: t.Composite([WebhookView, t.Object({ secret: t.String({ description: 'whsec_…: verify with any Standard Webhooks library' }) })]), ...errorResponses(400, 401, 403, 404) },
       },
     )
     .get(
