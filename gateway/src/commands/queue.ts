@@ -64,6 +64,7 @@ export class CommandQueue {
       createdAt: new Date(String(row.created_at)),
       sentAt: null,
       completedAt: null,
+      notBefore: null,
     };
   }
 

@@ -1,4 +1,4 @@
-import { pgEnum, pgTable, integer, text, timestamp, index, boolean, uniqueIndex } from 'drizzle-orm/pg-core';
+import { pgEnum, pgTable, integer, text, timestamp, index, boolean, uniqueIndex, jsonb } from 'drizzle-orm/pg-core';
 import { users } from './users';
 import { nodes } from './nodes';
 import { SESSION_STATES } from '../../../../workers/protocol/frames';
@@ -54,6 +54,13 @@ export const instances = pgTable(
     cpuLimit: text('cpu_limit'),
     /** Size string as the API gave it, e.g. "512m". */
     memoryLimit: text('memory_limit'),
+    /** Paced sending (anti-ban): the instance's own settings; null: the defaults for its age (see pacing/). */
+    pacing: jsonb('pacing').$type<Record<string, unknown>>(),
+    /** The earliest time the next paced send may leave: advanced atomically as sends are scheduled. */
+    paceCursor: timestamp('pace_cursor', { withTimezone: true }),
+    /** Sending paused (a provider's rate limit or block, or by hand) until then; null: not paused. */
+    pausedUntil: timestamp('paused_until', { withTimezone: true }),
+    pausedReason: text('paused_reason'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
