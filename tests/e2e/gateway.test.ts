@@ -74,7 +74,7 @@ describe('embedded Postgres (no DATABASE_URL)', () => {
     const second = track(await spawnGateway({ DATA_DIR: dir }));
     await second.ready();
     expect(second.output()).not.toContain(secret);
-    expect((await api(second, 'GET', '/api/me', { key: user.body.apiKey })).body).toEqual({ id: user.body.id, email: 'owner@example.com' });
+    expect((await api(second, 'GET', '/api/me', { key: user.body.apiKey })).body).toMatchObject({ id: user.body.id, email: 'owner@example.com', plan: { name: 'default' } });
     const nodes = await api(second, 'GET', '/admin/nodes', { admin: secret });
     expect(nodes.body.map((n: { name: string }) => n.name)).toEqual(['local', 'vps-1']);
     expect(nodes.body[1].capacity).toEqual({ cpu: 2, memory: '4g' });
