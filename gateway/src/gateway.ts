@@ -1,4 +1,4 @@
-import { resolveAdminSecret, resolveWebhookKey } from './config/admin-secret';
+import { resolveAdminSecret, resolveBillingSecret, resolveWebhookKey } from './config/admin-secret';
 import { SecretBox } from './lib/secret-box';
 import { WebhookDispatcher } from './webhooks/dispatcher';
 import { checkNodes } from './nodes/health';
@@ -14,6 +14,7 @@ import { GatewayMetrics } from './metrics/metrics';
 import { registerFleetCollectors } from './metrics/fleet';
 import { RetentionJob } from './retention/retention';
 import { InstanceSecondsJob } from './usage/instance-seconds';
+import { startBilling, type BillingService } from './billing/service';
 
 /** How often every node is checked (ready/unreachable, totals). */
 const NODE_CHECK_INTERVAL_MS = 15_000;
@@ -108,6 +109,8 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
       overcommit: config.overcommit,
       metrics,
       ...(config.metrics.token && { metricsToken: config.metrics.token }),
+      billingWebhooks: config.billing.url !== undefined,
+      pacingDefaults: config.pacingDefaults,
     });
     await runtime.prepareBoot();
     await checkNodes(database.db, runtime.engines).catch((err) => logger.error({ err }, 'node health check failed'));
@@ -138,6 +141,15 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
     // Instance seconds of the past hours into the usage ledger; likewise one replica at a time.
     const instanceSeconds = new InstanceSecondsJob(url, logger.child({ component: 'usage' }));
     instanceSeconds.start();
+    // Billing webhooks for the operator (BILLING_WEBHOOK_URL): their dispatcher and the usage job; nothing when unset.
+    const billing: BillingService | undefined = config.billing.url
+      ? await startBilling(database, url, logger.child({ component: 'billing' }), {
+          url: config.billing.url,
+          secret: await resolveBillingSecret(config.dataDir, config.billing.secret),
+          webhooks: config.webhooks,
+          ownerId: owner.id,
+        })
+      : undefined;
 
     return {
       url: httpUrl,
@@ -151,6 +163,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
         await dispatcher.stop();
         await retention.stop();
         await instanceSeconds.stop();
+        await billing?.stop();
         // Containers on docker nodes keep running and keep their sockets open: close them,
         // or the server would wait for them forever.
         runtime.hub.closeAll();

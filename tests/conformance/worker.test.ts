@@ -115,6 +115,20 @@ for (const kind of KINDS) {
       expect(conn.invalid).toEqual([]);
     });
 
+    test(`${p} presence (typing indicator): bad args are invalid_args; good ones while WhatsApp is not connected: not_connected (waba: unsupported_command)`, async () => {
+      const { gateway, spawn } = await setUp(kind);
+      spawn();
+      const conn = await helloOn(gateway);
+      await until('the provider to run', () => kind.live(conn));
+      conn.send({ type: 'command', commandId: 5, name: 'presence', args: { chat: '15550002222', state: 'typing' } });
+      conn.send({ type: 'command', commandId: 6, name: 'presence', args: { chat: '15550002222', state: 'composing' } });
+      const results = await until('both results', () => (conn.ofType('result').length >= 2 ? conn.ofType('result') : undefined));
+      const waba = kind.provider === 'waba';
+      expect(results.find((r) => r.commandId === 5)).toMatchObject({ ok: false, error: { code: 'invalid_args' } });
+      expect(results.find((r) => r.commandId === 6)).toMatchObject({ ok: false, error: { code: waba ? 'unsupported_command' : 'not_connected' } });
+      expect(conn.invalid).toEqual([]);
+    });
+
     const unsupported = kind.unsupported;
     if (unsupported) {
       test(`${p} a protocol command the provider does not implement (${unsupported.name}): unsupported_command`, async () => {

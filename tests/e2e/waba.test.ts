@@ -321,6 +321,12 @@ describe('sending through the Cloud API', () => {
       expect({ metaCode, status: r.status, body: r.body }).toMatchObject({ metaCode, status, body: { code, providerCode: metaCode } });
       const message = await db.database.sql`select status from messages where instance_id = ${main.id} and text = ${`refused ${metaCode}`}`;
       expect(message[0]!.status).toBe('failed');
+      if (code === 'spam_rate_limited') {
+        // Meta's spam rate limit pauses the number (paced sending); resume ends the pause at once.
+        const paused = await api('GET', `/api/instances/${main.id}`);
+        expect(paused.body.pausedReason).toContain('spam_rate_limited');
+        expect((await api('POST', `/api/instances/${main.id}/resume`)).body.pausedUntil).toBeNull();
+      }
     }
     // Throughput limits are retried with backoff: the send succeeds.
     graph.injectError({ path: 'messages', phoneNumberId: main.phoneNumberId, code: 130429, times: 2 });

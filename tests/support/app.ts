@@ -14,6 +14,7 @@ import { acquireOwner } from '../../gateway/src/claims/owner';
 import { randomBytes } from 'node:crypto';
 import { GatewayMetrics } from '../../gateway/src/metrics/metrics';
 import { registerFleetCollectors } from '../../gateway/src/metrics/fleet';
+import { BillingDispatcher } from '../../gateway/src/billing/dispatcher';
 
 export const ADMIN_SECRET = 'test-admin-secret';
 
@@ -40,6 +41,8 @@ export interface TestApp {
   migrator: ReturnType<typeof createRuntime>['migrator'];
   engine: Engine;
   dispatcher: WebhookDispatcher;
+  /** The billing webhooks' dispatcher, running, when `billing` was given. */
+  billing?: BillingDispatcher;
   secrets: SecretBox;
   /** The app's metrics (what GET /metrics shows). */
   metrics: GatewayMetrics;
@@ -72,6 +75,8 @@ export async function createTestApp(
     metricsPerInstance?: boolean;
     /** The app's logger (e.g. one writing to a capture stream); default silent (TEST_LOG_LEVEL). */
     logger?: Logger;
+    /** BILLING_WEBHOOK_URL and its secret: instance creates/deletes record billing events, delivered (retryScheduleS) by a running dispatcher. */
+    billing?: { url: string; secret: string };
   } = {},
 ): Promise<TestApp> {
   const db = await createTestDatabase();
@@ -98,7 +103,7 @@ export async function createTestApp(
     metrics,
     metricsPerInstance: opts.metricsPerInstance,
   });
-  const app = createApp({ database: db.database, logger, adminSecret: ADMIN_SECRET, runtime, migrator, secrets, allowPrivateWebhooks: opts.allowPrivateWebhooks ?? true, overcommit: 1, metrics, ...(opts.metricsToken && { metricsToken: opts.metricsToken }) });
+  const app = createApp({ database: db.database, logger, adminSecret: ADMIN_SECRET, runtime, migrator, secrets, allowPrivateWebhooks: opts.allowPrivateWebhooks ?? true, overcommit: 1, metrics, ...(opts.metricsToken && { metricsToken: opts.metricsToken }), billingWebhooks: opts.billing !== undefined });
   const dispatcher = new WebhookDispatcher(db.database.db, db.database.sql, secrets, logger, {
     retryScheduleS: opts.retryScheduleS ?? [0, 1, 1, 2],
     allowPrivateNetworks: opts.allowPrivateWebhooks ?? true,
@@ -108,6 +113,17 @@ export async function createTestApp(
     metrics,
   });
   if (opts.webhooks) await dispatcher.start();
+  const billing = opts.billing
+    ? new BillingDispatcher(db.database.db, db.database.sql, logger, {
+        ...opts.billing,
+        retryScheduleS: opts.retryScheduleS ?? [0, 1, 1, 2],
+        allowPrivateNetworks: opts.allowPrivateWebhooks ?? true,
+        timeoutMs: 2000,
+        pollMs: 100,
+        ownerId: owner.id,
+      })
+    : undefined;
+  await billing?.start();
   let url: string | undefined;
   if (opts.listen) {
     app.listen({ port: 0, hostname: '127.0.0.1', reusePort: false, development: false });
@@ -151,10 +167,12 @@ export async function createTestApp(
       return res.body;
     },
     dispatcher,
+    billing,
     secrets,
     metrics,
     async close() {
       await dispatcher.stop();
+      await billing?.stop();
       migrator.stop();
       await runtime.shutdown(async () => {
         // Every engine: a migrated instance may run on a docker node.

@@ -31,7 +31,8 @@ export async function spawnGateway(env: Record<string, string | undefined>, opts
   for (const [k, v] of Object.entries(process.env)) {
     if (v !== undefined && !k.startsWith('WGS_') && !['DATABASE_URL', 'ADMIN_API_SECRET', 'DATA_DIR', 'PORT', 'HOST'].includes(k)) base[k] = v;
   }
-  const finalEnv: Record<string, string> = { ...base, PORT: String(port), HOST: '127.0.0.1' };
+  // End-to-end suites send bursts to whatsmeow and baileys numbers: no default pacing unless a test asks for it.
+  const finalEnv: Record<string, string> = { PACING_DEFAULTS: 'off', ...base, PORT: String(port), HOST: '127.0.0.1' };
   for (const [k, v] of Object.entries(env)) if (v !== undefined) finalEnv[k] = v;
   // setsid execs the gateway in place (same pid) as the leader of a new process group.
   const argv = [process.execPath, 'gateway/src/main.ts'];

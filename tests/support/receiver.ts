@@ -4,7 +4,8 @@
  * the subscription's secret for the path it was posted to).
  * `hang`: accepts and never answers (a receiver that is down behind a load
  * balancer, or stuck), so deliveries stay in flight; `up`: verifies and
- * answers 200, keeping each verified delivery.
+ * answers 200, keeping each verified delivery; `fail`: verifies and answers 503
+ * (a receiver that is down), counting `failed`.
  */
 import { Webhook } from 'standardwebhooks';
 
@@ -14,10 +15,12 @@ export interface Delivery {
   type: string;
   instance: number;
   data: any;
+  /** The whole parsed body (billing webhooks carry `tenant` beside `data`). */
+  body: any;
 }
 
 export interface Receiver {
-  mode: 'hang' | 'up';
+  mode: 'hang' | 'up' | 'fail';
   /** The `whsec_` secret of each path's subscription (`default` for any other path). */
   secrets: Map<string, string>;
   delivered: Delivery[];
@@ -25,6 +28,7 @@ export interface Receiver {
   answered: string[];
   forged: number;
   hung: number;
+  failed: number;
   url(path: string): string;
 }
 
@@ -36,6 +40,7 @@ export function webhookReceiver(port: number, cleanup: (() => Promise<unknown>)[
     answered: [],
     forged: 0,
     hung: 0,
+    failed: 0,
     url: (path) => `http://127.0.0.1:${port}${path}`,
   };
   const server = Bun.serve({
@@ -57,10 +62,14 @@ export function webhookReceiver(port: number, cleanup: (() => Promise<unknown>)[
         state.forged++;
         return new Response('bad signature', { status: 400 });
       }
+      if (state.mode === 'fail') {
+        state.failed++;
+        return new Response('down for maintenance', { status: 503 });
+      }
       const webhookId = req.headers.get('webhook-id')!;
       const parsed = JSON.parse(body) as { type: string; instance: number; data: unknown };
       state.answered.push(webhookId);
-      state.delivered.push({ path, webhookId, type: parsed.type, instance: parsed.instance, data: parsed.data });
+      state.delivered.push({ path, webhookId, type: parsed.type, instance: parsed.instance, data: parsed.data, body: parsed });
       return new Response('ok');
     },
   });

@@ -180,6 +180,26 @@ export const ReadArgs = Type.Object({
   messageIds: Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { minItems: 1, maxItems: 100 }),
 });
 
+/**
+ * Show the chat a typing indicator (`composing`) or stop it (`paused`); the
+ * gateway sends `composing` shortly before a paced send when pacing.typing is
+ * on. Answers `{}`; providers without one answer unsupported_command.
+ */
+export const PresenceArgs = Type.Object({
+  chat: Type.String({ pattern: PHONE_PATTERN }),
+  state: Type.Union([Type.Literal('composing'), Type.Literal('paused')]),
+});
+
+/**
+ * sandbox only: faults to inject. `rateLimitNext`: the next n sends fail with
+ * `rate_limited` (as a provider's rate limit or temporary block would),
+ * `retryAfter` seconds given with them when set.
+ */
+export const SandboxFaultsArgs = Type.Object({
+  rateLimitNext: Type.Integer({ minimum: 0, maximum: 1000 }),
+  retryAfter: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400 })),
+});
+
 /** Link by phone number instead of a QR: the worker answers `{code}` (8 characters) to type on the phone. */
 export const PairCodeArgs = Type.Object({ phone: Type.String({ pattern: PHONE_PATTERN }) });
 
@@ -257,11 +277,14 @@ export const Commands = {
   send: SendArgs,
   read: ReadArgs,
   'pair-code': PairCodeArgs,
+  presence: PresenceArgs,
   logout: Type.Object({}),
   /** sandbox only: the simulated phone scans the current QR. */
   'sandbox.scan': Type.Object({}),
   /** sandbox only: a message arrives as if from WhatsApp. */
   'sandbox.inbound': SandboxInboundArgs,
+  /** sandbox only: inject faults (a rate limit on the next sends). */
+  'sandbox.faults': SandboxFaultsArgs,
   /**
    * waba only: one `value` of a Cloud API webhook (`entry[].changes[].value`,
    * field `messages`) for this number, its signature already verified by the

@@ -11,7 +11,7 @@ export interface CommandOutcome {
 }
 
 /** Commands that wait for the WhatsApp session to be connected before they go to the worker. */
-export const NEEDS_CONNECTION: ReadonlySet<string> = new Set<CommandName>(['send', 'sandbox.inbound']);
+export const NEEDS_CONNECTION: ReadonlySet<string> = new Set<CommandName>(['send', 'sandbox.inbound', 'presence']);
 
 /**
  * The durable command queue in Postgres. A command is `pending` until its
@@ -40,10 +40,14 @@ export class CommandQueue {
     idempotencyKey: string | null,
     /** What the messages table keeps of it: the text, caption or emoji. */
     text: string | null,
+    /** A paced send: not to the worker before this time (pacing/reserve.ts), in the caller's transaction. */
+    paced?: { notBefore: Date; tx: Pick<Db, 'execute'>; dispatchNow?: boolean },
   ): Promise<Command> {
-    const rows = await this.db.execute<Record<string, unknown>>(sql`
+    const notBefore = paced ? paced.notBefore.toISOString() : null;
+    const rows = await (paced?.tx ?? this.db).execute<Record<string, unknown>>(sql`
       with command as (
-        insert into ${commands} (instance_id, name, args) values (${instanceId}, 'send', ${JSON.stringify(args)}::jsonb)
+        insert into ${commands} (instance_id, name, args, not_before, sent_at)
+        values (${instanceId}, 'send', ${JSON.stringify(args)}::jsonb, ${notBefore}::timestamptz, case when ${paced?.dispatchNow ?? false} then ${notBefore}::timestamptz end)
         returning *
       ), message as (
         insert into ${messages} (id, instance_id, command_id, "to", type, text, idempotency_key)
@@ -64,16 +68,26 @@ export class CommandQueue {
       createdAt: new Date(String(row.created_at)),
       sentAt: null,
       completedAt: null,
-      notBefore: null,
+      notBefore: paced ? paced.notBefore : null,
     };
   }
 
-  /** Pending commands of an instance in order; without those needing a connection unless `connected`. */
+  /**
+   * Pending commands of an instance in order; without those needing a
+   * connection unless `connected`, and without paced ones not yet due
+   * (`not_before` later than now: the pacer sends them when due).
+   */
   async pending(instanceId: number, connected: boolean): Promise<Command[]> {
     const rows = await this.db
       .select()
       .from(commands)
-      .where(and(eq(commands.instanceId, instanceId), eq(commands.status, 'pending')))
+      .where(
+        and(
+          eq(commands.instanceId, instanceId),
+          eq(commands.status, 'pending'),
+          sql`(${commands.notBefore} is null or ${commands.notBefore} <= now())`,
+        ),
+      )
       .orderBy(asc(commands.id));
     return connected ? rows : rows.filter((c) => !NEEDS_CONNECTION.has(c.name));
   }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 
 export const ADMIN_SECRET_FILE = 'admin-api-secret';
 export const WEBHOOK_KEY_FILE = 'webhook-secret-key';
+export const BILLING_SECRET_FILE = 'billing-webhook-secret';
 
 export interface SecretValue {
   value: string;
@@ -47,4 +48,9 @@ export function resolveAdminSecret(dataDir: string, fromEnv: string | undefined)
 /** The key that encrypts webhook signing secrets: WEBHOOK_SECRET_KEY, or DATA_DIR/webhook-secret-key. */
 export function resolveWebhookKey(dataDir: string, fromEnv: string | undefined): Promise<SecretValue> {
   return resolveSecretFile(dataDir, WEBHOOK_KEY_FILE, fromEnv, () => randomBytes(32).toString('base64'));
+}
+
+/** The Standard Webhooks secret of billing webhooks: BILLING_WEBHOOK_SECRET, or DATA_DIR/billing-webhook-secret (`whsec_` + 24 random bytes). */
+export function resolveBillingSecret(dataDir: string, fromEnv: string | undefined): Promise<SecretValue> {
+  return resolveSecretFile(dataDir, BILLING_SECRET_FILE, fromEnv, () => `whsec_${randomBytes(24).toString('base64')}`);
 }

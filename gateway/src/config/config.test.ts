@@ -19,10 +19,12 @@ describe('loadConfig', () => {
       sandbox: { qrIntervalMs: 20_000, receiptDelaysMs: '100,500,1000' },
       waba: {},
       metrics: { perInstance: false },
+      pacingDefaults: 'safe',
       webhooks: { secretKey: undefined, retryScheduleS: [0, 5, 300, 1800, 7200, 18000, 36000, 36000], allowPrivateNetworks: false, timeoutMs: 15_000 },
       docker: { images: { typescript: 'wgs-worker-ts:local', whatsmeow: 'wgs-worker-whatsmeow:local', node: 'wgs-worker-node:local' }, gatewayId: 'wgs' },
       overcommit: 1,
       retention: { eventsDays: 30, deliveriesDays: 14, mediaDays: 30 },
+      billing: {},
     });
   });
   test('reads every variable', () => {
@@ -50,6 +52,8 @@ describe('loadConfig', () => {
       RETENTION_EVENTS_DAYS: '90',
       RETENTION_DELIVERIES_DAYS: '0',
       RETENTION_MEDIA_DAYS: '7',
+      BILLING_WEBHOOK_URL: 'https://billing.example.com/wgs',
+      BILLING_WEBHOOK_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
     });
     expect(c).toEqual({
       port: 3111,
@@ -66,10 +70,12 @@ describe('loadConfig', () => {
       whatsmeowRootPublicKey: 'ab'.repeat(32),
       waba: { graphBaseUrl: 'http://127.0.0.1:3200', graphVersion: 'v23.0' },
       metrics: { token: 'a-metrics-token-of-32-characters', perInstance: true },
+      pacingDefaults: 'safe',
       webhooks: { secretKey: undefined, retryScheduleS: [0, 1, 1, 2], allowPrivateNetworks: true, timeoutMs: 2000 },
       docker: { images: { typescript: 'wgs-worker-ts:local', whatsmeow: 'wgs-worker-whatsmeow:local', node: 'wgs-worker-node:local' }, gatewayId: 'wgs' },
       overcommit: 1,
       retention: { eventsDays: 90, deliveriesDays: 0, mediaDays: 7 },
+      billing: { url: 'https://billing.example.com/wgs', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' },
     });
     expect(loadConfig({ SCHEDULER_OVERCOMMIT: '1.5' }).overcommit).toBe(1.5);
     expect(loadConfig({ HOST: '0.0.0.0', PORT: '4000' }).workerGatewayUrl).toBe('ws://127.0.0.1:4000');
@@ -118,6 +124,10 @@ describe('loadConfig', () => {
       [{ RETENTION_EVENTS_DAYS: '1.5' }, 'RETENTION_EVENTS_DAYS'],
       [{ RETENTION_DELIVERIES_DAYS: 'two weeks' }, 'RETENTION_DELIVERIES_DAYS'],
       [{ RETENTION_MEDIA_DAYS: '100000' }, 'RETENTION_MEDIA_DAYS'],
+      [{ BILLING_WEBHOOK_URL: 'ftp://billing.example.com' }, 'BILLING_WEBHOOK_URL'],
+      [{ BILLING_WEBHOOK_URL: 'https://user:pw@billing.example.com' }, 'BILLING_WEBHOOK_URL'],
+      [{ BILLING_WEBHOOK_URL: 'https://exa mple.com' }, 'BILLING_WEBHOOK_URL'],
+      [{ BILLING_WEBHOOK_SECRET: 'not-a-whsec-secret' }, 'BILLING_WEBHOOK_SECRET'],
     ];
     for (const [env, variable] of cases) {
       let err: unknown;
@@ -132,8 +142,14 @@ describe('loadConfig', () => {
     }
   });
   test('redaction hides the admin secret and the database password', () => {
-    const c = loadConfig({ ADMIN_API_SECRET: 'topsecret', DATABASE_URL: 'postgres://wgs:hunter2@db/wgs', METRICS_TOKEN: 'metrics-token-secret-123' });
+    const c = loadConfig({
+      ADMIN_API_SECRET: 'topsecret',
+      DATABASE_URL: 'postgres://wgs:hunter2@db/wgs',
+      METRICS_TOKEN: 'metrics-token-secret-123',
+      BILLING_WEBHOOK_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+    });
     const text = JSON.stringify(redactConfig(c));
+    expect(text).not.toContain('MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw');
     expect(text).not.toContain('metrics-token-secret-123');
     expect(text).not.toContain('topsecret');
     expect(text).not.toContain('hunter2');

@@ -62,6 +62,10 @@ const EnvSchema = Type.Object({
     default: 'false',
     description: 'true adds per-instance worker memory and CPU series (one series per number: mind the cardinality)',
   }),
+  PACING_DEFAULTS: Type.Union([Type.Literal('safe'), Type.Literal('off')], {
+    default: 'safe',
+    description: 'safe: whatsmeow, baileys and wawebjs numbers without pacing settings of their own are paced (pacing/settings.ts SAFE_PACING); off: only instances with settings are paced',
+  }),
   WORKER_CA_FILE: Type.Optional(
     Type.String({
       minLength: 1,
@@ -78,6 +82,16 @@ const EnvSchema = Type.Object({
   }),
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: Type.Union([Type.Literal('true'), Type.Literal('false')], { default: 'false' }),
   WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 15_000 }),
+  BILLING_WEBHOOK_URL: Type.Optional(
+    Type.String({
+      pattern: '^https?://',
+      maxLength: 2048,
+      description: "the operator's billing endpoint (usage.threshold, usage.period_closed, instance.created/deleted); unset: no billing events are recorded",
+    }),
+  ),
+  BILLING_WEBHOOK_SECRET: Type.Optional(
+    Type.String({ pattern: '^whsec_[A-Za-z0-9+/]{16,}={0,2}$', description: 'Standard Webhooks secret signing billing webhooks; generated into DATA_DIR/billing-webhook-secret when unset' }),
+  ),
   WORKER_IMAGE: Type.String({ minLength: 1, default: 'wgs-worker-ts:local', description: 'TypeScript worker image on docker nodes (make images builds it)' }),
   WORKER_IMAGE_NODE: Type.String({ minLength: 1, default: 'wgs-worker-node:local', description: 'TypeScript worker image on Node (baileys) on docker nodes (make images builds it)' }),
   WORKER_IMAGE_WHATSMEOW: Type.String({ minLength: 1, default: 'wgs-worker-whatsmeow:local', description: 'whatsmeow worker image on docker nodes (make images builds it)' }),
@@ -132,9 +146,13 @@ export interface Config {
   baileysWsUrl?: string;
   waba: { graphBaseUrl?: string; graphVersion?: string };
   metrics: { token?: string; perInstance: boolean };
+  /** PACING_DEFAULTS: whether numbers without pacing settings of their own are paced (safe) or not (off). */
+  pacingDefaults: 'safe' | 'off';
   /** WORKER_CA_FILE, resolved: a readable PEM bundle. */
   workerCaFile?: string;
   webhooks: { secretKey: string | undefined; retryScheduleS: number[]; allowPrivateNetworks: boolean; timeoutMs: number };
+  /** Billing webhooks (billing/): url unset = off; secret unset = generated into DATA_DIR. Retries, timeout and SSRF rules are the webhooks'. */
+  billing: { url?: string; secret?: string };
   docker: { images: WorkerImages; gatewayId: string };
   overcommit: number;
   /** Days kept before pruning (retention/); 0 = forever. */
@@ -156,7 +174,7 @@ const NUMERIC = [
 
 /** Parses the environment once; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  const e = parseEnv(EnvSchema, env, { numeric: NUMERIC, secret: ['ADMIN_API_SECRET', 'DATABASE_URL', 'WEBHOOK_SECRET_KEY', 'METRICS_TOKEN'] });
+  const e = parseEnv(EnvSchema, env, { numeric: NUMERIC, secret: ['ADMIN_API_SECRET', 'DATABASE_URL', 'WEBHOOK_SECRET_KEY', 'METRICS_TOKEN', 'BILLING_WEBHOOK_SECRET'] });
   parseReceiptDelays(e.SANDBOX_RECEIPT_DELAYS_MS); // the workers' own check, at the gateway's start
   return {
     port: e.PORT,
@@ -174,6 +192,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ...(e.WHATSMEOW_ROOT_PUBLIC_KEY && { whatsmeowRootPublicKey: e.WHATSMEOW_ROOT_PUBLIC_KEY.toLowerCase() }),
     ...(e.WORKER_CA_FILE && { workerCaFile: caBundle(e.WORKER_CA_FILE) }),
     metrics: { ...(e.METRICS_TOKEN && { token: e.METRICS_TOKEN }), perInstance: e.METRICS_PER_INSTANCE === 'true' },
+    pacingDefaults: e.PACING_DEFAULTS,
     waba: {
       ...(e.WABA_GRAPH_BASE_URL && { graphBaseUrl: e.WABA_GRAPH_BASE_URL.replace(/\/$/, '') }),
       ...(e.WABA_GRAPH_VERSION && { graphVersion: e.WABA_GRAPH_VERSION }),
@@ -187,7 +206,23 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       allowPrivateNetworks: e.WEBHOOK_ALLOW_PRIVATE_NETWORKS === 'true',
       timeoutMs: e.WEBHOOK_TIMEOUT_MS,
     },
+    billing: {
+      ...(e.BILLING_WEBHOOK_URL && { url: billingUrl(e.BILLING_WEBHOOK_URL) }),
+      ...(e.BILLING_WEBHOOK_SECRET && { secret: e.BILLING_WEBHOOK_SECRET }),
+    },
   };
+}
+
+/** BILLING_WEBHOOK_URL as a URL (no credentials in it: it is logged); a ConfigError naming it otherwise. */
+function billingUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('BILLING_WEBHOOK_URL', `${raw} is not a URL`);
+  }
+  if (url.username || url.password) throw new ConfigError('BILLING_WEBHOOK_URL', 'must not contain credentials');
+  return url.toString();
 }
 
 /** The absolute path of a readable file holding at least one PEM certificate; a ConfigError naming WORKER_CA_FILE otherwise. */
@@ -216,6 +251,7 @@ export function redactConfig(config: Config): Record<string, unknown> {
     ...config,
     adminApiSecret: config.adminApiSecret ? '<redacted>' : undefined,
     webhooks: { ...config.webhooks, secretKey: config.webhooks.secretKey ? '<redacted>' : undefined },
+    billing: { ...config.billing, secret: config.billing.secret ? '<redacted>' : undefined },
     metrics: { ...config.metrics, token: config.metrics.token ? '<redacted>' : undefined },
     databaseUrl: config.databaseUrl ? redactUrl(config.databaseUrl) : undefined,
   };

@@ -4,6 +4,7 @@ import type { InstanceRuntime } from '../instances/runtime';
 import type { Migrator } from '../instances/migration';
 import type { SecretBox } from '../lib/secret-box';
 import type { GatewayMetrics } from '../metrics/metrics';
+import type { PacingDefaults } from '../pacing/settings';
 
 /** What route modules need; built once in main.ts (or by a test). */
 export interface AppDeps {
@@ -23,4 +24,8 @@ export interface AppDeps {
   metrics: GatewayMetrics;
   /** METRICS_TOKEN: Bearer token /metrics asks for; unset: open. */
   metricsToken?: string;
+  /** BILLING_WEBHOOK_URL is set: instance creates and deletes record billing events (billing/events.ts). */
+  billingWebhooks?: boolean;
+  /** PACING_DEFAULTS: `safe` (default) paces whatsmeow, baileys and wawebjs numbers without settings of their own; `off` paces only instances with settings. */
+  pacingDefaults?: PacingDefaults;
 }

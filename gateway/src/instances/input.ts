@@ -6,6 +6,22 @@ import { ApiError, notFound } from '../http/errors';
 import { formatMemory, MEMORY_PATTERN, parseCpu, parseMemory } from '../lib/resources';
 import { PHONE_PATTERN } from '../../../workers/protocol/frames';
 import { checkWabaInput, WabaBody, WabaView, type WabaInput } from '../waba/account';
+import { effectivePacing, type PacingDefaults } from '../pacing/settings';
+
+/** The pacing an instance's sends are scheduled with (its own settings over the defaults). */
+export const PacingView = t.Object(
+  {
+    minIntervalMs: t.Integer(),
+    jitterMs: t.Integer(),
+    maxPerMinute: t.Nullable(t.Integer()),
+    maxPerHour: t.Nullable(t.Integer()),
+    maxPerDay: t.Nullable(t.Integer()),
+    quietHours: t.Nullable(t.Object({ start: t.String(), end: t.String(), timezone: t.String() })),
+    warmup: t.Nullable(t.Object({ days: t.Integer(), startPerDay: t.Integer() })),
+    typing: t.Boolean(),
+  },
+  { description: "effective pacing: the instance's own settings (PATCH pacing) over the defaults" },
+);
 
 /** Providers with a worker today; the others are accepted names that answer 400. */
 export const IMPLEMENTED_PROVIDERS: readonly string[] = ['sandbox', 'whatsmeow', 'baileys', 'waba'];
@@ -114,6 +130,10 @@ export const InstanceView = t.Object({
   webhook: t.Nullable(t.String()),
   resources: t.Object({ cpu: t.Nullable(t.String()), memory: t.Nullable(t.String()) }),
   waba: t.Optional(WabaView),
+  pacing: PacingView,
+  pacingCustom: t.Boolean({ description: 'true: the instance has pacing settings of its own; false: the defaults apply' }),
+  pausedUntil: t.Nullable(t.Date({ description: 'sending paused (a provider rate limit) until then; null: not paused' })),
+  pausedReason: t.Nullable(t.String()),
   createdAt: t.Date(),
   updatedAt: t.Date(),
 });
@@ -130,7 +150,8 @@ export const MessageView = t.Object({
   timestamps: t.Object({ createdAt: t.Date(), sentAt: Timestamp, deliveredAt: Timestamp, readAt: Timestamp, failedAt: Timestamp }),
 });
 
-export function toInstanceView(i: Instance, nodeName: string | null, waba?: typeof WabaView.static) {
+export function toInstanceView(i: Instance, nodeName: string | null, waba?: typeof WabaView.static, pacingDefaults: PacingDefaults = 'safe') {
+  const paused = i.pausedUntil !== null && i.pausedUntil.getTime() > Date.now();
   return {
     id: i.id,
     name: i.name,
@@ -147,6 +168,10 @@ export function toInstanceView(i: Instance, nodeName: string | null, waba?: type
     webhook: i.webhookUrl,
     resources: { cpu: i.cpuLimit, memory: i.memoryLimit },
     ...(waba && { waba }),
+    pacing: effectivePacing(i.pacing, i.provider, pacingDefaults),
+    pacingCustom: i.pacing !== null,
+    pausedUntil: paused ? i.pausedUntil : null,
+    pausedReason: paused ? i.pausedReason : null,
     createdAt: i.createdAt,
     updatedAt: i.updatedAt,
   };

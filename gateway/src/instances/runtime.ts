@@ -16,6 +16,7 @@ import { limitsOf, placeAndAssign } from '../scheduler/loads';
 import type { SessionState } from '../../../workers/protocol/frames';
 import { InstanceSessions } from './sessions';
 import { WorkerFrames } from './worker-frames';
+import { PacedDispatcher } from '../pacing/dispatcher';
 
 export interface RuntimeOptions {
   /** ws:// URL of this gateway as workers reach it (settable once the port is known). */
@@ -56,6 +57,8 @@ export class InstanceRuntime {
   readonly queue: CommandQueue;
   readonly sessions: InstanceSessions;
   private readonly frames: WorkerFrames;
+  /** Sends paced (scheduled) commands to this replica's workers when due. */
+  readonly pacer: PacedDispatcher;
   private readonly restartTimers = new Map<number, Timer>();
   private readonly crashes = new Map<number, number>();
   private stopping = false;
@@ -76,6 +79,8 @@ export class InstanceRuntime {
     this.queue = new CommandQueue(db);
     this.sessions = new InstanceSessions(db);
     this.frames = new WorkerFrames(db, this.queue, hub, this.sessions, () => this.stopping);
+    this.pacer = new PacedDispatcher(db, opts.state.sql, this.pacerTarget(), logger.child({ component: 'pacer' }));
+    this.frames.pacer = this.pacer;
     hub.setHandlers(this.frames);
     engines.onExit(
       (exit) =>
@@ -310,9 +315,19 @@ export class InstanceRuntime {
     this.reconcileTimer = setTimeout(loop, intervalMs);
   }
 
+  /** What the pacer needs of this runtime: its workers, dispatch and the queue. */
+  pacerTarget() {
+    return {
+      isConnected: (id: number) => this.hub.isConnected(id),
+      dispatch: (c: Command) => this.frames.dispatch(c),
+      markSent: (ids: number[]) => this.queue.markSent(ids),
+    };
+  }
+
   /** Gateway shutdown: stop restarting, stop workers, record why. */
   async shutdown(stopWorkers: () => Promise<void>): Promise<void> {
     this.stopping = true;
+    await this.pacer.stop();
     clearTimeout(this.reconcileTimer);
     for (const timer of this.restartTimers.values()) clearTimeout(timer);
     // Process workers die with the gateway; containers on docker nodes keep running and are replaced at the next boot.

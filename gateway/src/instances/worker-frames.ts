@@ -9,6 +9,8 @@ import { routeSandboxMessages } from '../sandbox/network';
 import type { ResultFrame, WorkerHandlers, WorkerHub } from '../workers/hub';
 import type { SessionState, WorkerEvent } from '../../../workers/protocol/frames';
 import type { InstanceSessions } from './sessions';
+import { pauseInstance, PAUSING_ERRORS } from '../pacing/pause';
+import type { PacedDispatcher } from '../pacing/dispatcher';
 
 /**
  * The gateway end of the worker protocol's frames: turns what workers report
@@ -18,6 +20,8 @@ import type { InstanceSessions } from './sessions';
 export class WorkerFrames implements WorkerHandlers {
   /** Phone and provider never change after creation: read once per instance. */
   private readonly identities = new Map<number, { id: number; phone: string; provider: string }>();
+  /** Sends paced commands when due; started with the first worker connection. */
+  pacer: PacedDispatcher | undefined;
 
   constructor(
     private readonly db: Db,
@@ -55,6 +59,7 @@ export class WorkerFrames implements WorkerHandlers {
   // ------------------------------------------------------------ frames
 
   async connected(instanceId: number): Promise<void> {
+    void this.pacer?.start();
     await this.sessions.setStatus(instanceId, 'running', 'worker connected');
     await this.deliverPending(instanceId);
   }
@@ -70,7 +75,7 @@ export class WorkerFrames implements WorkerHandlers {
     await this.sessions.report(instanceId, state, reason);
     if (state === 'connected') await this.deliverPending(instanceId);
     if (state === 'logged_out' || state === 'qr') {
-      const failed = await this.queue.failPending(instanceId, ['send', 'sandbox.inbound'], {
+      const failed = await this.queue.failPending(instanceId, ['send', 'sandbox.inbound', 'presence'], {
         code: 'not_connected',
         message: state === 'qr' ? 'the WhatsApp session needs a new QR scan' : 'the WhatsApp session was logged out',
       });
@@ -160,6 +165,12 @@ export class WorkerFrames implements WorkerHandlers {
         .filter((c) => outcomes.get(c.id)!.ok)
         .map((c) => ({ ...c.args, providerMessageId: outcomes.get(c.id)!.data?.providerMessageId }));
       for (const c of await routeSandboxMessages(this.db, this.queue, await this.identity(instanceId), delivered)) this.dispatch(c);
+      // A provider's rate limit or temporary block pauses the number (pacing/pause.ts).
+      const limited = sends.map((c) => outcomes.get(c.id)!.error).find((e) => e && PAUSING_ERRORS.has(e.code));
+      if (limited) {
+        await pauseInstance(this.db, instanceId, `${limited.code}: ${limited.message}`, limited.retryAfter);
+        this.sessions.changed(instanceId);
+      }
     } finally {
       for (const c of completed) this.queue.notify(c.id, outcomes.get(c.id)!);
     }

@@ -17,6 +17,7 @@ import { unsupportedForProvider } from '../messages/send-input';
 import { checkWabaInput, sealChanges, toWabaView, WabaBody } from '../waba/account';
 import { accountOf, MAX_WEBHOOK_BYTES, routeWebhook, signatureValid } from '../waba/inbound';
 import { commandRunner } from './api/commands';
+import { basePacing, mergePacingPatch } from '../pacing/settings';
 
 /** How long a copy of the templates is served before it is fetched again. */
 export const TEMPLATES_TTL_MS = 10 * 60_000;
@@ -31,7 +32,7 @@ const Template = t.Object({
 
 type TemplateView = typeof Template.static;
 
-export function wabaRoutes({ database, runtime, secrets, logger, migrator }: AppDeps) {
+export function wabaRoutes({ database, runtime, secrets, logger, migrator, pacingDefaults = 'safe' }: AppDeps) {
   const { db } = database;
   const log = logger.child({ component: 'waba' });
   const { runNow } = commandRunner(runtime);
@@ -159,13 +160,18 @@ export function wabaRoutes({ database, runtime, secrets, logger, migrator }: App
       async ({ request, params, body }) => {
         const user = tenant(request);
         const { instance } = await ownedInstance(db, user.id, params.id);
-        if (body.waba === undefined && body.name === undefined) throw new ApiError(400, 'validation_failed', 'give at least one of name, waba');
+        if (body.waba === undefined && body.name === undefined && body.pacing === undefined) {
+          throw new ApiError(400, 'validation_failed', 'give at least one of name, waba, pacing');
+        }
         if (body.waba !== undefined && instance.provider !== 'waba') {
           throw new ApiError(422, 'invalid_field', `invalid field 'waba': only for provider waba (this instance's provider is ${instance.provider})`);
         }
         const changes = body.waba === undefined ? undefined : checkWabaInput(body.waba, { partial: true });
+        // Pacing (pacing/settings.ts): the change over the instance's own settings; null resets to the defaults.
+        const pacing = body.pacing === undefined ? undefined : mergePacingPatch(instance.pacing, body.pacing, basePacing(instance.provider, pacingDefaults));
         await db.transaction(async (tx) => {
           if (body.name !== undefined) await tx.update(instances).set({ name: body.name, updatedAt: sql`now()` }).where(eq(instances.id, params.id));
+          if (pacing !== undefined) await tx.update(instances).set({ pacing, updatedAt: sql`now()` }).where(eq(instances.id, params.id));
           if (changes) {
             await tx
               .update(wabaAccounts)
@@ -180,7 +186,7 @@ export function wabaRoutes({ database, runtime, secrets, logger, migrator }: App
         }
         const after = await ownedInstance(db, user.id, params.id);
         const [account] = await db.select().from(wabaAccounts).where(eq(wabaAccounts.instanceId, params.id));
-        return toInstanceView(after.instance, after.nodeName, account && toWabaView(account));
+        return toInstanceView(after.instance, after.nodeName, account && toWabaView(account), pacingDefaults);
       },
       {
         params: IdParams,
@@ -188,11 +194,17 @@ export function wabaRoutes({ database, runtime, secrets, logger, migrator }: App
           {
             name: t.Optional(t.String({ minLength: 1, maxLength: 100 })),
             waba: t.Optional(WabaBody),
+            pacing: t.Optional(
+              t.Unknown({
+                description:
+                  'paced sending: any of {minIntervalMs, jitterMs, maxPerMinute, maxPerHour, maxPerDay, quietHours {start, end, timezone}, warmup {days, startPerDay}, typing}, laid over the current settings; null resets to the defaults',
+              }),
+            ),
           },
           { additionalProperties: false },
         ),
         detail: {
-          summary: 'Update an instance: its name; for waba, any of its Cloud API ids and secrets (e.g. a new access token)',
+          summary: 'Update an instance: its name, its pacing; for waba, any of its Cloud API ids and secrets (e.g. a new access token)',
           description: 'A changed Cloud API account restarts the worker, which checks the token again (state `connected` or `failed` with Meta\'s message).',
         },
         response: { 200: InstanceView, ...errorResponses(400, 401, 404, 409, 422) },

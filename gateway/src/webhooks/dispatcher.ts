@@ -7,6 +7,7 @@ import { events, instances, usageLedger, webhookDeliveries, webhooks } from '../
 import type { Logger } from '../logging/logger';
 import type { SecretBox } from '../lib/secret-box';
 import { refuseDestination } from './destination';
+import { dueOutboxRows, OutboxLoop } from './outbox-loop';
 import { liveOwners } from '../claims/owner';
 
 export interface DispatcherOptions {
@@ -61,10 +62,7 @@ interface Claimed {
 export class WebhookDispatcher {
   /** Hook point for metrics: deliveries by outcome. */
   readonly counts: Record<DeliveryOutcome, number> = { succeeded: 0, retrying: 0, failed: 0, disabled: 0 };
-  private running = false;
-  private wake?: () => void;
-  private loop?: Promise<void>;
-  private unlisten?: () => Promise<void>;
+  private readonly loop: OutboxLoop;
 
   constructor(
     private readonly db: Db,
@@ -75,6 +73,7 @@ export class WebhookDispatcher {
   ) {
     this.leaseS = Math.ceil(opts.timeoutMs / 1000) + LEASE_MARGIN_S;
     this.metrics = opts.metrics ?? new GatewayMetrics({ defaults: false });
+    this.loop = new OutboxLoop(sql, 'wgs_webhook_deliveries', () => this.round(), logger, opts.pollMs ?? 1000);
   }
 
   private readonly metrics: GatewayMetrics;
@@ -82,51 +81,18 @@ export class WebhookDispatcher {
   /** Seconds a claim lasts when its owner lives: the delivery's timeout plus a margin. */
   readonly leaseS: number;
 
-  async start(): Promise<void> {
-    this.running = true;
-    const listener = await this.sql.listen('wgs_webhook_deliveries', () => this.wake?.());
-    this.unlisten = () => listener.unlisten();
-    this.loop = this.run();
+  start(): Promise<void> {
+    return this.loop.start();
   }
 
-  async stop(): Promise<void> {
-    this.running = false;
-    this.wake?.();
-    await this.loop;
-    await this.unlisten?.().catch(() => {});
-  }
-
-  private async run(): Promise<void> {
-    while (this.running) {
-      let claimed = 0;
-      try {
-        claimed = await this.round();
-      } catch (err) {
-        this.logger.error({ err }, 'webhook dispatch round failed');
-      }
-      if (claimed > 0 || !this.running) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.opts.pollMs ?? 1000);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = undefined;
-    }
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   /** Claims and delivers one batch of due deliveries; returns how many. */
   async round(): Promise<number> {
     const rows = (await this.db.execute(sql`
-      with live as materialized ${liveOwners}, due as (
-        select id from ${webhookDeliveries}
-        where status = 'pending' and next_attempt_at <= now()
-          and (locked_until is null or locked_until < now() or (claimed_by is not null and claimed_by not in (select * from live)))
-        order by id
-        limit ${this.opts.batchSize ?? 100}
-        for update skip locked
-      ), claimed as (
+      with live as materialized ${liveOwners}, due as (${dueOutboxRows(webhookDeliveries, this.opts.batchSize ?? 100)}), claimed as (
         update ${webhookDeliveries} d
         set locked_until = now() + make_interval(secs => ${this.leaseS}), claimed_by = ${this.opts.ownerId}, attempts = d.attempts + 1
         from due where d.id = due.id
@@ -148,40 +114,7 @@ export class WebhookDispatcher {
 
   private async deliver(row: Claimed): Promise<void> {
     const body = JSON.stringify({ instance: row.instance_id, timestamp: new Date(row.created_at).toISOString(), type: row.type, data: row.data });
-    const refused = await refuseDestination(row.url, this.opts.allowPrivateNetworks);
-    let statusCode: number | null = null;
-    let error: string | null = null;
-    let excerpt: string | null = null;
-    let retryAfterS = 0;
-    const started = performance.now();
-    if (refused) {
-      error = `destination refused: ${row.url} ${refused}`;
-    } else {
-      const messageId = `evt_${row.event_id}`;
-      const now = new Date();
-      try {
-        const signature = new Signer(this.box.open(row.secret_encrypted)).sign(messageId, now, body);
-        const res = await fetch(row.url, {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/json',
-            'user-agent': 'wgs-webhooks/1',
-            'webhook-id': messageId,
-            'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
-            'webhook-signature': signature,
-          },
-          body,
-          redirect: 'manual',
-          signal: AbortSignal.timeout(this.opts.timeoutMs),
-        });
-        statusCode = res.status;
-        excerpt = (await readExcerpt(res)) || null;
-        retryAfterS = parseRetryAfter(res.headers.get('retry-after'));
-      } catch (err) {
-        error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-      }
-    }
-    const latencyMs = Math.round(performance.now() - started);
+    const { statusCode, error, excerpt, retryAfterS, latencyMs } = await postSigned(row.url, () => this.box.open(row.secret_encrypted), `evt_${row.event_id}`, body, this.opts);
     this.metrics.webhookDeliveries.inc({ outcome: attemptOutcome(statusCode, error) });
     const record = { lastStatusCode: statusCode, lastLatencyMs: latencyMs, lastError: error, responseExcerpt: excerpt, lockedUntil: null, claimedBy: null };
 
@@ -210,10 +143,8 @@ export class WebhookDispatcher {
       this.counts.disabled++;
       return;
     }
-    const schedule = this.opts.retryScheduleS;
-    if (row.attempts < schedule.length) {
-      const base = schedule[row.attempts]!;
-      const delayS = Math.max(base * (0.9 + Math.random() * 0.2), retryAfterS); // ±10 % jitter, at least Retry-After
+    const delayS = retryDelayS(this.opts.retryScheduleS, row.attempts, retryAfterS);
+    if (delayS !== null) {
       await this.db
         .update(webhookDeliveries)
         .set({ ...record, nextAttemptAt: sql`now() + make_interval(secs => ${delayS})` })
@@ -236,6 +167,69 @@ export class WebhookDispatcher {
       'webhook delivery failed for good',
     );
   }
+}
+
+export interface Attempt {
+  statusCode: number | null;
+  error: string | null;
+  /** The first bytes of the answer. */
+  excerpt: string | null;
+  retryAfterS: number;
+  latencyMs: number;
+}
+
+/**
+ * One signed POST per Standard Webhooks (`webhook-id`, `webhook-timestamp`,
+ * `webhook-signature` over id.timestamp.body), after the SSRF check; no
+ * redirects followed. Used for customer and billing webhooks alike.
+ */
+export async function postSigned(
+  url: string,
+  /** The `whsec_` secret; a throw (a secret that cannot be opened) is recorded as the attempt's error. */
+  secret: () => string,
+  messageId: string,
+  body: string,
+  opts: { allowPrivateNetworks: boolean; timeoutMs: number },
+): Promise<Attempt> {
+  const refused = await refuseDestination(url, opts.allowPrivateNetworks);
+  let statusCode: number | null = null;
+  let error: string | null = null;
+  let excerpt: string | null = null;
+  let retryAfterS = 0;
+  const started = performance.now();
+  if (refused) {
+    error = `destination refused: ${url} ${refused}`;
+  } else {
+    const now = new Date();
+    try {
+      const signature = new Signer(secret()).sign(messageId, now, body);
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'wgs-webhooks/1',
+          'webhook-id': messageId,
+          'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+          'webhook-signature': signature,
+        },
+        body,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(opts.timeoutMs),
+      });
+      statusCode = res.status;
+      excerpt = (await readExcerpt(res)) || null;
+      retryAfterS = parseRetryAfter(res.headers.get('retry-after'));
+    } catch (err) {
+      error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    }
+  }
+  return { statusCode, error, excerpt, retryAfterS, latencyMs: Math.round(performance.now() - started) };
+}
+
+/** Seconds until the next attempt after `attempts` made: the schedule's ±10 %, at least Retry-After; null when none is left. */
+export function retryDelayS(schedule: number[], attempts: number, retryAfterS: number): number | null {
+  if (attempts >= schedule.length) return null;
+  return Math.max(schedule[attempts]! * (0.9 + Math.random() * 0.2), retryAfterS);
 }
 
 /**

@@ -5,7 +5,7 @@ import { ApiError } from '../http/errors';
 import { refuseDestination } from './destination';
 
 /** Event types a subscription may filter on (see docs/webhooks.md). */
-export const EVENT_TYPES = ['message.received', 'message.status', 'instance.status', 'instance.qr', 'instance.migrated', 'webhook.failed'] as const;
+export const EVENT_TYPES = ['message.received', 'message.status', 'instance.status', 'instance.qr', 'instance.migrated', 'instance.paused', 'instance.resumed', 'webhook.failed'] as const;
 
 /** A Standard Webhooks secret: `whsec_` + base64 of 24 random bytes. */
 export function newSigningSecret(): string {

@@ -53,6 +53,10 @@ export class SandboxProvider implements Provider {
   private readonly receiptWrites = new Set<Promise<void>>();
   /** Bumped by logout: receipts of an earlier session are dropped. */
   private session = 0;
+  /** sandbox.faults: this many next sends fail with rate_limited (with retryAfter when set). */
+  private faults: { rateLimitNext: number; retryAfter?: number } = { rateLimitNext: 0 };
+  /** Typing indicators asked for (presence), newest last: the sandbox has no one to show them to. */
+  readonly presences: { chat: string; state: string; at: number }[] = [];
   private stopped = false;
   /** Set when stop() returns: no context calls afterwards. */
   private finished = false;
@@ -113,6 +117,16 @@ export class SandboxProvider implements Provider {
         return {};
       case 'pair-code':
         return this.pairCode(args as CommandArgs<'pair-code'>);
+      case 'presence': {
+        this.requireConnected();
+        const { chat, state } = args as CommandArgs<'presence'>;
+        this.presences.push({ chat, state, at: Date.now() });
+        if (this.presences.length > 100) this.presences.shift();
+        return {};
+      }
+      case 'sandbox.faults':
+        this.faults = { ...(args as CommandArgs<'sandbox.faults'>) };
+        return { rateLimitNext: this.faults.rateLimitNext };
       default:
         throw new ProviderError('unsupported_command', `the sandbox provider does not support ${JSON.stringify(name)}`);
     }
@@ -155,6 +169,11 @@ export class SandboxProvider implements Provider {
 
   private async send(args: CommandArgs<'send'>): Promise<Record<string, unknown>> {
     this.requireConnected();
+    if (this.faults.rateLimitNext > 0) {
+      this.faults.rateLimitNext--;
+      const { retryAfter } = this.faults;
+      throw new ProviderError('rate_limited', 'sandbox: rate limited (injected by sandbox/faults)', { details: retryAfter === undefined ? undefined : { retryAfter } });
+    }
     const providerMessageId = newMessageId();
     const sentAt = new Date();
     // A send redelivered to a restarted worker finds its row: its receipts are already under way.

@@ -10,3 +10,4 @@ export * from './media';
 export * from './gateway-processes';
 export * from './waba';
 export * from './plans';
+export * from './billing';

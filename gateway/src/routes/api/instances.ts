@@ -5,7 +5,10 @@ import type { AppDeps } from '../../http/context';
 import { tenant, tenantSecurity } from '../../http/auth';
 import { ApiError, conflict, errorResponses, noContent, notFound, sqlState, UNIQUE_VIOLATION } from '../../http/errors';
 import { Id, IdParams } from '../../http/params';
-import { instances, messages, nodes, wabaAccounts, webhooks, type Instance } from '../../db/schema';
+import { commands, instances, messages, nodes, wabaAccounts, webhooks, type Instance } from '../../db/schema';
+import { effectivePacing, isPaced } from '../../pacing/settings';
+import { reserveSend } from '../../pacing/reserve';
+import { resumeInstance } from '../../pacing/pause';
 import { sealAccount, wabaViews } from '../../waba/account';
 import { checkWebhookInput, newSigningSecret } from '../../webhooks/subscriptions';
 import {
@@ -26,6 +29,7 @@ import { processWorkerMissing } from '../../instances/setup';
 import { COMMAND_TIMEOUT_MS, commandRunner } from './commands';
 import { planOf } from '../../plans/plans';
 import { checkSendQuota, checkSeats, holdSeat, requireFeature, requireProvider } from '../../plans/quotas';
+import { recordInstanceEvent } from '../../billing/events';
 
 /** How long create and restart wait for the worker to connect. */
 const START_TIMEOUT_MS = 30_000;
@@ -33,13 +37,13 @@ const START_TIMEOUT_MS = 30_000;
 const SESSION_REPORT_TIMEOUT_MS = 2_000;
 const sessionReported = (i: Instance) => i.state !== 'starting' && (i.state !== 'qr' || i.qrCode !== null);
 
-export function instanceRoutes({ database, runtime, migrator, secrets, allowPrivateWebhooks, overcommit }: AppDeps) {
+export function instanceRoutes({ database, runtime, migrator, secrets, allowPrivateWebhooks, overcommit, billingWebhooks, pacingDefaults = 'safe' }: AppDeps) {
   const { db } = database;
 
   async function view(userId: number, id: number) {
     const { instance, nodeName } = await ownedInstance(db, userId, id);
     const waba = instance.provider === 'waba' ? (await wabaViews(db, [id])).get(id) : undefined;
-    return toInstanceView(instance, nodeName, waba);
+    return toInstanceView(instance, nodeName, waba, pacingDefaults);
   }
 
   const { runNow, commandError, notConnected } = commandRunner(runtime);
@@ -83,6 +87,8 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
               throw err;
             })
             .then(async (rows) => {
+              // Seat-based billing: instance.created is recorded with the instance, or neither is.
+              await recordInstanceEvent(tx, billingWebhooks, 'instance.created', rows[0]!.id);
               // The Cloud API account is written with its instance, or neither is.
               if (waba) {
                 await tx
@@ -147,7 +153,7 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
           db,
           rows.filter((r) => r.instance.provider === 'waba').map((r) => r.instance.id),
         );
-        return rows.map((r) => toInstanceView(r.instance, r.nodeName, accounts.get(r.instance.id)));
+        return rows.map((r) => toInstanceView(r.instance, r.nodeName, accounts.get(r.instance.id), pacingDefaults));
       },
       { detail: { summary: "List the caller's instances" }, response: { 200: t.Array(InstanceView), ...errorResponses(401) } },
     )
@@ -163,7 +169,11 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
         // After a migration under way has finished or rolled back: nothing is started behind the delete.
         await migrator.exclusive(params.id, async () => {
           await runtime.destroy(params.id);
-          await db.delete(instances).where(eq(instances.id, params.id));
+          // instance.deleted (billing) is recorded with the delete, or neither is.
+          await db.transaction(async (tx) => {
+            await recordInstanceEvent(tx, billingWebhooks, 'instance.deleted', params.id);
+            await tx.delete(instances).where(eq(instances.id, params.id));
+          });
         });
         set.status = 204;
       },
@@ -272,6 +282,11 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
             ? await db.select().from(messages).where(and(eq(messages.instanceId, instance.id), eq(messages.idempotencyKey, key)))
             : [];
           if (existing) set.status = existing.status === 'queued' ? 202 : 200;
+          if (existing?.status === 'queued' && existing.commandId !== null) {
+            // A paced send not yet due answers as it did: scheduled, with its time.
+            const [due] = await db.select({ at: commands.notBefore }).from(commands).where(eq(commands.id, existing.commandId));
+            if (due?.at && due.at.getTime() > Date.now()) return { id: existing.id, status: 'scheduled', scheduledAt: due.at };
+          }
           return existing && { id: existing.id, status: existing.status };
         };
         const repeated = await earlier();
@@ -288,13 +303,28 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
         }
 
         const messageId = newMessageId();
-        const command = await runtime.queue
-          .enqueueSend(instance.id, { ...plan.args, messageId } as SendArgs, key ?? null, plan.text)
-          .catch((err) => {
-            // A concurrent request with the same Idempotency-Key won: answer with its message.
-            if (key && sqlState(err) === UNIQUE_VIOLATION) return null;
-            throw err;
-          });
+        const args = { ...plan.args, messageId } as SendArgs;
+        // A concurrent request with the same Idempotency-Key won: answer with its message.
+        const repeatedKey = (err: unknown) => {
+          if (key && sqlState(err) === UNIQUE_VIOLATION) return null;
+          throw err;
+        };
+        // Paced sending (pacing/): a slot is reserved; a later one is answered 202 scheduled and sent when due.
+        const pacing = effectivePacing(instance.pacing, instance.provider, pacingDefaults);
+        const paused = instance.pausedUntil !== null && instance.pausedUntil.getTime() > Date.now();
+        const reserved =
+          isPaced(pacing) || paused
+            ? await reserveSend(db, runtime.queue, { instanceId: instance.id, args, idempotencyKey: key ?? null, text: plan.text, pacing }).catch(repeatedKey)
+            : undefined;
+        if (reserved === null) return (await earlier())!;
+        if (reserved && !reserved.immediate) {
+          runtime.pacer.wake(reserved.presence?.notBefore ?? reserved.notBefore);
+          set.status = 202;
+          return { id: messageId, status: 'scheduled' as const, scheduledAt: reserved.notBefore };
+        }
+        // The typing indicator first (its failure never holds the send back).
+        if (reserved?.presence) runtime.dispatch(reserved.presence);
+        const command = reserved ? reserved.command : await runtime.queue.enqueueSend(instance.id, args, key ?? null, plan.text).catch(repeatedKey);
         if (!command) return (await earlier())!;
         const outcome = runtime.queue.waitFor(command.id, COMMAND_TIMEOUT_MS);
         const result = runtime.dispatch(command) ? await outcome : null;
@@ -313,7 +343,8 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
           summary:
             'Send a message: text, image, video, audio (ptt: voice note), document, sticker, location, contact, reaction, edit, revoke; template and interactive (waba)',
           description:
-            '200 `{id, status}` once the worker sent it; 202 `{id, status: "queued"}` while the worker restarts or reconnects (delivered when it is back); 503 `not_connected` when the number is not paired, `session_failed` when its session failed (banned, replaced, token refused). ' +
+            '200 `{id, status}` once the worker sent it; 202 `{id, status: "queued"}` while the worker restarts or reconnects (delivered when it is back); ' +
+            '202 `{id, status: "scheduled", scheduledAt}` when the instance\'s pacing (or a pause) puts the send later: it is queued durably and leaves at scheduledAt; 503 `not_connected` when the number is not paired, `session_failed` when its session failed (banned, replaced, token refused). ' +
             '422 `unsupported_for_provider` for a type the engine cannot send (waba: edit, revoke; whatsmeow and baileys: template, interactive). ' +
             "waba refusals keep Meta's code in `providerCode`: 422 `template_required` (131047, outside the 24-hour window), `template_error` (132xxx), `undeliverable` (131026), " +
             '`ecosystem_limited` (131049), `provider_rejected` (100 and other invalid requests), `media_failed`; 429 `rate_limited` / `spam_rate_limited` (with Retry-After); ' +
@@ -322,7 +353,11 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
         },
         response: {
           200: t.Object({ id: t.String(), status: t.String() }),
-          202: t.Object({ id: t.String(), status: t.String() }),
+          202: t.Object({
+            id: t.String(),
+            status: t.String({ description: 'queued (the worker is away) or scheduled (paced: sent at scheduledAt)' }),
+            scheduledAt: t.Optional(t.Date({ description: 'scheduled: when the send leaves the gateway' })),
+          }),
           ...errorResponses(400, 401, 402, 403, 404, 409, 422, 429, 502, 503, 504),
         },
       },
@@ -368,6 +403,45 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
         body: InboundBody,
         detail: { summary: 'Sandbox: a message arrives as if from WhatsApp', tags: ['sandbox'] },
         response: { 200: t.Object({ id: t.String() }), ...errorResponses(400, 401, 404, 503) },
+      },
+    )
+    .post(
+      '/:id/sandbox/faults',
+      async ({ request, params, body }) => {
+        await requireSandbox(tenant(request).id, params.id);
+        const data = await runNow(params.id, 'sandbox.faults', { rateLimitNext: body.rateLimitNext, ...(body.retryAfter !== undefined && { retryAfter: body.retryAfter }) });
+        return { rateLimitNext: Number(data.rateLimitNext) };
+      },
+      {
+        params: IdParams,
+        body: t.Object(
+          {
+            rateLimitNext: t.Integer({ minimum: 0, maximum: 1000, description: 'the next n sends fail with rate_limited, as a provider rate limit would' }),
+            retryAfter: t.Optional(t.Integer({ minimum: 0, maximum: 86_400, description: 'seconds the injected rate limit asks to wait' })),
+          },
+          { additionalProperties: false },
+        ),
+        detail: { summary: 'Sandbox: inject faults (a provider rate limit on the next sends; it pauses the instance)', tags: ['sandbox'] },
+        response: { 200: t.Object({ rateLimitNext: t.Integer() }), ...errorResponses(400, 401, 404, 503) },
+      },
+    )
+    .post(
+      '/:id/resume',
+      async ({ request, params }) => {
+        const user = tenant(request);
+        const { instance } = await ownedInstance(db, user.id, params.id);
+        const { minIntervalMs } = effectivePacing(instance.pacing, instance.provider, pacingDefaults);
+        if (await resumeInstance(db, instance.id, minIntervalMs)) runtime.pacer.wake();
+        runtime.sessions.changed(instance.id);
+        return view(user.id, params.id);
+      },
+      {
+        params: IdParams,
+        detail: {
+          summary: 'End a pause now: the sends held back go out again at the pace (instance.resumed)',
+          description: 'A number pauses itself when its provider signals a rate limit or a temporary block (instance.paused {reason, until}); it resumes by itself at `pausedUntil`, or at once with this call. Not paused: nothing changes.',
+        },
+        response: { 200: InstanceView, ...errorResponses(400, 401, 404) },
       },
     );
 }

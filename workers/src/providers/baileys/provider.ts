@@ -164,6 +164,8 @@ export class BaileysProvider implements Provider {
         return this.read(args as CommandArgs<'read'>);
       case 'pair-code':
         return this.pairCode(args as CommandArgs<'pair-code'>);
+      case 'presence':
+        return this.presence(args as CommandArgs<'presence'>);
       case 'logout':
         return this.logout();
       default:
@@ -402,6 +404,10 @@ export class BaileysProvider implements Provider {
       if (media && /upload|media/i.test(message)) {
         throw new ProviderError('media_failed', `uploading the media to WhatsApp failed: ${message}`, { cause: err });
       }
+      // WhatsApp's rate limit (an IQ error 429 `rate-overlimit`): the gateway pauses the number (pacing).
+      if ((err as { output?: { statusCode?: number } })?.output?.statusCode === 429 || /rate-overlimit/i.test(message)) {
+        throw new ProviderError('rate_limited', `WhatsApp rate-limited the send: ${message}`, { cause: err, details: { providerCode: 429 } });
+      }
       throw new ProviderError('send_failed', `sending the message failed: ${message}`, { cause: err });
     }
     const providerMessageId = result?.key.id ?? waId;
@@ -417,6 +423,17 @@ export class BaileysProvider implements Provider {
       await sock.readMessages(args.messageIds.map((id) => ({ remoteJid, id, fromMe: false })));
     } catch (err) {
       throw new ProviderError('send_failed', `marking the messages read failed: ${describeError(err)}`, { cause: err });
+    }
+    return {};
+  }
+
+  /** The typing indicator in one chat: `composing` shows "typing…", `paused` stops it. */
+  private async presence(args: CommandArgs<'presence'>): Promise<Record<string, unknown>> {
+    const sock = this.connectedSocket();
+    try {
+      await sock.sendPresenceUpdate(args.state, phoneJid(args.chat));
+    } catch (err) {
+      throw new ProviderError('send_failed', `sending the presence failed: ${describeError(err)}`, { cause: err });
     }
     return {};
   }

@@ -102,6 +102,10 @@ export class WabaProvider implements Provider {
       throw new ProviderError('unsupported_command', `the waba provider does not support ${JSON.stringify(name)}`);
     }
     if (name === 'pair-code') throw new ProviderError('unsupported_command', PAIR_CODE_REFUSAL);
+    if (name === 'presence') {
+      // The Cloud API shows a typing indicator only together with a read receipt of a received message.
+      throw new ProviderError('unsupported_command', 'the Cloud API has no typing indicator of its own (only with a read receipt)');
+    }
     const problem = argsProblem(name, args);
     if (problem) throw new ProviderError('invalid_args', `invalid arguments for ${name}: ${problem}`);
     if (!this.sent) throw new ProviderError('not_ready', this.reason ?? 'the waba state store is not open');

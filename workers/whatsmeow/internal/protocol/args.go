@@ -80,6 +80,18 @@ type PairCodeArgs struct {
 	Phone string
 }
 
+// Presence states of the `presence` command.
+const (
+	PresenceComposing = "composing"
+	PresencePaused    = "paused"
+)
+
+// PresenceArgs are the arguments of `presence`: the typing indicator in one chat.
+type PresenceArgs struct {
+	Chat  string
+	State string
+}
+
 // UnsupportedTypeError is a send whose type this worker does not know.
 type UnsupportedTypeError struct{ Type string }
 
@@ -349,6 +361,23 @@ func ParsePairCode(raw json.RawMessage) (*PairCodeArgs, error) {
 	}
 	o := &object{m: m}
 	a := &PairCodeArgs{Phone: o.str("phone", strRule{required: true, pattern: PhonePattern})}
+	if o.err != nil {
+		return nil, o.err
+	}
+	return a, nil
+}
+
+// ParsePresence checks `presence` arguments.
+func ParsePresence(raw json.RawMessage) (*PresenceArgs, error) {
+	m, err := decodeObject(raw)
+	if err != nil {
+		return nil, err
+	}
+	o := &object{m: m}
+	a := &PresenceArgs{Chat: o.str("chat", strRule{required: true, pattern: PhonePattern}), State: o.str("state", strRule{required: true})}
+	if o.err == nil && a.State != PresenceComposing && a.State != PresencePaused {
+		o.fail("state", "expected composing or paused")
+	}
 	if o.err != nil {
 		return nil, o.err
 	}

@@ -43,7 +43,9 @@ const (
 	CodeAlreadyConnected   = "already_connected"
 	CodeSendFailed         = "send_failed"
 	CodeMediaFailed        = "media_failed"
-	CodeInternal           = "internal"
+	// CodeRateLimited is WhatsApp's rate limit or a temporary block on sending: the gateway pauses the number.
+	CodeRateLimited = "rate_limited"
+	CodeInternal    = "internal"
 )
 
 // Command names of protocol v1.
@@ -54,10 +56,12 @@ const (
 	CommandLogout         = "logout"
 	CommandSandboxScan    = "sandbox.scan"
 	CommandSandboxInbound = "sandbox.inbound"
+	CommandSandboxFaults  = "sandbox.faults"
+	CommandPresence       = "presence"
 )
 
 // CommandNames lists every command the protocol knows (not all are implemented by every provider).
-var CommandNames = []string{CommandSend, CommandRead, CommandPairCode, CommandLogout, CommandSandboxScan, CommandSandboxInbound}
+var CommandNames = []string{CommandSend, CommandRead, CommandPairCode, CommandPresence, CommandLogout, CommandSandboxScan, CommandSandboxInbound, CommandSandboxFaults}
 
 // CommandError is a failed command: code is machine-readable, message is for people.
 type CommandError struct {

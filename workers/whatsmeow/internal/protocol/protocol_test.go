@@ -147,3 +147,15 @@ func TestFramesOnTheWire(t *testing.T) {
 		t.Errorf("an empty reaction emoji must stay on the wire: %s", msg)
 	}
 }
+
+func TestParsePresence(t *testing.T) {
+	p, err := ParsePresence(json.RawMessage(`{"chat":"15550002222","state":"composing"}`))
+	if err != nil || p.Chat != "15550002222" || p.State != PresenceComposing {
+		t.Fatalf("ParsePresence = %+v, %v", p, err)
+	}
+	for _, args := range []string{`{"chat":"15550002222","state":"typing"}`, `{"state":"paused"}`, `{"chat":"x","state":"paused"}`} {
+		if _, err := ParsePresence(json.RawMessage(args)); err == nil {
+			t.Errorf("ParsePresence(%s): want an error", args)
+		}
+	}
+}

@@ -466,6 +466,8 @@ func (p *Provider) Execute(ctx context.Context, name string, args json.RawMessag
 		return p.read(ctx, args)
 	case protocol.CommandPairCode:
 		return p.pairCode(ctx, args)
+	case protocol.CommandPresence:
+		return p.presence(ctx, args)
 	case protocol.CommandLogout:
 		return p.logout(ctx, args)
 	}
@@ -530,7 +532,7 @@ func (p *Provider) send(ctx context.Context, raw json.RawMessage) (map[string]an
 	}
 	resp, err := cli.SendMessage(ctx, to, msg, whatsmeow.SendRequestExtra{ID: id})
 	if err != nil {
-		return nil, &protocol.CommandError{Code: protocol.CodeSendFailed, Message: fmt.Sprintf("sending the message failed: %v", err), Err: err}
+		return nil, &protocol.CommandError{Code: SendErrorCode(err), Message: fmt.Sprintf("sending the message failed: %v", err), Err: err}
 	}
 	at := resp.Timestamp
 	if at.IsZero() {
@@ -559,6 +561,43 @@ func (p *Provider) read(ctx context.Context, raw json.RawMessage) (map[string]an
 		return nil, &protocol.CommandError{Code: protocol.CodeSendFailed, Message: fmt.Sprintf("marking the messages read failed: %v", err), Err: err}
 	}
 	return map[string]any{}, nil
+}
+
+// presence shows or stops the typing indicator in one chat.
+func (p *Provider) presence(ctx context.Context, raw json.RawMessage) (map[string]any, error) {
+	a, err := protocol.ParsePresence(raw)
+	if err != nil {
+		return nil, argsError("presence", err)
+	}
+	cli, err := p.connectedClient()
+	if err != nil {
+		return nil, err
+	}
+	chat, err := PhoneJID(a.Chat)
+	if err != nil {
+		return nil, argsError("presence", err)
+	}
+	if err := cli.SendChatPresence(ctx, chat, types.ChatPresence(a.State), types.ChatPresenceMediaText); err != nil {
+		return nil, &protocol.CommandError{Code: protocol.CodeSendFailed, Message: fmt.Sprintf("sending the presence failed: %v", err), Err: err}
+	}
+	return map[string]any{}, nil
+}
+
+// SendErrorCode classifies a failed send: WhatsApp's rate limit (429) and
+// its temporary block on new chats (463) are rate_limited, which pauses the
+// number in the gateway; anything else is send_failed.
+func SendErrorCode(err error) string {
+	var iq *whatsmeow.IQError
+	if errors.As(err, &iq) && iq.Code == 429 {
+		return protocol.CodeRateLimited
+	}
+	if errors.Is(err, whatsmeow.ErrServerReturnedError) {
+		msg := err.Error()
+		if strings.HasSuffix(msg, " 429") || strings.HasSuffix(msg, " 463") {
+			return protocol.CodeRateLimited
+		}
+	}
+	return protocol.CodeSendFailed
 }
 
 func (p *Provider) pairCode(ctx context.Context, raw json.RawMessage) (map[string]any, error) {
