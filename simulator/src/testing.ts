@@ -1,13 +1,15 @@
 /**
- * Test support: the real whatsmeow worker (build/whatsmeow/wgs-whatsmeow)
- * against a fake gateway, a real Postgres state schema and an in-process
- * simulator — all on 127.0.0.1, as tests/conformance starts workers.
+ * Test support: a real worker program (whatsmeow's Go binary or the Baileys
+ * worker on Node; which, and what each is told of the simulator, in
+ * suites/workers.ts) against a fake gateway, a real Postgres state schema and
+ * an in-process simulator — all on 127.0.0.1, as tests/conformance starts
+ * workers.
  */
 import type { Subprocess } from 'bun';
 import { FakeGateway, type GatewayConn } from '../../workers/src/testing/fake-gateway';
 import { spawnProgram } from '../../workers/src/testing/spawn';
 import { TestStateDb, type TestInstanceState } from '../../workers/src/testing/state-db';
-import { ensureWhatsmeowBinary, WHATSMEOW_BINARY } from '../../tests/conformance/workers';
+import { ensureWhatsmeowBinary } from '../../tests/conformance/workers';
 import { startSimulator, type RunningSimulator } from './server';
 import { until } from '../../tests/support/poll';
 
@@ -23,25 +25,6 @@ export interface WorkerRun {
   /** The newest state frame's state. */
   state(): string | undefined;
   qrCodes(): string[];
-}
-
-/** Starts one whatsmeow worker process for `instanceId` on the given state schema, dialling the simulator. */
-export function startWorker(
-  sim: RunningSimulator,
-  instanceId: number,
-  state: TestInstanceState,
-  cleanups: (() => unknown)[],
-  phone = '15550001111',
-  /** Overrides of the environment below (e.g. SSL_CERT_FILE: '' for Go's system roots only). */
-  env: Record<string, string> = {},
-): WorkerRun {
-  return runWorker([WHATSMEOW_BINARY], 'whatsmeow', instanceId, state, cleanups, phone, {
-    WHATSMEOW_WS_URL: sim.wsUrl,
-    WHATSMEOW_ROOT_PUBLIC_KEY: sim.rootPublicKey,
-    // The media server's CA, through Go's standard setting (crypto/x509 reads it on Linux): media uploads and downloads are https://.
-    SSL_CERT_FILE: sim.mediaCaFile,
-    ...env,
-  });
 }
 
 /** One worker program (`argv`) for a provider, against a fake gateway and a state schema; `env` on top of the WGS_* variables. */
@@ -125,9 +108,9 @@ export async function control(sim: RunningSimulator, method: string, path: strin
   return { status: res.status, body: parsed };
 }
 
-/** What every worker test file starts with: the worker binary built, a state database, a simulator whose log lines go to `logs`. */
-export async function openTestbed(logs: string[]): Promise<{ db: TestStateDb; sim: RunningSimulator }> {
-  await ensureWhatsmeowBinary();
+/** What every worker test file starts with: the worker built (`prepare`; whatsmeow's binary unless told), a state database, a simulator whose log lines go to `logs`. */
+export async function openTestbed(logs: string[], prepare: () => Promise<void> = ensureWhatsmeowBinary): Promise<{ db: TestStateDb; sim: RunningSimulator }> {
+  await prepare();
   const db = await TestStateDb.create();
   const sim = startSimulator({ port: 0, log: (level, msg, fields) => logs.push(JSON.stringify({ level, msg, ...fields })) });
   return { db, sim };

@@ -108,13 +108,15 @@ export class CommandQueue {
   async completeMany(
     instanceId: number,
     outcomes: { commandId: number; outcome: CommandOutcome }[],
+    /** The caller's transaction, when the results' effects must commit with them (sandbox routing). */
+    tx: Pick<Db, 'execute'> = this.db,
   ): Promise<Pick<Command, 'id' | 'instanceId' | 'name' | 'args'>[]> {
     if (outcomes.length === 0) return [];
     const values = outcomes.map(
       ({ commandId, outcome }) =>
         sql`(${commandId}::int, ${outcome.ok ? 'done' : 'failed'}, ${outcome.data ? JSON.stringify(outcome.data) : null}::jsonb, ${outcome.error?.code ?? null}, ${outcome.error?.message ?? null})`,
     );
-    const rows = await this.db.execute<Record<string, unknown>>(sql`
+    const rows = await tx.execute<Record<string, unknown>>(sql`
       update ${commands} as c set
         status = v.status::command_status, result = v.result, error_code = v.error_code,
         error_message = v.error_message, completed_at = now()

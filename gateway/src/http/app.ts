@@ -10,6 +10,7 @@ import { adminNodeRoutes } from '../routes/admin/nodes';
 import { adminPlanRoutes } from '../routes/admin/plans';
 import { meRoutes } from '../routes/api/me';
 import { instanceRoutes } from '../routes/api/instances';
+import { campaignRoutes } from '../routes/api/campaigns';
 import { messagingRoutes } from '../routes/api/messaging';
 import { webhookRoutes } from '../routes/api/webhooks';
 import { workerSocketRoute } from '../routes/internal/workers';
@@ -107,6 +108,7 @@ export function createApp(deps: AppDeps) {
       .use(adminPlanRoutes(deps))
       .use(meRoutes(deps))
       .use(instanceRoutes(deps))
+      .use(campaignRoutes(deps))
       .use(messagingRoutes(deps))
       .use(webhookRoutes(deps))
       .use(usageRoutes(deps))

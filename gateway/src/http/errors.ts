@@ -71,7 +71,8 @@ function deepest(issue: ValidationIssue): ValidationIssue {
 export function describeValidation(on: string, issues: ValidationIssue[]): string {
   if (!issues[0]) return `invalid ${on}`;
   const first = deepest(issues[0]);
-  const field = (first.path ?? '').replace(/^\//, '').replaceAll('/', '.');
+  // Array items by index, as in JavaScript: /messages/17/to → messages[17].to.
+  const field = (first.path ?? '').replace(/\/(\d+)(?=\/|$)/g, '[$1]').replace(/^\//, '').replaceAll('/', '.');
   const where = on === 'body' ? 'field' : on === 'params' ? 'path parameter' : on === 'query' ? 'query parameter' : on;
   if (!field) return `invalid ${on}: ${first.message ?? 'is invalid'}`;
   let reason: string;

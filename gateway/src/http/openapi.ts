@@ -42,6 +42,7 @@ export function apiDocs(version: string) {
             { name: 'admin', description: 'operator API: users, API keys, nodes' },
             { name: 'tenant', description: 'tenant API' },
             { name: 'instances', description: 'WhatsApp numbers: lifecycle, QR, messages' },
+            { name: 'campaigns', description: 'bulk send: up to 10,000 paced messages from one number, progress, cancel' },
             { name: 'webhooks', description: 'signed event deliveries (Standard Webhooks), retries, delivery log, replay' },
             { name: 'sandbox', description: 'the simulated WhatsApp network, for development and tests' },
           ],

@@ -320,7 +320,6 @@ export class InstanceRuntime {
     return {
       isConnected: (id: number) => this.hub.isConnected(id),
       dispatch: (c: Command) => this.frames.dispatch(c),
-      markSent: (ids: number[]) => this.queue.markSent(ids),
     };
   }
 

@@ -138,14 +138,28 @@ export class WorkerFrames implements WorkerHandlers {
   /** A run of results: completed, applied and routed in a few statements whatever its length. */
   async results(instanceId: number, batch: ResultFrame[]): Promise<void> {
     const outcomes = new Map(batch.map((r) => [r.commandId, { ok: r.ok, data: r.data, error: r.error }]));
-    const completed = await this.queue.completeMany(
-      instanceId,
-      [...outcomes].map(([commandId, outcome]) => ({ commandId, outcome })),
-    );
+    const list = [...outcomes].map(([commandId, outcome]) => ({ commandId, outcome }));
+    const identity = await this.identity(instanceId);
+    // What reached WhatsApp, with the id WhatsApp knows it by (a sandbox recipient sees the same id).
+    const deliveredOf = (done: Pick<Command, 'id' | 'name' | 'args'>[]) =>
+      done
+        .filter((c) => c.name === 'send' && outcomes.get(c.id)!.ok)
+        .map((c) => ({ ...c.args, providerMessageId: outcomes.get(c.id)!.data?.providerMessageId }));
+    let routed: Command[] = [];
+    // The simulated network delivers in the transaction that records the send's result: a gateway killed
+    // in between neither loses the message (result recorded, not routed) nor doubles it (routed, result redone).
+    const completed =
+      identity.provider === 'sandbox'
+        ? await this.db.transaction(async (tx) => {
+            const done = await this.queue.completeMany(instanceId, list, tx);
+            routed = await routeSandboxMessages(tx, this.queue, identity, deliveredOf(done));
+            return done;
+          })
+        : await this.queue.completeMany(instanceId, list);
     try {
       const sends = completed.filter((c) => c.name === 'send');
       if (sends.length > 0) {
-        const { provider } = await this.identity(instanceId);
+        const { provider } = identity;
         for (const c of sends) this.hub.metrics.sends.inc({ provider, type: sendType(c.args), result: outcomes.get(c.id)!.ok ? 'sent' : 'failed' });
       }
       const now = new Date();
@@ -160,11 +174,7 @@ export class WorkerFrames implements WorkerHandlers {
             : { messageId: String(c.args.messageId), status: 'failed' as const, at: now, error: o.error?.message ?? 'send failed' };
         }),
       );
-      // What reached WhatsApp, with the id WhatsApp knows it by (a sandbox recipient sees the same id).
-      const delivered = sends
-        .filter((c) => outcomes.get(c.id)!.ok)
-        .map((c) => ({ ...c.args, providerMessageId: outcomes.get(c.id)!.data?.providerMessageId }));
-      for (const c of await routeSandboxMessages(this.db, this.queue, await this.identity(instanceId), delivered)) this.dispatch(c);
+      for (const c of routed) this.dispatch(c);
       // A provider's rate limit or temporary block pauses the number (pacing/pause.ts).
       const limited = sends.map((c) => outcomes.get(c.id)!.error).find((e) => e && PAUSING_ERRORS.has(e.code));
       if (limited) {

@@ -19,7 +19,6 @@ export interface PacerTarget {
   isConnected(instanceId: number): boolean;
   /** Sends a command to its worker now if it can take it (connected session, not moving). */
   dispatch(command: Command): boolean;
-  markSent(ids: number[]): Promise<void>;
 }
 
 export class PacedDispatcher {
@@ -107,15 +106,32 @@ export class PacedDispatcher {
       .where(sql`${commands.status} = 'pending' and ${commands.notBefore} is not null and ${commands.notBefore} <= now() and ${commands.sentAt} is null`)
       .orderBy(commands.instanceId, commands.id)
       .limit(1000);
-    const sent: number[] = [];
+    // Claimed before dispatch: sent_at set only where still pending and unclaimed, so a command
+    // cancelled meanwhile (campaigns/progress.ts) is not handed out; the row lock decides between the two.
+    const mine = due.filter((c) => this.target.isConnected(c.instanceId));
+    const claimed = new Set(
+      mine.length === 0
+        ? []
+        : (
+            await this.db.execute<{ id: number }>(sql`
+              update ${commands} set sent_at = now(), attempts = attempts + 1
+              where id in ${mine.map((c) => c.id)} and status = 'pending' and sent_at is null
+              returning id`)
+          ).map((r) => Number(r.id)),
+    );
+    const unclaim: number[] = [];
     const blocked = new Set<number>();
-    for (const c of due) {
+    for (const c of mine) {
+      if (!claimed.has(c.id)) continue;
       // In order per instance: once one command cannot go, the later ones wait too.
-      if (blocked.has(c.instanceId) || !this.target.isConnected(c.instanceId)) continue;
-      if (this.target.dispatch(c)) sent.push(c.id);
-      else blocked.add(c.instanceId);
+      if (blocked.has(c.instanceId) || !this.target.dispatch(c)) {
+        blocked.add(c.instanceId);
+        unclaim.push(c.id);
+      }
     }
-    await this.target.markSent(sent);
+    if (unclaim.length > 0) {
+      await this.db.execute(sql`update ${commands} set sent_at = null, attempts = attempts - 1 where id in ${unclaim} and status = 'pending'`);
+    }
     const [row] = await this.db.execute<{ next: string | null }>(sql`
       select least(
         (select min(not_before) from ${commands} where status = 'pending' and not_before is not null and not_before > now()),

@@ -8,14 +8,14 @@ import type { Db } from '../db/client';
 import { commands, instances, type Command } from '../db/schema';
 import type { CommandQueue } from '../commands/queue';
 import type { SendArgs } from '../../../workers/protocol/frames';
-import { gapAfter, nextSlot } from './schedule';
+import { gapAfter, nextSlot, nextSlots } from './schedule';
 import type { Pacing } from './settings';
 
 /** NOTIFY channel: a paced command was scheduled (every replica's pacer looks again at its next due time). */
 export const PACING_CHANNEL = 'wgs_pacing';
 
 /** Message types a typing indicator makes sense before. */
-const TYPED = new Set(['text', 'image', 'video', 'audio', 'document', 'sticker', 'location', 'contact', 'template', 'interactive']);
+export const TYPED = new Set(['text', 'image', 'video', 'audio', 'document', 'sticker', 'location', 'contact', 'template', 'interactive']);
 
 /** How long before a paced send its typing indicator goes: half the interval, 1 to 3 s when the interval allows. */
 export function typingLeadMs(p: Pacing): number {
@@ -47,30 +47,58 @@ export interface Reserved {
  * A repeated Idempotency-Key fails the insert with a unique violation and
  * rolls everything back, the cursor included.
  */
+type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+
+/**
+ * `n` consecutive slots for a campaign, in the caller's transaction (which
+ * then writes the commands): one locked read of the instance, one read of the
+ * clock and the taken times, the slots computed in memory (schedule.ts
+ * `nextSlots`, each at least `minGapMs` after the one before), one cursor
+ * update past the last. Holds the instance's row lock to commit, so single
+ * sends and other campaigns on any replica queue after these.
+ */
+/**
+ * The instance's pacing state, its row locked for the transaction (so every
+ * replica's reservations for it queue behind this one): the database clock,
+ * the pace cursor, a pause, its age and the send times already taken (two days).
+ */
+async function lockedPaceState(tx: Tx, instanceId: number, pacing: Pacing) {
+  const [row] = await tx.execute<{ pace_cursor: string | null; paused_until: string | null; created_at: string }>(sql`
+    select pace_cursor, paused_until, created_at from ${instances} where id = ${instanceId} for update`);
+  if (!row) throw new Error(`instance ${instanceId} is gone`);
+  const [clock] = await tx.execute<{ now: string; taken: string[] | null }>(sql`
+    select clock_timestamp() as now, array(
+      select not_before from ${commands}
+      where instance_id = ${instanceId} and not_before is not null and name = 'send' and not_before >= clock_timestamp() - interval '2 days'
+    )::text[] as taken`);
+  const ms = (v: string | null) => (v === null ? null : new Date(v).getTime());
+  return {
+    now: ms(clock!.now)!,
+    cursor: ms(row.pace_cursor),
+    pausedUntil: ms(row.paused_until),
+    pacing,
+    createdAt: ms(row.created_at)!,
+    taken: (clock!.taken ?? []).map((t) => new Date(t).getTime()),
+  };
+}
+
+export async function reserveSlots(tx: Tx, s: { instanceId: number; pacing: Pacing; n: number; minGapMs: number; random?: () => number }): Promise<{ now: number; slots: number[] }> {
+  const state = await lockedPaceState(tx, s.instanceId, s.pacing);
+  const now = state.now;
+  const { slots, cursor } = nextSlots(state, s.n, { minGapMs: s.minGapMs, random: s.random });
+  await tx.execute(sql`update ${instances} set pace_cursor = ${new Date(cursor).toISOString()}::timestamptz where id = ${s.instanceId}`);
+  return { now, slots };
+}
+
 export async function reserveSend(
   db: Db,
   queue: CommandQueue,
   s: { instanceId: number; args: SendArgs; idempotencyKey: string | null; text: string | null; pacing: Pacing; random?: () => number },
 ): Promise<Reserved> {
   return db.transaction(async (tx) => {
-    const [row] = await tx.execute<{ pace_cursor: string | null; paused_until: string | null; created_at: string }>(sql`
-      select pace_cursor, paused_until, created_at from ${instances} where id = ${s.instanceId} for update`);
-    if (!row) throw new Error(`instance ${s.instanceId} is gone`);
-    const [clock] = await tx.execute<{ now: string; taken: string[] | null }>(sql`
-      select clock_timestamp() as now, array(
-        select not_before from ${commands}
-        where instance_id = ${s.instanceId} and not_before is not null and name = 'send' and not_before >= clock_timestamp() - interval '2 days'
-      )::text[] as taken`);
-    const ms = (v: string | null) => (v === null ? null : new Date(v).getTime());
-    const now = ms(clock!.now)!;
-    const slot = nextSlot({
-      now,
-      cursor: ms(row.pace_cursor),
-      pausedUntil: ms(row.paused_until),
-      pacing: s.pacing,
-      createdAt: ms(row.created_at)!,
-      taken: (clock!.taken ?? []).map((t) => new Date(t).getTime()),
-    });
+    const state = await lockedPaceState(tx, s.instanceId, s.pacing);
+    const now = state.now;
+    const slot = nextSlot(state);
     const immediate = slot <= now;
     const notBefore = new Date(immediate ? now : slot);
     const cursor = new Date(notBefore.getTime() + gapAfter(s.pacing, s.random));

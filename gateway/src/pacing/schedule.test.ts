@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { dailyCap, gapAfter, inQuietHours, localDay, nextSlot, quietHoursEnd, type SlotInput } from './schedule';
+import { dailyCap, gapAfter, inQuietHours, localDay, nextSlot, nextSlots, quietHoursEnd, type SlotInput } from './schedule';
 import { mergePacingPatch, NO_PACING, SAFE_PACING, type Pacing } from './settings';
 
 const at = (iso: string) => Date.parse(iso);
@@ -75,6 +75,42 @@ describe('nextSlot', () => {
   test('a pause holds every slot until it ends', () => {
     const now = at('2026-03-02T10:00:00Z');
     expect(nextSlot({ now, cursor: now + 100, pausedUntil: now + 60_000, pacing: NO_PACING, createdAt: 0, taken: [] })).toBe(now + 60_000);
+  });
+});
+
+describe('nextSlots (a campaign)', () => {
+  test('gives the slots n calls of nextSlot would, caps, quiet hours and warm-up included', () => {
+    const now = at('2026-03-02T21:59:00Z');
+    const p = { ...SAFE_PACING, quietHours: { start: '23:00', end: '07:00', timezone: 'Europe/Berlin' } };
+    const earlier = [now - 30_000, now - 10_000, now + 600_000];
+    const one = (() => {
+      const taken = [...earlier];
+      let cursor: number | null = null;
+      const out: number[] = [];
+      for (let i = 0; i < 300; i++) {
+        const slot = nextSlot({ now, cursor, pausedUntil: null, pacing: p, createdAt: now - 86_400_000 * 3, taken });
+        taken.push(slot);
+        out.push(slot);
+        cursor = slot + gapAfter(p, () => 0.5);
+      }
+      return out;
+    })();
+    const { slots, cursor } = nextSlots({ now, cursor: null, pausedUntil: null, pacing: p, createdAt: now - 86_400_000 * 3, taken: earlier }, 300, { random: () => 0.5 });
+    expect(slots).toEqual(one);
+    expect(cursor).toBe(one[299]! + gapAfter(p, () => 0.5));
+  });
+
+  test('minGapMs is a floor under minIntervalMs, also without pacing; 10 000 slots with caps are quick', () => {
+    const now = at('2026-03-02T10:00:00Z');
+    const { slots } = nextSlots({ now, cursor: null, pausedUntil: now + 5000, pacing: NO_PACING, createdAt: now, taken: [] }, 4, { minGapMs: 50 });
+    expect(slots).toEqual([now + 5000, now + 5050, now + 5100, now + 5150]);
+    const started = performance.now();
+    const many = nextSlots({ now, cursor: null, pausedUntil: null, pacing: pacing({ maxPerMinute: 600, maxPerHour: 5000 }), createdAt: now, taken: [] }, 10_000, { minGapMs: 50 });
+    expect(many.slots.length).toBe(10_000);
+    const hours = new Map<number, number>();
+    for (const t of many.slots) hours.set(Math.floor(t / 3_600_000), (hours.get(Math.floor(t / 3_600_000)) ?? 0) + 1);
+    expect(Math.max(...hours.values())).toBeLessThanOrEqual(5000);
+    expect(performance.now() - started).toBeLessThan(2000);
   });
 });
 

@@ -25,9 +25,47 @@ export interface SlotInput {
 
 /** The earliest time at or after the cursor that no quiet period, pause or cap forbids. */
 export function nextSlot(input: SlotInput): number {
-  const { pacing, taken } = input;
-  let t = Math.max(input.now, input.cursor ?? 0, input.pausedUntil ?? 0);
+  const { taken } = input;
   const count = (from: number, to: number) => taken.reduce((n, x) => (x >= from && x < to ? n + 1 : n), 0);
+  return slotFrom(Math.max(input.now, input.cursor ?? 0, input.pausedUntil ?? 0), input, count);
+}
+
+/**
+ * `n` consecutive slots, as `n` calls of nextSlot would give them, each taken
+ * and followed by its gap (minIntervalMs at least `minGapMs`, plus jitter)
+ * before the next: for a campaign, reserved in one go under one row lock.
+ * The taken times are kept sorted and counted by binary search, so 10 000
+ * slots with caps cost O(n log n), not O(n²). Returns the slots and the cursor
+ * after the last.
+ */
+export function nextSlots(input: SlotInput, n: number, opts: { minGapMs?: number; random?: () => number } = {}): { slots: number[]; cursor: number } {
+  const sorted = [...input.taken].sort((a, b) => a - b);
+  const lowerBound = (x: number) => {
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (sorted[mid]! < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const count = (from: number, to: number) => lowerBound(to) - lowerBound(from);
+  const pacing = { ...input.pacing, minIntervalMs: Math.max(input.pacing.minIntervalMs, opts.minGapMs ?? 0) };
+  const slots: number[] = [];
+  let cursor = Math.max(input.now, input.cursor ?? 0, input.pausedUntil ?? 0);
+  for (let i = 0; i < n; i++) {
+    const slot = slotFrom(cursor, { ...input, pacing }, count);
+    slots.push(slot);
+    sorted.splice(lowerBound(slot + 1), 0, slot);
+    cursor = slot + gapAfter(pacing, opts.random);
+  }
+  return { slots, cursor };
+}
+
+function slotFrom(start: number, input: SlotInput, count: (from: number, to: number) => number): number {
+  const { pacing } = input;
+  let t = start;
   const dayZone = pacing.quietHours?.timezone ?? 'UTC';
   // Each step moves t forward to the start of a window or the end of a quiet period; a bounded loop.
   for (let guard = 0; guard < 10_000; guard++) {

@@ -77,14 +77,17 @@ export async function checkSendQuota(
   userId: number,
   media?: { inlineBytes: number },
   now: Date = new Date(),
+  /** Messages this request sends: a campaign's whole batch must fit (it is refused, not cut). */
+  count = 1,
 ): Promise<void> {
   const from = monthStart(now);
   const to = nextMonthStart(now);
   const resets = `resets ${to.toISOString()}`;
   if (plan.messagesPerMonth !== null) {
     const used = await usageTotal(db, userId, 'messages_sent', from, to);
-    if (used >= plan.messagesPerMonth) {
-      throw quotaExceeded(`messagesPerMonth: ${used} of ${plan.messagesPerMonth} used this month (plan ${plan.name}); ${resets}`);
+    if (used + count > plan.messagesPerMonth) {
+      const these = count > 1 ? `, these ${count} messages do not fit` : '';
+      throw quotaExceeded(`messagesPerMonth: ${used} of ${plan.messagesPerMonth} used this month${these} (plan ${plan.name}); ${resets}`);
     }
   }
   if (media && plan.mediaBytesPerMonth !== null) {

@@ -47,7 +47,7 @@ export function inboundFor(send: DeliveredSend, senderPhone: string): CommandArg
  * the same provider id. Returns the queued commands for the caller to dispatch.
  */
 export async function routeSandboxMessages(
-  db: Db,
+  db: Pick<Db, 'select' | 'insert'>,
   queue: CommandQueue,
   sender: { id: number; phone: string; provider: string },
   sends: DeliveredSend[],
@@ -61,7 +61,7 @@ export async function routeSandboxMessages(
   const queued: Command[] = [];
   for (const send of sends) {
     for (const target of targets.filter((t) => t.phone === send.to)) {
-      queued.push(await queue.enqueue(target.id, 'sandbox.inbound', inboundFor(send, sender.phone)));
+      queued.push(await queue.enqueue(target.id, 'sandbox.inbound', inboundFor(send, sender.phone), db));
     }
   }
   return queued;

@@ -226,7 +226,12 @@ export class SandboxProvider implements Provider {
     this.requireConnected();
     const { id: given, from, ...message } = args;
     const id = given ?? newMessageId();
-    this.ctx!.emit({ type: 'message.received', data: { ...message, id, from, chat: message.chat ?? from, timestamp: new Date().toISOString() } });
+    // A message routed from another sandbox number carries its WhatsApp id: a redelivered command (a restarted
+    // worker has no result cache) emits the same event id, stored once, as WhatsApp redelivering a message would.
+    this.ctx!.emit(
+      { type: 'message.received', data: { ...message, id, from, chat: message.chat ?? from, timestamp: new Date().toISOString() } },
+      given === undefined ? undefined : { eventId: `inbound:${given}` },
+    );
     return { id };
   }
 

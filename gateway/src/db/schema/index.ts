@@ -3,6 +3,7 @@ export * from './api-keys';
 export * from './nodes';
 export * from './instances';
 export * from './commands';
+export * from './campaigns';
 export * from './messages';
 export * from './events';
 export * from './webhooks';

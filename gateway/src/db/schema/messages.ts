@@ -1,6 +1,8 @@
+import { sql } from 'drizzle-orm';
 import { index, pgEnum, pgTable, integer, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 import { instances } from './instances';
 import { commands } from './commands';
+import { campaigns } from './campaigns';
 import { MESSAGE_STATUSES } from '../../../../workers/protocol/frames';
 
 export { MESSAGE_STATUSES } from '../../../../workers/protocol/frames';
@@ -22,6 +24,8 @@ export const messages = pgTable(
     error: text('error'),
     providerMessageId: text('provider_message_id'),
     idempotencyKey: text('idempotency_key'),
+    /** The campaign (bulk send) this message belongs to; null for single sends. */
+    campaignId: text('campaign_id').references(() => campaigns.id, { onDelete: 'cascade' }),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     sentAt: timestamp('sent_at', { withTimezone: true }),
     deliveredAt: timestamp('delivered_at', { withTimezone: true }),
@@ -33,6 +37,8 @@ export const messages = pgTable(
     // Retention: pruning a command sets its messages' command_id to null (ON DELETE SET NULL);
     // without this index every pruned command would scan the whole table.
     index('messages_command_idx').on(t.commandId),
+    // A campaign's progress: its messages grouped by status.
+    index('messages_campaign_idx').on(t.campaignId, t.status).where(sql`${t.campaignId} is not null`),
   ],
 );
 
