@@ -227,7 +227,7 @@ describe('sending through the Cloud API', () => {
       recipient_type: 'individual',
       to: CUSTOMER,
       type: 'template',
-      template: { name: 'order_update', language: { code: 'en_US', policy: 'deterministic' }, components: template.components },
+      template: { name: 'order_update', language: { code: 'en_US' }, components: template.components },
     });
     const missing = await api('POST', `/api/instances/${main.id}/send`, { to: CUSTOMER, type: 'template', template: { name: 'no_such_template', language: 'en_US' } });
     expect(missing.status).toBe(422);

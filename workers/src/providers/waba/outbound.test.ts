@@ -58,12 +58,12 @@ describe('waba outbound payloads (Cloud API messages reference)', () => {
     ).toEqual({ ...BASE, type: 'reaction', reaction: { message_id: 'wamid.T', emoji: '' } });
   });
 
-  test('template with deterministic language policy and components passed through', () => {
+  test('template with its language code and components passed through', () => {
     const components = [{ type: 'body', parameters: [{ type: 'text', text: 'Ana' }] }];
     expect(buildMessage(send({ type: 'template', template: { name: 'order_update', language: 'pt_BR', components } }))).toEqual({
       ...BASE,
       type: 'template',
-      template: { name: 'order_update', language: { code: 'pt_BR', policy: 'deterministic' }, components },
+      template: { name: 'order_update', language: { code: 'pt_BR' }, components },
     });
   });
 

@@ -59,8 +59,9 @@ export function buildMessage(args: SendArgs, media?: MediaRef): Record<string, u
       delete base.context;
       return { ...base, reaction: { message_id: args.target.id, emoji: args.emoji } };
     case 'template': {
+      // `language.policy` ("deterministic", the only value) is optional and left out, as in Meta's current examples.
       const { name, language, components } = args.template;
-      return { ...base, template: { name, language: { code: language, policy: 'deterministic' }, ...(components && { components }) } };
+      return { ...base, template: { name, language: { code: language }, ...(components && { components }) } };
     }
     case 'interactive':
       return { ...base, interactive: buildInteractive(args.interactive) };

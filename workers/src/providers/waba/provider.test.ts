@@ -272,7 +272,7 @@ describe('waba provider: sending', () => {
     }
   });
 
-  test('template: name, language with deterministic policy, components', async () => {
+  test('template: name, language code, components', async () => {
     const { provider, phoneNumberId, wabaId } = await connected();
     graph.addTemplate(wabaId, { name: 'order_update', language: 'en_US', status: 'APPROVED', category: 'UTILITY', components: [{ type: 'BODY', text: 'Hi {{1}}' }] });
     const components = [{ type: 'body', parameters: [{ type: 'text', text: 'Ana' }] }];
@@ -282,7 +282,7 @@ describe('waba provider: sending', () => {
       recipient_type: 'individual',
       to: CUSTOMER,
       type: 'template',
-      template: { name: 'order_update', language: { code: 'en_US', policy: 'deterministic' }, components },
+      template: { name: 'order_update', language: { code: 'en_US' }, components },
     });
   });
 
