@@ -8,17 +8,18 @@ STAMP := node_modules/.wgs-installed
 .PHONY: run test bench images install migration simulator fake-graph
 
 # npm ci again only when a manifest or the lockfile changed.
-$(STAMP): package.json package-lock.json gateway/package.json workers/package.json simulator/package.json
+$(STAMP): package.json package-lock.json gateway/package.json workers/package.json simulator/package.json dashboard/package.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
 install: $(STAMP)
 
 ## Run the gateway in the foreground on the embedded defaults (Ctrl-C stops it).
-## With Go installed, the whatsmeow worker is built first (provider "whatsmeow"); the Node worker bundle (provider "baileys") always.
+## With Go installed, the whatsmeow worker is built first (provider "whatsmeow"); the Node worker bundle (provider "baileys") and the dashboard (/dashboard) always.
 run: $(STAMP)
 	@if command -v go >/dev/null 2>&1; then bash scripts/build-whatsmeow >/dev/null; else echo "Go not found: provider whatsmeow is unavailable (install Go >= 1.26 for it)"; fi
 	bash scripts/build-worker-node >/dev/null
+	bash scripts/build-dashboard >/dev/null
 	exec $(BUN) gateway/src/main.ts
 
 ## Run the WhatsApp protocol simulator in the foreground on 127.0.0.1:$${SIMULATOR_PORT:-3100} (Ctrl-C stops it).
@@ -33,12 +34,14 @@ fake-graph: $(STAMP)
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-## Type-check and vet, run the Go worker's unit tests, then every test against real Postgres and real processes.
+## Type-check (the gateway with Bun's types, the dashboard with the browser's) and vet, run the Go worker's unit tests, then every test against real Postgres and real processes.
 test: $(STAMP)
 	node_modules/.bin/tsc -p tsconfig.json
+	node_modules/.bin/tsc -p dashboard/tsconfig.json
 	cd workers/whatsmeow && go vet ./... && go run $(STATICCHECK) ./... && go test ./...
 	bash scripts/build-whatsmeow >/dev/null
 	bash scripts/build-worker-node >/dev/null
+	bash scripts/build-dashboard >/dev/null
 	bash scripts/test
 
 ## Build the images without a registry (needs a Docker daemon; the whatsmeow image needs Go).

@@ -5,9 +5,9 @@
 #   With no registry (`make images`: a local Bun base, bundles built on the host):
 #     docker build -f deploy/gateway.Dockerfile --target prebuilt --build-arg BASE_IMAGE=wgs-bun-base:local .
 #
-# The image holds the gateway bundle, its migrations, the worker bundle and
-# the whatsmeow worker binary (for nodes with engine `process`, whose workers
-# run inside this container).
+# The image holds the gateway bundle, its migrations, the dashboard (served at
+# /dashboard), the worker bundle and the whatsmeow worker binary (for nodes
+# with engine `process`, whose workers run inside this container).
 # Give it DATABASE_URL: the embedded Postgres is for `make run`, not for images.
 ARG BASE_IMAGE=oven/bun:1
 ARG GO_IMAGE=golang:1.26-bookworm
@@ -18,6 +18,7 @@ ENV HOST=0.0.0.0 \
     PORT=3000 \
     DATA_DIR=/data \
     WGS_MIGRATIONS_DIR=/app/drizzle \
+    WGS_DASHBOARD_DIR=/app/dashboard \
     WGS_WORKER_ENTRY=/app/worker.js \
     WGS_WHATSMEOW_BINARY=/app/whatsmeow/wgs-whatsmeow
 # Not root. On a Docker node through the socket, add the socket's group (compose.yaml does).
@@ -29,6 +30,7 @@ ENTRYPOINT ["/usr/local/bin/bun", "/app/gateway/main.js"]
 
 FROM runtime AS prebuilt
 COPY build/gateway/ /app/gateway/
+COPY build/dashboard/ /app/dashboard/
 COPY build/worker/worker.js /app/worker.js
 # Holds wgs-whatsmeow when Go built it (scripts/build-images); empty otherwise.
 COPY build/whatsmeow/ /app/whatsmeow/
@@ -40,9 +42,12 @@ COPY package.json ./
 COPY common ./common
 COPY workers ./workers
 COPY gateway ./gateway
-RUN cd gateway && bun install --production && cd ../workers && bun install --production
+COPY dashboard ./dashboard
+RUN cd gateway && bun install --production && cd ../workers && bun install --production && cd ../dashboard && bun install --production
 RUN bun build gateway/src/main.ts --target bun --outdir /out/gateway \
- && bun build workers/src/main.ts --target bun --outfile /out/worker.js
+ && bun build workers/src/main.ts --target bun --outfile /out/worker.js \
+ && NODE_ENV=production bun build dashboard/src/index.html --target=browser --minify --public-path=/dashboard/ \
+      --asset-naming '[name]-[hash].[ext]' --chunk-naming '[name]-[hash].[ext]' --outdir /out/dashboard
 
 FROM ${GO_IMAGE} AS whatsmeow
 WORKDIR /src
@@ -53,6 +58,7 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/wgs-whatsmeow ./cm
 
 FROM runtime AS production
 COPY --from=bundle /out/gateway/ /app/gateway/
+COPY --from=bundle /out/dashboard/ /app/dashboard/
 COPY --from=bundle /out/worker.js /app/worker.js
 COPY --from=whatsmeow /out/wgs-whatsmeow /app/whatsmeow/wgs-whatsmeow
 COPY gateway/drizzle /app/drizzle

@@ -18,6 +18,8 @@ import { wabaRoutes } from '../routes/waba';
 import { metricsRoutes } from '../routes/metrics';
 import { usageRoutes } from '../routes/api/usage';
 import { adminUsageRoutes } from '../routes/admin/usage';
+import { streamRoutes } from '../routes/api/streams';
+import { dashboardRoutes } from '../routes/dashboard';
 
 export const API_VERSION = '0.1.0';
 
@@ -112,9 +114,11 @@ export function createApp(deps: AppDeps) {
       .use(messagingRoutes(deps))
       .use(webhookRoutes(deps))
       .use(usageRoutes(deps))
+      .use(streamRoutes(deps))
       .use(adminUsageRoutes(deps))
       .use(wabaRoutes(deps))
       .use(workerSocketRoute(deps))
+      .use(dashboardRoutes())
   );
 }
 

@@ -5,11 +5,17 @@ import { unauthorized } from './errors';
 import type { AppDeps } from './context';
 import { RateLimiter } from '../ratelimit/limiter';
 import { enforceRateLimit } from '../ratelimit/enforce';
+import { streamTokenUser, verifyStreamToken } from '../auth/stream-tokens';
 
 export const ADMIN_HEADER = 'x-admin-api-secret';
 
 /** Users resolved by the request hook, read back by the /api routes. */
 const tenantOf = new WeakMap<Request, User>();
+/** The API key (id) a request authenticated with, directly or through a stream token. */
+const keyOf = new WeakMap<Request, number>();
+
+/** The event stream routes: the only ones a stream token (`?token=`) opens. */
+export const STREAM_PATH_RE = /^\/api\/(?:instances\/[^/]+\/)?events\/stream\/?$/;
 
 /**
  * Authentication runs on every request before body parsing and validation, so
@@ -17,7 +23,7 @@ const tenantOf = new WeakMap<Request, User>();
  * /admin needs X-Admin-API-Secret, /api needs a Bearer API key. /api
  * requests are then rate limited per key and per tenant (ratelimit/).
  */
-export function authentication({ database, adminSecret, logger }: AppDeps) {
+export function authentication({ database, adminSecret, logger, secrets }: AppDeps) {
   const limiter = new RateLimiter(database, logger);
   return new Elysia({ name: 'authentication' }).onRequest(async ({ request, set }) => {
     const path = new URL(request.url).pathname;
@@ -28,11 +34,22 @@ export function authentication({ database, adminSecret, logger }: AppDeps) {
     } else if (path === '/api' || path.startsWith('/api/')) {
       const header = request.headers.get('authorization');
       const match = header?.match(/^Bearer\s+(\S+)\s*$/i);
-      if (!match) throw unauthorized('missing Authorization: Bearer <apiKey> header');
-      const found = await resolveApiKey(database.db, match[1]!);
-      if (!found) throw unauthorized('invalid API key');
+      const token = !match && STREAM_PATH_RE.test(path) ? new URL(request.url).searchParams.get('token') : null;
+      let found: { user: User; keyId: number } | null;
+      if (token) {
+        const check = verifyStreamToken(secrets, token);
+        if (!check.ok) throw unauthorized(check.reason);
+        const user = await streamTokenUser(database.db, check.keyId, check.userId);
+        if (!user) throw unauthorized('invalid stream token: its API key was deleted');
+        found = { user, keyId: check.keyId };
+      } else {
+        if (!match) throw unauthorized('missing Authorization: Bearer <apiKey> header');
+        found = await resolveApiKey(database.db, match[1]!);
+        if (!found) throw unauthorized('invalid API key');
+      }
       await enforceRateLimit(limiter, found.user.id, found.keyId, set.headers);
       tenantOf.set(request, found.user);
+      keyOf.set(request, found.keyId);
     }
   });
 }
@@ -42,6 +59,13 @@ export function tenant(request: Request): User {
   const user = tenantOf.get(request);
   if (!user) throw unauthorized('missing Authorization: Bearer <apiKey> header');
   return user;
+}
+
+/** The id of the API key an /api request authenticated with. */
+export function apiKeyId(request: Request): number {
+  const id = keyOf.get(request);
+  if (id === undefined) throw unauthorized('missing Authorization: Bearer <apiKey> header');
+  return id;
 }
 
 export const adminSecurity = [{ adminSecret: [] as string[] }];

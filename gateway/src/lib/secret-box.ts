@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 
 /**
  * Encrypts small secrets at rest with AES-256-GCM. Stored form:
@@ -18,6 +18,15 @@ export class SecretBox {
     const cipher = createCipheriv('aes-256-gcm', this.key, iv);
     const body = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
     return ['v1', iv, cipher.getAuthTag(), body].map((p) => (typeof p === 'string' ? p : p.toString('base64url'))).join('.');
+  }
+
+  /**
+   * An HMAC-SHA256 of `data` under a key of its own per `purpose` (derived
+   * from the box's key), e.g. to sign short-lived tokens every replica can check.
+   */
+  mac(purpose: string, data: string): Buffer {
+    const key = createHmac('sha256', this.key).update(`wgs-mac:${purpose}`).digest();
+    return createHmac('sha256', key).update(data).digest();
   }
 
   open(sealed: string): string {

@@ -57,6 +57,7 @@ export class GatewayMetrics {
     'status',
     'state',
   ] as const);
+  readonly eventStreams = this.gauge('wgs_event_streams_open', 'Live event streams (Server-Sent Events) open on this replica');
   readonly workerConnections = this.gauge('wgs_worker_connections', 'Worker sockets connected to this replica, by provider', ['provider'] as const);
   readonly workerRestarts = this.counter('wgs_worker_restarts_total', 'Workers this replica restarted after they exited unasked, by provider', ['provider'] as const);
   readonly workerCrashLoops = this.counter(

@@ -39,6 +39,8 @@ export const messages = pgTable(
     index('messages_command_idx').on(t.commandId),
     // A campaign's progress: its messages grouped by status.
     index('messages_campaign_idx').on(t.campaignId, t.status).where(sql`${t.campaignId} is not null`),
+    // An instance's recent messages, newest first (GET /api/instances/:id/messages).
+    index('messages_instance_created_idx').on(t.instanceId, t.createdAt),
   ],
 );
 

@@ -236,3 +236,45 @@ describe('DELETE /admin/nodes/:id', () => {
     expect((await t.call('GET', `/admin/nodes/${node.id}`)).status).toBe(200);
   });
 });
+
+describe('GET /admin/nodes/loads and /admin/nodes/:id/instances', () => {
+  test('reserved CPU and memory sum the limits placed on a node, a moving instance counting on both; the instance list shows both directions', async () => {
+    const a = (await t.call('POST', '/admin/nodes', { body: dockerNode({ capacity: { cpu: 4, memory: '2g' } }) })).body;
+    const b = (await t.call('POST', '/admin/nodes', { body: dockerNode() })).body;
+    const user = await t.createUser();
+    const sql = t.db.database.sql;
+    const [stay] = await sql`insert into instances (user_id, node_id, phone_number, provider, cpu_limit, memory_limit)
+      values (${user.id}, ${a.id}, '15550101', 'sandbox', '0.5', '512m') returning id`;
+    const [moving] = await sql`insert into instances (user_id, node_id, target_node_id, phone_number, provider, cpu_limit, memory_limit)
+      values (${user.id}, ${a.id}, ${b.id}, '15550102', 'sandbox', '1', '256m') returning id`;
+    await sql`insert into instances (user_id, node_id, phone_number, provider) values (${user.id}, ${b.id}, '15550103', 'sandbox')`;
+
+    const res = await t.call('GET', '/admin/nodes/loads');
+    expect(res.status).toBe(200);
+    const byId = new Map(res.body.map((l: { id: number }) => [l.id, l]));
+    expect(byId.get(a.id)).toEqual({
+      id: a.id,
+      name: a.name,
+      instances: 2,
+      reserved: { cpu: 1.5, memoryBytes: 768 * 1024 * 1024 },
+      capacity: { cpu: 4, memoryBytes: 2 * 1024 * 1024 * 1024 },
+    });
+    // The moving instance holds its place on its target; an instance without limits reserves nothing; no capacity: null.
+    expect(byId.get(b.id)).toEqual({ id: b.id, name: b.name, instances: 2, reserved: { cpu: 1, memoryBytes: 256 * 1024 * 1024 }, capacity: { cpu: null, memoryBytes: null } });
+    // Every node is listed, in id order.
+    expect(res.body.map((l: { id: number }) => l.id)).toEqual((await t.call('GET', '/admin/nodes')).body.map((n: { id: number }) => n.id));
+
+    const onA = await t.call('GET', `/admin/nodes/${a.id}/instances`);
+    expect(onA.status).toBe(200);
+    expect(onA.body.map((i: { id: number }) => i.id)).toEqual([stay!.id, moving!.id]);
+    expect(onA.body[0]).toEqual({ id: stay!.id, userId: user.id, name: null, phone: '15550101', provider: 'sandbox', status: 'creating', state: 'starting', nodeId: a.id, targetNodeId: null });
+    const onB = await t.call('GET', `/admin/nodes/${b.id}/instances`);
+    expect(onB.body).toHaveLength(2);
+    expect(onB.body[0]).toMatchObject({ id: moving!.id, nodeId: a.id, targetNodeId: b.id });
+  });
+  test('need the admin secret; an unknown node is 404', async () => {
+    expect((await t.call('GET', '/admin/nodes/loads', { admin: false })).status).toBe(401);
+    expect((await t.call('GET', '/admin/nodes/1/instances', { admin: false })).status).toBe(401);
+    expect((await t.call('GET', '/admin/nodes/999999/instances')).status).toBe(404);
+  });
+});

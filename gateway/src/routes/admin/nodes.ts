@@ -1,11 +1,38 @@
 import { Elysia, t } from 'elysia';
-import { asc, count, eq, sql } from 'drizzle-orm';
+import { asc, count, eq, or, sql } from 'drizzle-orm';
 import type { AppDeps } from '../../http/context';
 import { adminSecurity } from '../../http/auth';
 import { conflict, errorResponses, noContent, FOREIGN_KEY_VIOLATION, notFound, sqlState, UNIQUE_VIOLATION } from '../../http/errors';
 import { IdParams } from '../../http/params';
 import { instances, nodes, type Node } from '../../db/schema';
+import { nodeLoads } from '../../scheduler/loads';
 import { capacityColumns, checkEndpoint, checkLabels, CreateNodeBody, NodeView, sshColumns, takesSsh, takesTls, tlsColumns, toNodeView, UpdateNodeBody } from '../../nodes/node-input';
+
+const NodeLoadView = t.Object({
+  id: t.Integer({ description: 'node id' }),
+  name: t.String(),
+  instances: t.Integer({ description: 'instances placed on the node, counting those moving onto it' }),
+  reserved: t.Object(
+    { cpu: t.Number({ description: 'cores' }), memoryBytes: t.Integer() },
+    { description: 'sum of the limits of those instances, as the scheduler counts them' },
+  ),
+  capacity: t.Object(
+    { cpu: t.Nullable(t.Number({ description: 'cores' })), memoryBytes: t.Nullable(t.Integer()) },
+    { description: 'configured capacity, else what the node reported; null: unlimited (the scheduler does not count it)' },
+  ),
+});
+
+const NodeInstanceView = t.Object({
+  id: t.Integer(),
+  userId: t.Integer(),
+  name: t.Nullable(t.String()),
+  phone: t.String(),
+  provider: t.String(),
+  status: t.String(),
+  state: t.String(),
+  nodeId: t.Nullable(t.Integer({ description: 'the node the instance is on' })),
+  targetNodeId: t.Nullable(t.Integer({ description: 'while it moves: the node it moves to' })),
+});
 
 const NODE_IN_USE = 'Cannot delete node because it has instances assigned to it.';
 
@@ -71,11 +98,62 @@ export function adminNodeRoutes({ database, secrets, migrator }: AppDeps) {
       detail: { summary: 'List nodes' },
       response: { 200: t.Array(NodeView), ...errorResponses(401) },
     })
+    .get(
+      '/loads',
+      async () =>
+        (await nodeLoads(db))
+          .sort((a, b) => a.id - b.id)
+          .map((l) => ({
+            id: l.id,
+            name: l.name,
+            instances: l.used.instances,
+            reserved: { cpu: l.used.millicpu / 1000, memoryBytes: l.used.memoryBytes },
+            capacity: { cpu: l.capacity.millicpu === null ? null : l.capacity.millicpu / 1000, memoryBytes: l.capacity.memoryBytes },
+          })),
+      {
+        detail: {
+          summary: 'What each node holds: instances and reserved CPU/memory against its capacity',
+          description:
+            "Reservations as placement counts them: an instance's `resources` limits count on its node and, while it moves, on its target too. " +
+            'Instances without limits count in `instances` but reserve nothing.',
+        },
+        response: { 200: t.Array(NodeLoadView), ...errorResponses(401) },
+      },
+    )
     .get('/:id', async ({ params }) => nodeView(await findNode(params.id)), {
       params: IdParams,
       detail: { summary: 'Get a node' },
       response: { 200: NodeView, ...errorResponses(400, 401, 404) },
     })
+    .get(
+      '/:id/instances',
+      async ({ params }) => {
+        await findNode(params.id);
+        return db
+          .select({
+            id: instances.id,
+            userId: instances.userId,
+            name: instances.name,
+            phone: instances.phoneNumber,
+            provider: instances.provider,
+            status: instances.status,
+            state: instances.state,
+            nodeId: instances.nodeId,
+            targetNodeId: instances.targetNodeId,
+          })
+          .from(instances)
+          .where(or(eq(instances.nodeId, params.id), eq(instances.targetNodeId, params.id)))
+          .orderBy(asc(instances.id));
+      },
+      {
+        params: IdParams,
+        detail: {
+          summary: "The instances on a node, of every tenant, and those moving onto it",
+          description: 'An instance moving away still has `nodeId` here and `targetNodeId` elsewhere; one moving here has `targetNodeId` set to this node. Follow a drain with it.',
+        },
+        response: { 200: t.Array(NodeInstanceView), ...errorResponses(400, 401, 404) },
+      },
+    )
     .put(
       '/:id',
       async ({ params, body }) => {

@@ -1,6 +1,6 @@
 import { Elysia, t } from 'elysia';
 import QRCode from 'qrcode';
-import { and, asc, eq } from 'drizzle-orm';
+import { and, asc, desc, eq, lt } from 'drizzle-orm';
 import type { AppDeps } from '../../http/context';
 import { tenant, tenantSecurity } from '../../http/auth';
 import { ApiError, conflict, errorResponses, noContent, notFound, sqlState, UNIQUE_VIOLATION } from '../../http/errors';
@@ -360,6 +360,28 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
           }),
           ...errorResponses(400, 401, 402, 403, 404, 409, 422, 429, 502, 503, 504),
         },
+      },
+    )
+    .get(
+      '/:id/messages',
+      async ({ request, params, query }) => {
+        await ownedInstance(db, tenant(request).id, params.id);
+        const rows = await db
+          .select()
+          .from(messages)
+          .where(and(eq(messages.instanceId, params.id), query.before ? lt(messages.createdAt, query.before) : undefined))
+          .orderBy(desc(messages.createdAt), desc(messages.id))
+          .limit(query.limit ?? 50);
+        return { messages: rows.map(toMessageView) };
+      },
+      {
+        params: t.Object({ id: Id('instance id') }),
+        query: t.Object({
+          limit: t.Optional(t.Numeric({ minimum: 1, maximum: 200, description: 'how many (default 50, at most 200)', error: 'limit must be an integer from 1 to 200' })),
+          before: t.Optional(t.Date({ description: 'only messages created before this time (the last createdAt of the previous page)' })),
+        }),
+        detail: { summary: 'Recent sent messages, newest first', description: 'Outgoing messages of the instance and how far each got; received messages are `message.received` events (webhooks, event stream).' },
+        response: { 200: t.Object({ messages: t.Array(MessageView) }), ...errorResponses(400, 401, 404) },
       },
     )
     .get(

@@ -1,0 +1,193 @@
+import type { Sql } from 'postgres';
+import type { Logger } from '../logging/logger';
+
+/** NOTIFY channel: an event was committed (payload: its instance id). Migration 0018's trigger. */
+export const EVENTS_CHANNEL = 'wgs_events';
+
+/** What a stream sends for one event: the row of the event log. */
+export interface StreamEvent {
+  id: number;
+  type: string;
+  instanceId: number;
+  createdAt: string;
+  data: Record<string, unknown>;
+}
+
+/** One open stream's interest: a tenant, optionally one instance, optionally some types. */
+export interface StreamScope {
+  userId: number;
+  instanceId?: number;
+  types?: ReadonlySet<string>;
+}
+
+interface Subscriber {
+  scope: StreamScope;
+  deliver(events: StreamEvent[]): void;
+}
+
+interface EventRow {
+  id: string | number;
+  instance_id: number;
+  user_id: number;
+  type: string;
+  data: Record<string, unknown>;
+  /** Milliseconds since the epoch (the Drizzle-configured client hands timestamps back as text). */
+  created_ms: number;
+}
+
+/** An id the log skipped (a transaction that took it has not committed, or rolled back) is looked for this long. */
+const GAP_TTL_MS = 30_000;
+const BATCH = 1000;
+
+export function toStreamEvent(r: EventRow): StreamEvent {
+  return { id: Number(r.id), type: r.type, instanceId: r.instance_id, createdAt: new Date(r.created_ms).toISOString(), data: r.data };
+}
+
+export function inScope(scope: StreamScope, userId: number, e: StreamEvent): boolean {
+  return userId === scope.userId && (scope.instanceId === undefined || e.instanceId === scope.instanceId) && (!scope.types || scope.types.has(e.type));
+}
+
+/**
+ * The live half of the event streams, one per gateway replica: it LISTENs on
+ * `wgs_events`, reads each newly committed event of the log once, and hands
+ * it to the open streams whose scope takes it. Streams never query on their
+ * own for live events, so a thousand open dashboards cost one query per wake.
+ *
+ * Identity ids are taken in insert order but become visible in commit order:
+ * an id below the last one seen may still commit. The hub remembers such
+ * skipped ids for 30 s and looks for them again on every round, so a slow
+ * transaction's event is still streamed (after later ones; clients order by
+ * nothing but arrival). Rounds run on a NOTIFY, and every 5 s while anyone
+ * listens in case a notification was lost with a reconnect.
+ *
+ * Started on the first subscriber; the starting point is the log's end.
+ */
+export class EventStreamHub {
+  private readonly subscribers = new Set<Subscriber>();
+  private cursor = 0;
+  private gaps = new Map<number, number>(); // id -> when first skipped
+  private started?: Promise<void>;
+  private unlisten?: () => Promise<void>;
+  private timer?: ReturnType<typeof setInterval>;
+  private round?: Promise<void>;
+  private again = false;
+  private stopped = false;
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly logger: Logger,
+    private readonly pollMs = 5000,
+  ) {}
+
+  /**
+   * Adds a subscriber; resolves once the hub is live. What the hub has read
+   * so far is `position()`: every event the subscriber is handed afterwards
+   * is one the hub had not read before it subscribed.
+   */
+  async subscribe(scope: StreamScope, deliver: (events: StreamEvent[]) => void): Promise<{ position: { cursor: number; gaps: number[] }; unsubscribe: () => void }> {
+    await this.start();
+    // Let a round in flight finish first: what it reads was committed before
+    // this call, so it belongs to the caller's replay, not to its live feed.
+    await this.round;
+    const sub: Subscriber = { scope, deliver };
+    this.subscribers.add(sub);
+    return {
+      position: { cursor: this.cursor, gaps: [...this.gaps.keys()] },
+      unsubscribe: () => this.subscribers.delete(sub),
+    };
+  }
+
+  get size(): number {
+    return this.subscribers.size;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.started?.catch(() => {});
+    await this.unlisten?.().catch(() => {});
+    await this.round;
+    this.subscribers.clear();
+  }
+
+  private start(): Promise<void> {
+    this.started ??= (async () => {
+      const listener = await this.sql.listen(EVENTS_CHANNEL, () => this.wake(), () => this.wake());
+      this.unlisten = () => listener.unlisten();
+      const [row] = await this.sql<{ max: string | null }[]>`select max(id) as max from events`;
+      this.cursor = Number(row?.max ?? 0);
+      this.timer = setInterval(() => {
+        if (this.subscribers.size > 0 || this.gaps.size > 0) this.wake();
+      }, this.pollMs);
+      this.timer.unref?.();
+    })().catch((err) => {
+      this.started = undefined;
+      throw err;
+    });
+    return this.started;
+  }
+
+  private wake(): void {
+    if (this.stopped) return;
+    if (this.round) {
+      this.again = true;
+      return;
+    }
+    this.round = this.run().finally(() => {
+      this.round = undefined;
+      if (this.again) {
+        this.again = false;
+        this.wake();
+      }
+    });
+  }
+
+  private async run(): Promise<void> {
+    try {
+      for (;;) {
+        const full = await this.readOnce();
+        if (!full || this.stopped) break;
+      }
+    } catch (err) {
+      this.logger.warn({ err }, 'event stream round failed; retried on the next notification');
+    }
+  }
+
+  /** One batch of new events; true when the batch was full (more to read). */
+  private async readOnce(): Promise<boolean> {
+    const now = Date.now();
+    for (const [id, since] of this.gaps) if (now - since > GAP_TTL_MS) this.gaps.delete(id);
+    const gapIds = [...this.gaps.keys()];
+    const rows = await this.sql<EventRow[]>`
+      select e.id, e.instance_id, i.user_id, e.type, e.data, (extract(epoch from e.created_at) * 1000)::float8 as created_ms
+      from events e join instances i on i.id = e.instance_id
+      where e.id > ${this.cursor} ${gapIds.length > 0 ? this.sql`or e.id = any(${gapIds}::bigint[])` : this.sql``}
+      order by e.id
+      limit ${BATCH}`;
+    if (rows.length === 0) return false;
+    let expected = this.cursor + 1;
+    for (const r of rows) {
+      const id = Number(r.id);
+      if (this.gaps.delete(id)) continue;
+      for (; expected < id; expected++) this.gaps.set(expected, now);
+      expected = id + 1;
+    }
+    this.cursor = Math.max(this.cursor, expected - 1);
+    this.fanOut(rows);
+    return rows.length === BATCH;
+  }
+
+  private fanOut(rows: EventRow[]): void {
+    if (this.subscribers.size === 0) return;
+    const events = rows.map((r) => ({ userId: r.user_id, event: toStreamEvent(r) }));
+    for (const sub of this.subscribers) {
+      const mine = events.filter((e) => inScope(sub.scope, e.userId, e.event)).map((e) => e.event);
+      if (mine.length === 0) continue;
+      try {
+        sub.deliver(mine);
+      } catch (err) {
+        this.logger.warn({ err }, 'event stream subscriber failed');
+      }
+    }
+  }
+}

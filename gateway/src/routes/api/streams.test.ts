@@ -1,0 +1,261 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { createTestApp, type TestApp } from '../../../../tests/support/app';
+import { until } from '../../../../tests/support/poll';
+import { issueStreamToken, verifyStreamToken } from '../../auth/stream-tokens';
+
+/** A Server-Sent Events reader over a real HTTP response. */
+interface Sse {
+  status: number;
+  headers: Headers;
+  events: { id: number; event: string; data: { id: number; type: string; instanceId: number; createdAt: string; data: Record<string, unknown> } }[];
+  comments: string[];
+  retry?: number;
+  close(): void;
+}
+
+async function openSse(url: string, headers: Record<string, string> = {}): Promise<Sse> {
+  const ac = new AbortController();
+  const res = await fetch(url, { headers, signal: ac.signal });
+  const sse: Sse = { status: res.status, headers: res.headers, events: [], comments: [], close: () => ac.abort() };
+  if (res.status !== 200 || !res.body) return sse;
+  void (async () => {
+    const decoder = new TextDecoder();
+    let buf = '';
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buf += decoder.decode(chunk, { stream: true });
+        let cut: number;
+        while ((cut = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, cut);
+          buf = buf.slice(cut + 2);
+          const fields: Record<string, string> = {};
+          for (const line of block.split('\n')) {
+            if (line.startsWith(':')) sse.comments.push(line.slice(1).trim());
+            else {
+              const i = line.indexOf(':');
+              fields[line.slice(0, i)] = line.slice(i + 1).replace(/^ /, '');
+            }
+          }
+          if (fields.retry) sse.retry = Number(fields.retry);
+          if (fields.data !== undefined) sse.events.push({ id: Number(fields.id), event: fields.event ?? 'message', data: JSON.parse(fields.data) });
+        }
+      }
+    } catch {
+      // aborted
+    }
+  })();
+  return sse;
+}
+
+let t: TestApp;
+let a: { id: number; apiKey: string };
+let b: { id: number; apiKey: string };
+let instA1: number;
+let instA2: number;
+let instB: number;
+
+async function fixtureInstance(userId: number, phone: string): Promise<number> {
+  const [row] = await t.db.database.sql<{ id: number }[]>`
+    insert into instances (user_id, node_id, phone_number, provider)
+    values (${userId}, (select id from nodes where name = 'local'), ${phone}, 'sandbox') returning id`;
+  return row!.id;
+}
+
+async function addEvent(instanceId: number, type: string, data: Record<string, unknown>): Promise<number> {
+  const [row] = await t.db.database.sql<{ id: string }[]>`insert into events (instance_id, type, data) values (${instanceId}, ${type}, ${JSON.stringify(data)}::jsonb) returning id`;
+  return Number(row!.id);
+}
+
+const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
+
+beforeAll(async () => {
+  t = await createTestApp({ listen: true });
+  a = await t.createUser();
+  b = await t.createUser();
+  instA1 = await fixtureInstance(a.id, '15550001001');
+  instA2 = await fixtureInstance(a.id, '15550001002');
+  instB = await fixtureInstance(b.id, '15550002001');
+});
+afterAll(() => t.close());
+
+describe('stream tokens', () => {
+  test('POST /api/stream-tokens gives a five-minute token; without a key it is 401', async () => {
+    const res = await t.call('POST', '/api/stream-tokens', { key: a.apiKey });
+    expect(res.status).toBe(201);
+    const body = res.body as { token: string; expiresAt: string };
+    expect(body.token).toMatch(/^wgst_\d+\.\d+\.\d+\.[A-Za-z0-9_-]{43}$/);
+    const ttl = new Date(body.expiresAt).getTime() - Date.now();
+    expect(ttl).toBeGreaterThan(290_000);
+    expect(ttl).toBeLessThanOrEqual(300_000);
+    expect((await t.call('POST', '/api/stream-tokens')).status).toBe(401);
+  });
+
+  test('a token is checked for form, signature and expiry', () => {
+    const { token } = issueStreamToken(t.secrets, 7, 3, 1_000_000);
+    expect(verifyStreamToken(t.secrets, token, 1_000_000)).toEqual({ ok: true, keyId: 7, userId: 3 });
+    expect(verifyStreamToken(t.secrets, token, 1_000_000 + 301_000)).toMatchObject({ ok: false, reason: expect.stringContaining('expired') });
+    // Another user id under the same signature.
+    expect(verifyStreamToken(t.secrets, token.replace('wgst_7.3.', 'wgst_7.4.'), 1_000_000)).toEqual({ ok: false, reason: 'invalid stream token' });
+    expect(verifyStreamToken(t.secrets, 'wgst_garbage', 1_000_000).ok).toBe(false);
+  });
+
+  test('a token opens the streams only, and only while its key exists', async () => {
+    const user = await t.createUser();
+    const { token } = (await t.call('POST', '/api/stream-tokens', { key: user.apiKey })).body as { token: string };
+    const ok = await openSse(`${t.url}/api/events/stream?token=${token}`);
+    expect(ok.status).toBe(200);
+    ok.close();
+    // Not an API key anywhere else.
+    expect((await t.call('GET', `/api/instances?token=${token}`)).status).toBe(401);
+    expect((await t.call('GET', '/api/instances', { key: token })).status).toBe(401);
+    // Forged.
+    const forged = token.slice(0, -2) + (token.endsWith('AA') ? 'BB' : 'AA');
+    const bad = await fetch(`${t.url}/api/events/stream?token=${forged}`);
+    expect(bad.status).toBe(401);
+    expect(await bad.json()).toEqual({ error: 'invalid stream token', code: 'unauthorized' });
+    // The key deleted: the token is dead.
+    const keys = (await t.call('GET', `/admin/users/${user.id}`)).body as { keys: { id: number }[] };
+    for (const k of keys.keys) expect((await t.call('DELETE', `/admin/users/${user.id}/keys/${k.id}`)).status).toBe(204);
+    const dead = await fetch(`${t.url}/api/events/stream?token=${token}`);
+    expect(dead.status).toBe(401);
+    expect(((await dead.json()) as { error: string }).error).toContain('API key was deleted');
+  });
+});
+
+describe('event streams', () => {
+  test('a tenant stream carries its own instances’ events live, and nothing of another tenant', async () => {
+    const sa = await openSse(`${t.url}/api/events/stream`, bearer(a.apiKey));
+    const sb = await openSse(`${t.url}/api/events/stream`, bearer(b.apiKey));
+    expect(sa.status).toBe(200);
+    expect(sa.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+    await until('stream open', () => sa.retry === 2000 && sb.retry === 2000);
+    const e1 = await addEvent(instA1, 'instance.qr', { qr: '2@abc', expiresAt: '2026-12-02T00:00:20.000Z' });
+    const e2 = await addEvent(instB, 'message.received', { id: 'B-secret', text: 'for B only' });
+    const e3 = await addEvent(instA2, 'message.status', { messageId: 'm1', status: 'read' });
+    await until('A sees its two events', () => sa.events.length >= 2);
+    await until('B sees its event', () => sb.events.length >= 1);
+    expect(sa.events.map((e) => [e.id, e.event, e.data.instanceId])).toEqual([
+      [e1, 'instance.qr', instA1],
+      [e3, 'message.status', instA2],
+    ]);
+    expect(sa.events[0]!.data).toMatchObject({ id: e1, type: 'instance.qr', data: { qr: '2@abc', expiresAt: '2026-12-02T00:00:20.000Z' } });
+    expect(Date.parse(sa.events[0]!.data.createdAt)).toBeGreaterThan(0);
+    expect(sb.events.map((e) => e.id)).toEqual([e2]);
+    // Nothing else trickles in.
+    await addEvent(instB, 'instance.status', { status: 'running' });
+    await until('B sees its second event', () => sb.events.length === 2);
+    expect(sa.events).toHaveLength(2);
+    const open = async () => (await t.metrics.registry.getSingleMetric('wgs_event_streams_open')!.get()).values[0]?.value;
+    expect(await open()).toBe(2);
+    sa.close();
+    sb.close();
+    // A client that goes away is forgotten: nothing is kept for it.
+    await until('both streams closed', async () => (await open()) === 0);
+  });
+
+  test('an instance stream: its events only, a types filter, 404 for another tenant’s instance', async () => {
+    const s = await openSse(`${t.url}/api/instances/${instA1}/events/stream?types=instance.status,message.status`, bearer(a.apiKey));
+    expect(s.status).toBe(200);
+    await until('open', () => s.retry);
+    await addEvent(instA1, 'instance.qr', { qr: 'skip me' });
+    await addEvent(instA2, 'instance.status', { status: 'other instance' });
+    const want = await addEvent(instA1, 'instance.status', { status: 'running', state: 'connected' });
+    await until('the status event', () => s.events.length >= 1);
+    expect(s.events.map((e) => e.id)).toEqual([want]);
+    s.close();
+
+    const other = await fetch(`${t.url}/api/instances/${instB}/events/stream`, { headers: bearer(a.apiKey) });
+    expect(other.status).toBe(404);
+    expect(await other.json()).toEqual({ error: `instance ${instB} not found`, code: 'not_found' });
+  });
+
+  test('bad input: unknown types and resume ids are 400 naming the problem', async () => {
+    const res = await t.call('GET', '/api/events/stream?types=instance.qr,message.nope', { key: a.apiKey });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ code: 'unknown_event_type', error: expect.stringContaining('"message.nope"') });
+    const resume = await t.call('GET', '/api/events/stream', { key: a.apiKey, headers: { 'last-event-id': 'yesterday' } });
+    expect(resume.status).toBe(400);
+    expect(resume.body).toMatchObject({ code: 'invalid_last_event_id' });
+    expect((await t.call('GET', '/api/events/stream?lastEventId=-1', { key: a.apiKey })).status).toBe(400);
+    expect((await t.call('GET', '/api/instances/0/events/stream', { key: a.apiKey })).status).toBe(400);
+    expect((await t.call('GET', '/api/events/stream')).status).toBe(401);
+  });
+
+  test('Last-Event-ID replays the log after that id, then goes live, each event once', async () => {
+    const first = await addEvent(instA1, 'message.status', { messageId: 'r1', status: 'sent' });
+    const delivered = await addEvent(instA1, 'message.status', { messageId: 'r1', status: 'delivered' });
+    await addEvent(instB, 'message.status', { messageId: 'not A', status: 'read' });
+    const received = await addEvent(instA2, 'message.received', { id: 'in-1' });
+    const s = await openSse(`${t.url}/api/events/stream`, { ...bearer(a.apiKey), 'last-event-id': String(first) });
+    await until('the replay', () => s.events.length >= 2);
+    const live = await addEvent(instA1, 'message.status', { messageId: 'r1', status: 'read' });
+    await until('the live event', () => s.events.some((e) => e.id === live));
+    expect(s.events.map((e) => e.id)).toEqual([delivered, received, live]);
+    s.close();
+
+    // ?lastEventId= does the same (EventSource reopened with a new token), with the types filter applied to the replay.
+    const { token } = (await t.call('POST', '/api/stream-tokens', { key: a.apiKey })).body as { token: string };
+    const q = await openSse(`${t.url}/api/instances/${instA1}/events/stream?token=${token}&lastEventId=${first}&types=message.status`);
+    await until('the replay by query', () => q.events.length >= 2);
+    expect(q.events.map((e) => e.id)).toEqual([delivered, live]);
+    q.close();
+  });
+
+  test('an event whose transaction commits late is still streamed', async () => {
+    const s = await openSse(`${t.url}/api/events/stream`, bearer(a.apiKey));
+    await until('open', () => s.retry);
+    // A transaction takes an id and holds it while a later event commits.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let slowId = 0;
+    const slow = t.db.database.sql.begin(async (tx) => {
+      const [row] = await tx<{ id: string }[]>`insert into events (instance_id, type, data) values (${instA1}, 'message.status', ${JSON.stringify({ messageId: 'slow', status: 'sent' })}::jsonb) returning id`;
+      slowId = Number(row!.id);
+      await held;
+    });
+    await until('the slow transaction took its id', () => slowId > 0);
+    const fast = await addEvent(instA1, 'message.status', { messageId: 'fast', status: 'sent' });
+    await until('the fast event', () => s.events.some((e) => e.id === fast));
+    expect(s.events.some((e) => e.id === slowId)).toBe(false);
+    release();
+    await slow;
+    await until('the slow event, after the fast one', () => s.events.some((e) => e.id === slowId));
+    expect(s.events.map((e) => e.id)).toEqual([fast, slowId]);
+    s.close();
+  });
+
+  test('real events: a sandbox instance’s QR and status arrive on its stream', async () => {
+    const user = await t.createUser();
+    const tokenRes = await t.call('POST', '/api/stream-tokens', { key: user.apiKey });
+    const all = await openSse(`${t.url}/api/events/stream?token=${(tokenRes.body as { token: string }).token}`);
+    await until('open', () => all.retry);
+    const created = await t.call('POST', '/api/instances', { key: user.apiKey, body: { phone: '+15550003001', provider: 'sandbox' } });
+    expect(created.status).toBe(200);
+    const id = (created.body as { id: number }).id;
+    const qr = await until('an instance.qr event', () => all.events.find((e) => e.event === 'instance.qr' && e.data.instanceId === id));
+    const rest = (await t.call('GET', `/api/instances/${id}/qr?format=json`, { key: user.apiKey })).body as { qr: string; expiresAt: string };
+    expect(qr.data.data).toEqual({ qr: rest.qr, expiresAt: rest.expiresAt });
+    expect((await t.call('POST', `/api/instances/${id}/sandbox/scan`, { key: user.apiKey })).status).toBeLessThan(300);
+    await until('connected on the stream', () => all.events.some((e) => e.event === 'instance.status' && e.data.data.state === 'connected'));
+    all.close();
+  });
+});
+
+describe('recent messages', () => {
+  test('GET /api/instances/:id/messages lists newest first, pages with before, 404 for another tenant', async () => {
+    const sql = t.db.database.sql;
+    for (let i = 1; i <= 3; i++) {
+      await sql`insert into messages (id, instance_id, "to", type, text, status, created_at)
+        values (${`msg_list_${i}`}, ${instA2}, '15550009999', 'text', ${`hello ${i}`}, 'sent', now() - ${`${10 - i} seconds`}::interval)`;
+    }
+    const res = await t.call('GET', `/api/instances/${instA2}/messages?limit=2`, { key: a.apiKey });
+    expect(res.status).toBe(200);
+    const page = (res.body as { messages: { id: string; status: string; timestamps: { createdAt: string } }[] }).messages;
+    expect(page.map((m) => m.id)).toEqual(['msg_list_3', 'msg_list_2']);
+    const next = await t.call('GET', `/api/instances/${instA2}/messages?limit=2&before=${encodeURIComponent(page[1]!.timestamps.createdAt)}`, { key: a.apiKey });
+    expect((next.body as { messages: { id: string }[] }).messages.map((m) => m.id)).toEqual(['msg_list_1']);
+    expect((await t.call('GET', `/api/instances/${instA2}/messages`, { key: b.apiKey })).status).toBe(404);
+    const bad = await t.call('GET', `/api/instances/${instA2}/messages?limit=500`, { key: a.apiKey });
+    expect(bad.status).toBe(400);
+  });
+});
