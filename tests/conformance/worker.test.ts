@@ -8,10 +8,22 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test
 import type postgres from 'postgres';
 import { grantInstanceState } from '../../gateway/src/instances/state-store';
 import { CloseCodes, PROTOCOL_VERSION } from '../../workers/protocol/frames';
+import { dialOrder } from '../../workers/src/failover';
 import { FakeGateway, type GatewayConn } from '../../workers/src/testing/fake-gateway';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { until } from '../support/poll';
-import { ensureNodeWorkerBundle, ensureWhatsmeowBinary, exitWithin, KINDS, NODE_BINARY, WORKER_NODE_BUNDLE, spawnWorker, states, type WorkerKind } from './workers';
+import {
+  closedLoopbackPort,
+  ensureNodeWorkerBundle,
+  ensureWhatsmeowBinary,
+  exitWithin,
+  KINDS,
+  NODE_BINARY,
+  WORKER_NODE_BUNDLE,
+  spawnWorker,
+  states,
+  type WorkerKind,
+} from './workers';
 
 const TOKEN = 'wgs-conformance-token-secret';
 const STATE_LOCK_CLASS = 2003268353;
@@ -60,6 +72,30 @@ const helloOn = (gateway: FakeGateway, n = 0) =>
 
 /** Frames that arrived after the welcome: everything but the hello. */
 const afterHello = (conn: GatewayConn) => conn.frames.slice(1);
+
+/**
+ * WGS_GATEWAY_URL listing `wanted` such that the worker of `instanceId` tries
+ * them in that very order: each worker has its own order of the list
+ * (workers/src/failover.ts dialOrder, the same in the Go worker).
+ */
+function listInDialOrder(wanted: string[], instanceId: number): string {
+  const order = dialOrder(wanted.map((_, i) => i), instanceId);
+  const list: string[] = [];
+  order.forEach((position, k) => (list[position] = wanted[k]!));
+  return list.join(',');
+}
+
+/** The worker's JSON log lines (pino's `msg` and zerolog's `message` both as `msg`). */
+function logLines(logs: string): Record<string, unknown>[] {
+  return logs.split('\n').flatMap((line) => {
+    try {
+      const l = JSON.parse(line) as Record<string, unknown>;
+      return [{ ...l, msg: l.msg ?? l.message }];
+    } catch {
+      return [];
+    }
+  });
+}
 
 async function lockIsFree(instanceId: number): Promise<boolean> {
   const [row] = await sql`select pg_try_advisory_lock(${STATE_LOCK_CLASS}::int4, ${instanceId}::int4) as locked`;
@@ -182,6 +218,38 @@ for (const kind of KINDS) {
       expect(killed.length).toBeGreaterThan(0);
       expect(await exitWithin(proc, 5_000)).toBe(1);
       expect(await output).toContain('lost the state connection');
+    });
+
+    test(`${p} several gateway URLs: a dead first one is skipped, and when the gateway dies the worker moves on to the next, same token, still owning the instance`, async () => {
+      const { gateway: second, instanceId, env, spawn } = await setUp(kind);
+      const third = new FakeGateway();
+      cleanups.push(() => third.stop());
+      const dead = `ws://127.0.0.1:${await closedLoopbackPort()}`;
+      const [secondUrl, thirdUrl] = [second.workerUrl, third.workerUrl];
+      env.WGS_GATEWAY_URL = listInDialOrder([dead, second.baseUrl, third.baseUrl], instanceId);
+      const { proc, output } = spawn();
+
+      const conn = await helloOn(second);
+      await until('the provider to run', () => kind.live(conn));
+      expect(third.connections).toHaveLength(0);
+      expect(await lockIsFree(instanceId)).toBe(false);
+
+      await second.stop(); // the replica is gone: its listener and its connections
+      const next = await helloOn(third);
+      expect(next.frames[0]).toMatchObject({ type: 'hello', protocol: PROTOCOL_VERSION, instanceId, token: TOKEN, provider: kind.provider });
+      await until('the state after the welcome', () => afterHello(next)[0]);
+      expect(afterHello(next)[0]!.type).toBe('state');
+      // The same process, still holding the instance: no restart, no second owner.
+      expect(proc.exitCode).toBeNull();
+      expect(await lockIsFree(instanceId)).toBe(false);
+      expect(next.invalid).toEqual([]);
+
+      proc.kill('SIGTERM');
+      expect(await exitWithin(proc, 5_000)).toBe(0);
+      const lines = logLines(await output);
+      // The first URL it dialled was the dead one (its failure is logged with it), then the connections it logged.
+      expect(lines.find((l) => typeof l.url === 'string' && l.url.startsWith('ws://127.0.0.1:'))?.url).toBe(`${dead}/internal/workers/ws`);
+      expect(lines.filter((l) => l.msg === 'connected to gateway; saying hello').map((l) => l.url)).toEqual([secondUrl, thirdUrl]);
     });
 
     test(`${p} two workers for one instance: the second waits for the lock and takes over only after the first exits`, async () => {

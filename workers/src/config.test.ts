@@ -23,8 +23,8 @@ function configError(env: Record<string, string | undefined>): ConfigError {
 describe('loadConfig', () => {
   test('defaults', () => {
     expect(loadConfig(REQUIRED)).toEqual({
-      gatewayUrl: 'ws://127.0.0.1:3000',
-      workerUrl: 'ws://127.0.0.1:3000/internal/workers/ws',
+      gatewayUrls: ['ws://127.0.0.1:3000'],
+      workerUrls: ['ws://127.0.0.1:3000/internal/workers/ws'],
       instanceId: 7,
       token: 'tok-secret-123',
       exitWithParent: false,
@@ -107,10 +107,10 @@ describe('loadConfig', () => {
       SANDBOX_QR_INTERVAL_MS: '50',
       SANDBOX_RECEIPT_DELAYS_MS: '0, 0 ,59999',
     });
-    expect(c.gatewayUrl).toBe('wss://gw.example.com/base');
+    expect(c.gatewayUrls).toEqual(['wss://gw.example.com/base']);
     expect(c.exitWithParent).toBe(true);
     expect(configError({ ...REQUIRED, WGS_EXIT_WITH_PARENT: 'yes' }).variable).toBe('WGS_EXIT_WITH_PARENT');
-    expect(c.workerUrl).toBe('wss://gw.example.com/base/internal/workers/ws');
+    expect(c.workerUrls).toEqual(['wss://gw.example.com/base/internal/workers/ws']);
     expect(c.logLevel).toBe('debug');
     expect(c.sandbox).toEqual({ qrIntervalMs: 50, receiptDelaysMs: [0, 0, 59_999] });
   });
@@ -195,5 +195,44 @@ describe('loadConfig', () => {
     expect(err.message).toContain('"x"');
     expect(err.message).not.toContain(REQUIRED.WGS_WORKER_TOKEN);
     expect(err.message).not.toContain('state-pw-secret');
+  });
+});
+
+describe('WGS_GATEWAY_URL: one gateway or a list of replicas', () => {
+  test('one URL: as before, a list of one', () => {
+    const c = loadConfig({ ...REQUIRED, WGS_GATEWAY_URL: 'wss://gw.example.com/' });
+    expect(c.gatewayUrls).toEqual(['wss://gw.example.com']);
+    expect(c.workerUrls).toEqual(['wss://gw.example.com/internal/workers/ws']);
+  });
+
+  test('a comma-separated list: each entry normalised, blanks around commas allowed, order kept', () => {
+    const c = loadConfig({ ...REQUIRED, WGS_GATEWAY_URL: 'ws://10.0.0.1:3000/, wss://gw-b.example.com/base ,ws://[::1]:3001' });
+    expect(c.gatewayUrls).toEqual(['ws://10.0.0.1:3000', 'wss://gw-b.example.com/base', 'ws://[::1]:3001']);
+    expect(c.workerUrls).toEqual([
+      'ws://10.0.0.1:3000/internal/workers/ws',
+      'wss://gw-b.example.com/base/internal/workers/ws',
+      'ws://[::1]:3001/internal/workers/ws',
+    ]);
+  });
+
+  test('duplicates are dropped (the same URL written differently counts once), the first kept', () => {
+    const c = loadConfig({ ...REQUIRED, WGS_GATEWAY_URL: 'ws://gw-a:3000,ws://GW-A:3000/,ws://gw-b:3000,wss://gw-c:443,wss://gw-c,ws://gw-b:3000' });
+    expect(c.gatewayUrls).toEqual(['ws://gw-a:3000', 'ws://gw-b:3000', 'wss://gw-c']);
+  });
+
+  test('a bad entry is named by its position and value; the whole variable is refused', () => {
+    const cases: [string, string][] = [
+      ['ws://a:3000,http://b:3000', 'entry 2 of 2: must start with ws:// or wss:// (got "http://b:3000")'],
+      ['ws://a:3000,,ws://c:3000', 'entry 2 of 3: empty (expected a ws:// or wss:// URL)'],
+      ['ws://a:3000,', 'entry 2 of 2: empty (expected a ws:// or wss:// URL)'],
+      ['not a url,ws://b:3000', 'entry 1 of 2: not a URL (got "not a url")'],
+      ['ws://a:3000,ws://b:3000/?replica=2', 'entry 2 of 2: must be a base URL without query or fragment (got "ws://b:3000/?replica=2")'],
+      ['ws://a:3000,ws://user:pw-zz9@b:3000', 'entry 2 of 2: must not contain credentials'],
+      [' ', 'empty (expected a ws:// or wss:// URL)'],
+    ];
+    for (const [value, problem] of cases) {
+      const err = configError({ ...REQUIRED, WGS_GATEWAY_URL: value });
+      expect({ value, message: err.message }).toEqual({ value, message: `invalid configuration: WGS_GATEWAY_URL: ${problem}` });
+    }
   });
 });

@@ -24,7 +24,10 @@ const SCHEMA_PATTERN = '^[a-z_][a-z0-9_]{0,62}$';
  * token only ever travels through the environment, never argv or logs.
  */
 const EnvSchema = Type.Object({
-  WGS_GATEWAY_URL: Type.String({ pattern: '^wss?://\\S+$', description: 'ws:// or wss:// base URL of the gateway' }),
+  WGS_GATEWAY_URL: Type.String({
+    minLength: 1,
+    description: 'ws:// or wss:// base URL of the gateway, or a comma-separated list of them (one per gateway replica)',
+  }),
   WGS_INSTANCE_ID: Type.Integer({ minimum: 1, description: 'the instance this worker serves' }),
   WGS_WORKER_TOKEN: Type.String({ minLength: 1, description: 'per-instance token for the hello frame' }),
   WGS_PROVIDER: Type.String({ minLength: 1, description: 'WhatsApp engine' }),
@@ -136,10 +139,10 @@ export interface WabaConfig {
 }
 
 export interface Config {
-  /** The base URL as given, without a trailing slash. */
-  gatewayUrl: string;
-  /** What the worker dials: gatewayUrl + WORKER_WS_PATH. */
-  workerUrl: string;
+  /** The base URLs as given (one or more, duplicates removed), each without a trailing slash. */
+  gatewayUrls: string[];
+  /** What the worker dials: each gateway URL + WORKER_WS_PATH, in the same order. */
+  workerUrls: string[];
   instanceId: number;
   /** Secret: goes into the hello frame and nowhere else. */
   token: string;
@@ -159,11 +162,11 @@ export interface Config {
 /** Parses the environment once; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const e = parseEnv(EnvSchema, env, { numeric: NUMERIC, secret: SECRET });
-  const gatewayUrl = parseGatewayUrl(e.WGS_GATEWAY_URL);
+  const gatewayUrls = parseGatewayUrls(e.WGS_GATEWAY_URL);
   const provider = parseProvider(e.WGS_PROVIDER);
   return {
-    gatewayUrl,
-    workerUrl: `${gatewayUrl}${WORKER_WS_PATH}`,
+    gatewayUrls,
+    workerUrls: gatewayUrls.map((url) => `${url}${WORKER_WS_PATH}`),
     instanceId: e.WGS_INSTANCE_ID,
     token: e.WGS_WORKER_TOKEN,
     exitWithParent: e.WGS_EXIT_WITH_PARENT === '1',
@@ -236,7 +239,31 @@ function parseUrlSetting(
 const parseGraphBaseUrl = (value: string) =>
   parseUrlSetting('WABA_GRAPH_BASE_URL', value, { protocols: ['https:', 'http:'], base: true, loopbackOnly: ['http:'] });
 
-const parseGatewayUrl = (value: string) => parseUrlSetting('WGS_GATEWAY_URL', value, { protocols: ['ws:', 'wss:'], base: true });
+/**
+ * WGS_GATEWAY_URL: one ws:// or wss:// base URL, or a comma-separated list
+ * of them (one per gateway replica; blanks around the commas are fine).
+ * Each entry is checked like a single URL; an error names the bad entry
+ * (never its credentials). Duplicates (after normalising) are dropped, the
+ * first one kept. Shared with the gateway, which can check the list it
+ * passes to workers (its WORKER_GATEWAY_URL) at its own start.
+ */
+export function parseGatewayUrls(value: string, variable = 'WGS_GATEWAY_URL'): string[] {
+  const entries = value.split(',').map((entry) => entry.trim());
+  const urls: string[] = [];
+  for (const [i, entry] of entries.entries()) {
+    const which = entries.length === 1 ? '' : `entry ${i + 1} of ${entries.length}: `;
+    if (entry === '') throw new ConfigError(variable, `${which}empty (expected a ws:// or wss:// URL)`);
+    let url: string;
+    try {
+      url = parseUrlSetting(variable, entry, { protocols: ['ws:', 'wss:'], base: true });
+    } catch (err) {
+      if (!(err instanceof ConfigError) || !which) throw err;
+      throw new ConfigError(variable, `${which}${err.message.slice(`invalid configuration: ${variable}: `.length)}`);
+    }
+    if (!urls.includes(url)) urls.push(url);
+  }
+  return urls;
+}
 
 const parseBaileysWsUrl = (value: string) => parseUrlSetting('BAILEYS_WS_URL', value, { protocols: ['ws:', 'wss:'] });
 

@@ -61,7 +61,7 @@ async function setup(opts: { gateway?: FakeGatewayOptions; conn?: Partial<Connec
   const provider = new FakeProvider();
   const exits: number[] = [];
   const connection = new GatewayConnection({
-    url: gateway.workerUrl,
+    urls: [gateway.workerUrl],
     instanceId: 42,
     token: TOKEN,
     provider,
@@ -320,7 +320,7 @@ describe('liveness', () => {
     cleanups.push(async () => blackhole.stop(true));
     const log = createLogger({ level: 'silent', instanceId: 42 });
     const connection = new GatewayConnection({
-      url: `ws://127.0.0.1:${blackhole.port}/internal/workers/ws`,
+      urls: [`ws://127.0.0.1:${blackhole.port}/internal/workers/ws`],
       instanceId: 42,
       token: TOKEN,
       provider: new FakeProvider(),
@@ -344,5 +344,96 @@ describe('liveness', () => {
     await waitFor(() => gateway.connections[1]?.ofType('event').length, 'resend');
     expect(logLines.length).toBeGreaterThan(3);
     expect(logLines.join('\n')).not.toContain(TOKEN);
+  });
+});
+
+describe('several gateway URLs (replicas)', () => {
+  /** A worker given `urls`; a backoff of a minute, so any wait between URLs of one round would time the test out. */
+  function worker(urls: string[], conn: Partial<ConnectionOptions> = {}) {
+    const logLines: string[] = [];
+    const log = createLogger(
+      { level: 'debug', instanceId: 42 },
+      new Writable({
+        write(chunk, _enc, done) {
+          logLines.push(String(chunk));
+          done();
+        },
+      }),
+    );
+    const provider = new FakeProvider();
+    const connection = new GatewayConnection({
+      urls,
+      instanceId: 42,
+      token: TOKEN,
+      provider,
+      log,
+      exit: () => {},
+      backoff: { baseMs: 60_000, capMs: 60_000, jitter: 0 },
+      ...conn,
+    });
+    cleanups.push(() => connection.stop());
+    const connectedTo = () =>
+      logLines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'connected to gateway; saying hello').map((l) => l.url as string);
+    return { provider, connection, connectedTo };
+  }
+
+  async function liveGateway() {
+    const gateway = new FakeGateway();
+    cleanups.push(() => gateway.stop());
+    return gateway;
+  }
+
+  async function deadUrl() {
+    const gone = new FakeGateway();
+    const url = gone.workerUrl;
+    await gone.stop();
+    return url;
+  }
+
+  test('a dead first URL is skipped at once; when the gateway dies the next one takes over, with the token, state and unacked events', async () => {
+    const dead = await deadUrl();
+    const second = await liveGateway();
+    const third = await liveGateway();
+    const secondUrl = second.workerUrl; // the port is gone from the server once stopped
+    const { provider, connection, connectedTo } = worker([dead, secondUrl, third.workerUrl]);
+    await provider.start(connection.context);
+    connection.start();
+
+    const first = await waitFor(() => second.connections[0]?.ofType('state').length && second.connections[0], 'a welcome from the second URL', 3_000);
+    provider.ctx.emit(status('m-1'));
+    const [event] = await waitFor(() => first.ofType('event').length && first.ofType('event'), 'the event');
+
+    await second.stop(); // the replica is gone, without a close handshake worth the name
+    const next = await waitFor(() => third.connections[0]?.ofType('event').length && third.connections[0], 'the event again on the third URL', 3_000);
+    expect(next.frames[0]).toMatchObject({ type: 'hello', instanceId: 42, token: TOKEN });
+    expect(next.ofType('state')).toEqual([{ type: 'state', state: 'connected', reason: 'fake engine' }]);
+    expect(next.ofType('event')).toEqual([event!]);
+    expect(connection.ready).toBe(true);
+    expect(connectedTo()).toEqual([secondUrl, third.workerUrl]);
+    expect(first.invalid).toEqual([]);
+    expect(next.invalid).toEqual([]);
+  });
+
+  test('a connected worker stays where it is while every other URL is alive too', async () => {
+    const a = await liveGateway();
+    const b = await liveGateway();
+    const { provider, connection } = worker([a.workerUrl, b.workerUrl], { pingIntervalMs: 20 });
+    await provider.start(connection.context);
+    connection.start();
+    const conn = await waitFor(() => (a.connections[0]?.ofType('ping').length ?? 0) >= 5 && a.connections[0], 'pings on the first URL');
+    expect(conn.closed).toBeUndefined();
+    expect(a.connections).toHaveLength(1);
+    expect(b.connections).toHaveLength(0);
+  });
+
+  test('a dial that never opens is abandoned for the next URL after the dial timeout', async () => {
+    const blackhole = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } });
+    cleanups.push(async () => blackhole.stop(true));
+    const live = await liveGateway();
+    const { provider, connection, connectedTo } = worker([`ws://127.0.0.1:${blackhole.port}/internal/workers/ws`, live.workerUrl], { dialTimeoutMs: 100 });
+    await provider.start(connection.context);
+    connection.start();
+    await waitFor(() => live.connections[0]?.ofType('state').length, 'a welcome from the second URL', 3_000);
+    expect(connectedTo()).toEqual([live.workerUrl]);
   });
 });

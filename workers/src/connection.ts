@@ -10,9 +10,10 @@ import {
   type WorkerFrame,
   type WorkerUsage,
 } from '../protocol/frames';
-import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff';
+import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff';
 import { CommandRunner } from './command-runner';
 import { EventBuffer, MAX_BUFFERED_EVENTS } from './event-buffer';
+import { GatewayRotation } from './failover';
 import type { Logger } from './logger';
 import type { Provider, SessionReporter } from './providers/types';
 import { MAX_CACHED_RESULTS, ResultCache, type ResultFrameT } from './result-cache';
@@ -23,8 +24,11 @@ type Timer = ReturnType<typeof setTimeout>;
 type QrFrameT = Static<typeof QrFrame>;
 
 export interface ConnectionOptions {
-  /** Full WebSocket URL: the gateway base URL + WORKER_WS_PATH. */
-  url: string;
+  /**
+   * Full WebSocket URLs (a gateway base URL + WORKER_WS_PATH each), in the
+   * order to try them (failover.ts dialOrder): one per gateway replica.
+   */
+  urls: readonly string[];
   instanceId: number;
   /** Secret: sent in the hello frame only. */
   token: string;
@@ -39,6 +43,8 @@ export interface ConnectionOptions {
   usage?: () => WorkerUsage | undefined;
   /** With no frame at all for this long (or no open after dialling) the socket counts as dead. */
   idleTimeoutMs?: number;
+  /** A dial that has not opened after this long is abandoned for the next URL (default 10 s, as the Go worker's). */
+  dialTimeoutMs?: number;
   backoff?: BackoffOptions;
   random?: () => number;
   maxEvents?: number;
@@ -51,6 +57,7 @@ export interface ConnectionOptions {
 
 const PING_INTERVAL_MS = 15_000;
 const IDLE_TIMEOUT_MS = 45_000;
+const DIAL_TIMEOUT_MS = 10_000;
 const CLOSE_TIMEOUT_MS = 2_000;
 /** Warn about dropped events at the first drop and then every this many, not at each one. */
 const DROP_WARN_EVERY = 1_000;
@@ -59,9 +66,10 @@ const DROP_WARN_EVERY = 1_000;
  * The worker's one WebSocket to the gateway (protocol v1, see
  * workers/protocol/README.md). It dials, says hello, and after each welcome
  * flushes what the gateway may have missed: the latest state, the pending
- * QR, every unacked event and the results never sent. It reconnects with
- * backoff until stopped; the provider keeps working while disconnected and
- * reports through `context`, which never blocks.
+ * QR, every unacked event and the results never sent. It reconnects until
+ * stopped, moving through the gateway URLs (failover.ts: the next one at once,
+ * backoff after a whole round failed); the provider keeps working while
+ * disconnected and reports through `context`, which never blocks.
  */
 export class GatewayConnection {
   readonly context: SessionReporter;
@@ -72,9 +80,10 @@ export class GatewayConnection {
   private ws: WebSocket | undefined;
   private welcomed = false;
   private stopped = false;
-  private attempt = 0;
+  private readonly rotation: GatewayRotation;
   private lastFrameAt = 0;
   private reconnectTimer: Timer | undefined;
+  private dialTimer: Timer | undefined;
   private pingTimer: Timer | undefined;
   private idleTimer: Timer | undefined;
   private current: { state: SessionState; reason?: string } = { state: 'starting' };
@@ -83,6 +92,7 @@ export class GatewayConnection {
 
   constructor(private readonly opts: ConnectionOptions) {
     this.log = opts.log.child({ component: 'connection' });
+    this.rotation = new GatewayRotation(opts.urls, opts.backoff ?? DEFAULT_BACKOFF, opts.random);
     this.events = new EventBuffer(opts.maxEvents ?? MAX_BUFFERED_EVENTS);
     this.results = new ResultCache(opts.maxResults ?? MAX_CACHED_RESULTS);
     this.runner = new CommandRunner(opts.provider, this.results, opts.log.child({ component: 'commands' }), {
@@ -178,24 +188,31 @@ export class GatewayConnection {
 
   private connect(): void {
     if (this.stopped) return;
+    // A host name is resolved again at every dial (by the runtime): a DNS name listing the replicas works too.
+    const url = this.rotation.url;
     let ws: WebSocket;
     try {
-      ws = new WebSocket(this.opts.url);
+      ws = new WebSocket(url);
     } catch (err) {
-      this.log.error({ err, url: this.opts.url }, 'cannot open a WebSocket to the gateway');
+      this.log.error({ err, url }, 'cannot open a WebSocket to the gateway');
       this.scheduleReconnect();
       return;
     }
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
     this.welcomed = false;
-    // The watchdog also bounds the dial itself: a blackholed address would otherwise hang for minutes.
+    // The watchdogs also bound the dial itself: a blackholed address would otherwise hang for minutes.
     this.lastFrameAt = Date.now();
     this.armIdleWatchdog();
+    const dialTimeoutMs = this.opts.dialTimeoutMs ?? DIAL_TIMEOUT_MS;
+    this.dialTimer = setTimeout(() => {
+      if (ws === this.ws && ws.readyState === WebSocket.CONNECTING) this.dropSocket(`no open from ${url} after ${dialTimeoutMs} ms`);
+    }, dialTimeoutMs);
     // Every handler checks it still owns the current socket: a dropped socket may still fire events.
     ws.addEventListener('open', () => {
       if (ws !== this.ws) return;
-      this.log.info({ url: this.opts.url }, 'connected to gateway; saying hello');
+      clearTimeout(this.dialTimer);
+      this.log.info({ url }, 'connected to gateway; saying hello');
       this.lastFrameAt = Date.now();
       this.sendRaw({
         type: 'hello',
@@ -213,11 +230,11 @@ export class GatewayConnection {
       if (ws === this.ws) this.log.debug({ error: (ev as ErrorEvent).message }, 'gateway socket error');
     });
     ws.addEventListener('close', (ev) => {
-      if (ws === this.ws) this.onClose(ev.code, ev.reason);
+      if (ws === this.ws) this.onClose(ev.code, ev.reason, url);
     });
   }
 
-  private onClose(code: number, reason: string): void {
+  private onClose(code: number, reason: string, url: string): void {
     this.ws = undefined;
     this.welcomed = false;
     this.clearTimers();
@@ -235,15 +252,17 @@ export class GatewayConnection {
       this.exit(0);
       return;
     }
-    this.log.warn({ code, reason }, 'gateway connection closed; reconnecting');
+    // A failed dial closes too (1006, before any open).
+    this.log.warn({ code, reason, url }, 'gateway connection closed; reconnecting');
     this.scheduleReconnect();
   }
 
+  /** The current URL failed: the next one at once, or (after a whole round failed) the backoff first. */
   private scheduleReconnect(): void {
     if (this.stopped) return;
-    const delayMs = backoffDelay(this.attempt, this.opts.random, this.opts.backoff ?? DEFAULT_BACKOFF);
-    this.attempt += 1;
-    this.log.info({ attempt: this.attempt, delayMs }, 'reconnecting to gateway');
+    const { url, delayMs, failedRounds } = this.rotation.failed();
+    if (delayMs === 0) this.log.info({ url }, 'trying the next gateway URL');
+    else this.log.info({ attempt: failedRounds, delayMs, url }, 'reconnecting to gateway');
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = setTimeout(() => this.connect(), delayMs);
   }
@@ -255,7 +274,7 @@ export class GatewayConnection {
     this.welcomed = false;
     this.clearTimers();
     if (ws) terminate(ws);
-    this.log.warn({ reason }, 'dropped the gateway connection; reconnecting');
+    this.log.warn({ reason, url: this.rotation.url }, 'dropped the gateway connection; reconnecting');
     this.scheduleReconnect();
   }
 
@@ -295,7 +314,7 @@ export class GatewayConnection {
       );
     }
     this.welcomed = true;
-    this.attempt = 0;
+    this.rotation.connected();
     this.phoneNumber = frame.phone;
     this.flush();
     // One ping (with the usage report) right away, then one per interval.
@@ -324,7 +343,10 @@ export class GatewayConnection {
     for (const frame of events) this.sendRaw(frame);
     const results = this.results.takeUnsent();
     for (const result of results) this.sendRaw(result);
-    this.log.info({ state: this.current.state, qr: Boolean(qr), events: events.length, results: results.length }, 'welcomed by gateway; flushed');
+    this.log.info(
+      { url: this.rotation.url, state: this.current.state, qr: Boolean(qr), events: events.length, results: results.length },
+      'welcomed by gateway; flushed',
+    );
   }
 
   private sendResult(result: ResultFrameT): void {
@@ -363,8 +385,10 @@ export class GatewayConnection {
   private clearTimers(): void {
     clearInterval(this.pingTimer);
     clearTimeout(this.idleTimer);
+    clearTimeout(this.dialTimer);
     this.pingTimer = undefined;
     this.idleTimer = undefined;
+    this.dialTimer = undefined;
   }
 
   private exit(code: number): void {

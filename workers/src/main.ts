@@ -9,6 +9,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from './config';
+import { dialOrder } from './failover';
 import { healthProblem, writeHealth } from './health';
 import { GatewayConnection } from './connection';
 import { createLogger } from './logger';
@@ -81,8 +82,10 @@ async function main(): Promise<void> {
     });
   };
 
+  // Several gateway replicas: this worker's own order of them (spread over the replicas, the same at every start).
+  const gatewayUrls = dialOrder(config.workerUrls, config.instanceId);
   const connection = new GatewayConnection({
-    url: config.workerUrl,
+    urls: gatewayUrls,
     instanceId: config.instanceId,
     token: config.token,
     provider,
@@ -113,7 +116,7 @@ async function main(): Promise<void> {
     process.exit(1);
   });
 
-  log.info({ gateway: config.workerUrl, provider: config.provider }, 'worker starting');
+  log.info({ gateways: gatewayUrls, provider: config.provider }, 'worker starting');
   // The gateway hears 'starting' (and why) while the worker waits for the lock.
   connection.start();
   if (config.healthFile) writeHealth(config.healthFile, () => connection.ready && providerStarted && !stopping);

@@ -88,7 +88,7 @@ func Run(getenv func(string) string) int {
 	w := &worker{cfg: cfg, log: log, exit: make(chan int, 1)}
 	w.openCtx, w.cancelOpen = context.WithCancel(context.Background())
 	w.conn = gateway.New(gateway.Options{
-		URL: cfg.WorkerURL, InstanceID: cfg.InstanceID, Token: cfg.Token, Provider: wa.Name, WorkerVersion: Version,
+		URLs: gateway.DialOrder(cfg.WorkerURLs, cfg.InstanceID), InstanceID: cfg.InstanceID, Token: cfg.Token, Provider: wa.Name, WorkerVersion: Version,
 		Log: log, Exit: func(code int) { w.shutdown(code, "gateway closed the connection for good") },
 	})
 

@@ -28,10 +28,12 @@ var LogLevels = []string{"fatal", "error", "warn", "info", "debug", "trace", "si
 
 // Config is everything the worker reads from its environment.
 type Config struct {
-	// GatewayURL is WGS_GATEWAY_URL without a trailing slash (ws:// or wss://).
-	GatewayURL string
-	// WorkerURL is what the worker dials: GatewayURL + WorkerPath.
-	WorkerURL string
+	// GatewayURLs is WGS_GATEWAY_URL: one ws:// or wss:// base URL or a
+	// comma-separated list of them (one per gateway replica), each without a
+	// trailing slash, duplicates removed, in the order given.
+	GatewayURLs []string
+	// WorkerURLs is what the worker dials: each of GatewayURLs + WorkerPath.
+	WorkerURLs []string
 	// InstanceID is WGS_INSTANCE_ID (>= 1).
 	InstanceID int64
 	// Token is WGS_WORKER_TOKEN. Secret: it goes into the hello frame and nowhere else.
@@ -79,12 +81,14 @@ func Load(getenv func(string) string) (*Config, error) {
 	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
 	c := &Config{}
 
-	gw, err := parseGatewayURL(get("WGS_GATEWAY_URL"))
+	gws, err := ParseGatewayURLs(get("WGS_GATEWAY_URL"))
 	if err != nil {
 		return nil, err
 	}
-	c.GatewayURL = gw
-	c.WorkerURL = gw + WorkerPath
+	c.GatewayURLs = gws
+	for _, gw := range gws {
+		c.WorkerURLs = append(c.WorkerURLs, gw+WorkerPath)
+	}
 
 	rawID := get("WGS_INSTANCE_ID")
 	if rawID == "" {
@@ -149,26 +153,60 @@ func Load(getenv func(string) string) (*Config, error) {
 	return c, nil
 }
 
-func parseGatewayURL(value string) (string, error) {
+// ParseGatewayURLs reads WGS_GATEWAY_URL: one ws:// or wss:// base URL, or a
+// comma-separated list of them (one per gateway replica; blanks around the
+// commas are fine). Each entry is checked like a single URL; an error names
+// the bad entry (never its credentials). Duplicates (after normalising) are
+// dropped, the first one kept.
+func ParseGatewayURLs(value string) ([]string, error) {
 	const name = "WGS_GATEWAY_URL"
 	if value == "" {
-		return "", bad(name, "required")
+		return nil, bad(name, "required")
 	}
+	entries := strings.Split(value, ",")
+	var urls []string
+	for i, entry := range entries {
+		entry = strings.TrimSpace(entry)
+		which := ""
+		if len(entries) > 1 {
+			which = fmt.Sprintf("entry %d of %d: ", i+1, len(entries))
+		}
+		if entry == "" {
+			return nil, bad(name, "%sempty (expected a ws:// or wss:// URL)", which)
+		}
+		u, problem := parseGatewayURL(entry)
+		if problem != "" {
+			return nil, bad(name, "%s%s", which, problem)
+		}
+		if !contains(urls, u) {
+			urls = append(urls, u)
+		}
+	}
+	return urls, nil
+}
+
+// parseGatewayURL normalises one base URL; problem says what is wrong with it.
+func parseGatewayURL(value string) (normalised, problem string) {
 	u, err := url.Parse(value)
 	if err != nil || u.Host == "" {
-		return "", bad(name, "not a URL (got %q)", value)
+		return "", fmt.Sprintf("not a URL (got %q)", value)
 	}
 	if u.Scheme != "ws" && u.Scheme != "wss" {
-		return "", bad(name, "must start with ws:// or wss:// (got %q)", value)
+		return "", fmt.Sprintf("must start with ws:// or wss:// (got %q)", value)
 	}
 	// The worker authenticates with its token; credentials in the URL would end up in logs.
 	if u.User != nil {
-		return "", bad(name, "must not contain credentials")
+		return "", "must not contain credentials"
 	}
 	if u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(value, "?#") {
-		return "", bad(name, "must be a base URL without query or fragment (got %q)", value)
+		return "", fmt.Sprintf("must be a base URL without query or fragment (got %q)", value)
 	}
-	return strings.TrimRight(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"), nil
+	// As the TypeScript worker (WHATWG URL): host names are case-insensitive and a default port is implied.
+	host := strings.ToLower(u.Host)
+	if (u.Scheme == "ws" && strings.HasSuffix(host, ":80")) || (u.Scheme == "wss" && strings.HasSuffix(host, ":443")) {
+		host = host[:strings.LastIndex(host, ":")]
+	}
+	return strings.TrimRight(u.Scheme+"://"+host+u.EscapedPath(), "/"), ""
 }
 
 // parseDSN checks the shape of the state DSN; the value is never shown (it carries a password).
@@ -244,7 +282,7 @@ func (c *Config) Redacted() map[string]any {
 		}
 	}
 	return map[string]any{
-		"gateway":        c.WorkerURL,
+		"gateways":       c.WorkerURLs,
 		"instanceId":     c.InstanceID,
 		"provider":       c.Provider,
 		"state":          where,

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -26,8 +27,8 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.WorkerURL != "ws://127.0.0.1:8080/internal/workers/ws" {
-		t.Errorf("WorkerURL = %q", c.WorkerURL)
+	if !slices.Equal(c.WorkerURLs, []string{"ws://127.0.0.1:8080/internal/workers/ws"}) {
+		t.Errorf("WorkerURLs = %q", c.WorkerURLs)
 	}
 	if c.InstanceID != 12 || c.LogLevel != "info" || c.ExitWithParent {
 		t.Errorf("unexpected config %+v", c)
@@ -112,5 +113,48 @@ func TestLoadRootPublicKey(t *testing.T) {
 	}
 	if got := c.Redacted()["rootPublicKey"]; got != key {
 		t.Errorf("redacted rootPublicKey = %v, want %s", got, key)
+	}
+}
+
+func TestGatewayURLList(t *testing.T) {
+	c, err := Load(env(map[string]string{"WGS_GATEWAY_URL": "ws://10.0.0.1:3000/, wss://gw-b.example.com/base ,ws://[::1]:3001"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"ws://10.0.0.1:3000", "wss://gw-b.example.com/base", "ws://[::1]:3001"}; !slices.Equal(c.GatewayURLs, want) {
+		t.Errorf("GatewayURLs = %q, want %q", c.GatewayURLs, want)
+	}
+	want := []string{"ws://10.0.0.1:3000/internal/workers/ws", "wss://gw-b.example.com/base/internal/workers/ws", "ws://[::1]:3001/internal/workers/ws"}
+	if !slices.Equal(c.WorkerURLs, want) {
+		t.Errorf("WorkerURLs = %q, want %q", c.WorkerURLs, want)
+	}
+	if got, _ := c.Redacted()["gateways"].([]string); !slices.Equal(got, want) {
+		t.Errorf("redacted gateways = %v", c.Redacted()["gateways"])
+	}
+}
+
+func TestGatewayURLDuplicatesDropped(t *testing.T) {
+	got, err := ParseGatewayURLs("ws://gw-a:3000,ws://GW-A:3000/,ws://gw-b:3000,wss://gw-c:443,wss://gw-c,ws://gw-b:3000")
+	if want := []string{"ws://gw-a:3000", "ws://gw-b:3000", "wss://gw-c"}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("got %q, %v; want %q (the first of each kept, in order)", got, err, want)
+	}
+}
+
+// The same messages as the TypeScript worker's (workers/src/config.test.ts).
+func TestGatewayURLBadEntryNamed(t *testing.T) {
+	cases := []struct{ value, problem string }{
+		{"ws://a:3000,http://b:3000", `entry 2 of 2: must start with ws:// or wss:// (got "http://b:3000")`},
+		{"ws://a:3000,,ws://c:3000", "entry 2 of 3: empty (expected a ws:// or wss:// URL)"},
+		{"ws://a:3000,", "entry 2 of 2: empty (expected a ws:// or wss:// URL)"},
+		{"not a url,ws://b:3000", `entry 1 of 2: not a URL (got "not a url")`},
+		{"ws://a:3000,ws://b:3000/?replica=2", `entry 2 of 2: must be a base URL without query or fragment (got "ws://b:3000/?replica=2")`},
+		{"ws://a:3000,ws://user:pw-zz9@b:3000", "entry 2 of 2: must not contain credentials"},
+	}
+	for _, tc := range cases {
+		_, err := Load(env(map[string]string{"WGS_GATEWAY_URL": tc.value}))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Variable != "WGS_GATEWAY_URL" || ce.Problem != tc.problem {
+			t.Errorf("%q: got %v, want WGS_GATEWAY_URL: %s", tc.value, err, tc.problem)
+		}
 	}
 }

@@ -2,8 +2,10 @@
 // see workers/protocol/README.md). It dials, says hello, and after each
 // welcome flushes what the gateway may have missed: the latest state, the
 // pending QR, every unacked event and the results never sent. It reconnects
-// with backoff until stopped; the provider keeps working while disconnected
-// and reports through the Reporter methods, which never block for long.
+// until stopped, moving through the gateway URLs (failover.go: the next one at
+// once, backoff after a whole round failed); the provider keeps working while
+// disconnected and reports through the Reporter methods, which never block
+// for long.
 package gateway
 
 import (
@@ -36,8 +38,9 @@ type Reporter interface {
 
 // Options configure a Conn. Zero durations take the defaults below.
 type Options struct {
-	// URL is the full WebSocket URL (gateway base + /internal/workers/ws).
-	URL        string
+	// URLs are the full WebSocket URLs (a gateway base + /internal/workers/ws
+	// each), in the order to try them (DialOrder): one per gateway replica.
+	URLs       []string
 	InstanceID int64
 	// Token is secret: it is sent in the hello frame only.
 	Token         string
@@ -53,7 +56,9 @@ type Options struct {
 	// Usage is what the pings report (default: this process, usage.Read); nil leaves it out.
 	Usage func() *protocol.Usage
 	// IdleTimeout: with no frame at all for this long the socket counts as dead.
-	IdleTimeout  time.Duration
+	IdleTimeout time.Duration
+	// DialTimeout: a dial (TCP, TLS and upgrade) that has not finished after
+	// this long is abandoned for the next URL.
 	DialTimeout  time.Duration
 	WriteTimeout time.Duration
 	Backoff      backoff.Policy
@@ -84,6 +89,7 @@ type Conn struct {
 
 	mu        sync.Mutex
 	ws        *websocket.Conn
+	url       string // the URL ws was dialled at
 	welcomed  bool
 	stopped   bool
 	state     protocol.StateFrame
@@ -237,11 +243,11 @@ func (c *Conn) isStopped() bool {
 
 func (c *Conn) run() {
 	defer close(c.done)
-	attempt := 0
+	rot := newRotation(c.opts.URLs, c.opts.Backoff, nil)
 	for !c.isStopped() {
-		welcomed, code := c.session()
+		welcomed, code := c.session(rot.url())
 		if welcomed {
-			attempt = 0
+			rot.connected()
 		}
 		if c.isStopped() {
 			return
@@ -257,9 +263,12 @@ func (c *Conn) run() {
 			c.exit(0)
 			return
 		}
-		delay := c.opts.Backoff.Delay(attempt, nil)
-		attempt++
-		c.log.Info().Int("attempt", attempt).Int64("delayMs", delay.Milliseconds()).Msg("reconnecting to gateway")
+		url, delay, failedRounds := rot.failed()
+		if delay == 0 {
+			c.log.Info().Str("url", url).Msg("trying the next gateway URL")
+			continue
+		}
+		c.log.Info().Int("attempt", failedRounds).Int64("delayMs", delay.Milliseconds()).Str("url", url).Msg("reconnecting to gateway")
 		select {
 		case <-time.After(delay):
 		case <-c.ctx.Done():
@@ -277,14 +286,16 @@ func (c *Conn) exit(code int) {
 	}
 }
 
-// session dials, says hello and serves frames until the socket ends; it
-// returns whether a welcome came and the close code (0 when none).
-func (c *Conn) session() (welcomed bool, code int) {
+// session dials url, says hello and serves frames until the socket ends; it
+// returns whether a welcome came and the close code (0 when none). A host
+// name is resolved again at every dial (Go's resolver keeps no cache), so a
+// DNS name listing the replicas works too.
+func (c *Conn) session(url string) (welcomed bool, code int) {
 	dialCtx, cancel := context.WithTimeout(c.ctx, c.opts.DialTimeout)
-	ws, _, err := websocket.Dial(dialCtx, c.opts.URL, nil)
+	ws, _, err := websocket.Dial(dialCtx, url, nil)
 	cancel()
 	if err != nil {
-		c.log.Warn().Err(err).Str("url", c.opts.URL).Msg("cannot connect to the gateway")
+		c.log.Warn().Err(err).Str("url", url).Msg("cannot connect to the gateway")
 		return false, 0
 	}
 	ws.SetReadLimit(64 << 20)
@@ -295,8 +306,9 @@ func (c *Conn) session() (welcomed bool, code int) {
 		return false, 0
 	}
 	c.ws = ws
+	c.url = url
 	c.welcomed = false
-	c.log.Info().Str("url", c.opts.URL).Msg("connected to gateway; saying hello")
+	c.log.Info().Str("url", url).Msg("connected to gateway; saying hello")
 	c.writeLocked(ws, protocol.Hello{
 		Type: "hello", Protocol: protocol.Version, InstanceID: c.opts.InstanceID,
 		Token: c.opts.Token, Provider: c.opts.Provider, WorkerVersion: c.opts.WorkerVersion,
@@ -331,7 +343,7 @@ func (c *Conn) session() (welcomed bool, code int) {
 				c.log.Warn().Dur("silentFor", c.opts.IdleTimeout).Msg("no frame from the gateway; dropping the connection")
 			case c.isStopped():
 			default:
-				c.log.Warn().Int("code", code).Err(err).Msg("gateway connection closed")
+				c.log.Warn().Int("code", code).Err(err).Str("url", url).Msg("gateway connection closed")
 			}
 			c.mu.Lock()
 			welcomed = welcomed || c.welcomed
@@ -423,7 +435,7 @@ func (c *Conn) onWelcome(ws *websocket.Conn, w *protocol.Welcome) bool {
 	for _, r := range results {
 		c.writeLocked(ws, r)
 	}
-	c.log.Info().Str("state", string(c.state.State)).Bool("qr", qr).Int("events", len(events)).Int("results", len(results)).
+	c.log.Info().Str("url", c.url).Str("state", string(c.state.State)).Bool("qr", qr).Int("events", len(events)).Int("results", len(results)).
 		Msg("welcomed by gateway; flushed")
 	// One ping (with the usage report) right away; the pinger sends the next ones.
 	c.pingLocked(ws, c.opts.Usage())

@@ -159,7 +159,7 @@ func write(ctx context.Context, ws *websocket.Conn, v any) {
 }
 
 func newConn(url string, exit func(int)) *Conn {
-	return New(Options{URL: url, InstanceID: 7, Token: "tok", Provider: "whatsmeow", WorkerVersion: "t", Log: zerolog.Nop(), Exit: exit,
+	return New(Options{URLs: []string{url}, InstanceID: 7, Token: "tok", Provider: "whatsmeow", WorkerVersion: "t", Log: zerolog.Nop(), Exit: exit,
 		Backoff: backoff.Policy{Base: 10 * time.Millisecond, Cap: 50 * time.Millisecond}})
 }
 
