@@ -54,6 +54,8 @@ bench: $(STAMP)
 	$(BUN) bench/instances.ts
 	$(BUN) bench/webhooks.ts
 	$(BUN) bench/docker.ts
+	$(BUN) bench/swarm.ts
+	$(BUN) bench/replicas.ts
 	$(BUN) bench/migration.ts
 	$(BUN) bench/workers.ts
 	$(BUN) bench/engines.ts

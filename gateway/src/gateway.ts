@@ -10,6 +10,8 @@ import { createApp } from './http/app';
 import { createLogger, type Logger } from './logging/logger';
 import { createRuntime } from './instances/setup';
 import { acquireOwner, type GatewayOwner } from './claims/owner';
+import { Leadership } from './claims/leader';
+import { registerReplica } from './claims/replicas';
 import { GatewayMetrics } from './metrics/metrics';
 import { registerFleetCollectors } from './metrics/fleet';
 import { RetentionJob } from './retention/retention';
@@ -29,7 +31,8 @@ export interface RunningGateway {
 
 /** Starts everything in order; on failure stops what was already started. */
 export async function startGateway(config: Config): Promise<RunningGateway> {
-  const logger = createLogger(config.logLevel, undefined, config.logFormat);
+  // Every line names the replica (GATEWAY_REPLICA_ID): several gateways share one database and one log store.
+  const logger = createLogger(config.logLevel, undefined, config.logFormat).child({ replica: config.replicaId });
   // A promise nobody awaited that fails (a database write while Postgres restarts, say) is
   // logged; it must not take the gateway, and every session it serves, down with it.
   process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
@@ -63,6 +66,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
     logger.info('database migrated');
     // Held while this process lives: what it claims is claimable at once when it dies.
     owner = await acquireOwner(url, logger);
+    await registerReplica(database.db, { ownerId: owner.id, replicaId: config.replicaId, workerUrl: config.workerGatewayUrl });
 
     const metrics = new GatewayMetrics();
     // DATA_DIR's free space matters when the embedded Postgres lives there; an external database's disk is not ours to see.
@@ -111,9 +115,11 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
       ...(config.metrics.token && { metricsToken: config.metrics.token }),
       billingWebhooks: config.billing.url !== undefined,
       pacingDefaults: config.pacingDefaults,
+      replica: { id: config.replicaId, ownerId: owner.id },
     });
+    // Other replicas reach this one through the database: results, worker changes, moves, state changes.
+    const cluster = await runtime.startCluster(database.sql);
     await runtime.prepareBoot();
-    await checkNodes(database.db, runtime.engines).catch((err) => logger.error({ err }, 'node health check failed'));
     try {
       // Elysia turns SO_REUSEPORT on by default: a second gateway on the same
       // port would then share its traffic silently instead of failing.
@@ -123,17 +129,32 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
     }
     const httpUrl = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
     logger.info({ url: httpUrl }, 'wgs gateway listening');
-    const booted = await runtime.boot();
-    if (booted) logger.info({ instances: booted }, 'started the workers of instances that should run');
-    runtime.startReconciler(RECONCILE_INTERVAL_MS);
-    migrator.start(RECONCILE_INTERVAL_MS);
     const db = database; // `database` and `owner` are lets: closures below keep these consts
     const pg = embedded;
     const me = owner;
-    const healthTimer = setInterval(
-      () => void checkNodes(db.db, runtime.engines).catch((err) => logger.error({ err }, 'node health check failed')),
-      NODE_CHECK_INTERVAL_MS,
-    );
+    // Every replica removes its own process workers that should not run; the leader's pass does the rest.
+    runtime.startReconciler(RECONCILE_INTERVAL_MS);
+    // One replica at a time leads (claims/leader.ts): the control loop (which starts the workers that
+    // should run, at once when it leads), drain sweeps and node health checks.
+    let healthTimer: ReturnType<typeof setInterval> | undefined;
+    const checkAll = () => checkNodes(db.db, runtime.engines).catch((err) => logger.error({ err }, 'node health check failed'));
+    metrics.gatewayLeader.set({ replica: config.replicaId }, 0);
+    const leadership = new Leadership(url, owner.id, {
+      lead: async () => {
+        metrics.gatewayLeader.set({ replica: config.replicaId }, 1);
+        await checkAll();
+        healthTimer = setInterval(() => void checkAll(), NODE_CHECK_INTERVAL_MS);
+        runtime.lead();
+        migrator.start(RECONCILE_INTERVAL_MS);
+      },
+      stepDown: () => {
+        metrics.gatewayLeader.set({ replica: config.replicaId }, 0);
+        clearInterval(healthTimer);
+        runtime.stepDown();
+        migrator.stopSweeps();
+      },
+    }, logger.child({ component: 'leader' }));
+    await leadership.start();
     await dispatcher.start();
     // Every replica runs the timer; one at a time prunes (an advisory lock held for the pass).
     const retention = new RetentionJob(url, logger.child({ component: 'retention' }), metrics, config.retention);
@@ -156,7 +177,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
       logger,
       async stop() {
         logger.info('stopping wgs gateway');
-        clearInterval(healthTimer);
+        await leadership.stop();
         migrator.stop();
         await runtime.shutdown(() => engine.stopAll());
         runtime.engines.close();
@@ -167,6 +188,7 @@ export async function startGateway(config: Config): Promise<RunningGateway> {
         // Containers on docker nodes keep running and keep their sockets open: close them,
         // or the server would wait for them forever.
         runtime.hub.closeAll();
+        await cluster.stop();
         await app.stop(true);
         await me.release();
         await db.close();

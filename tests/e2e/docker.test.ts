@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { LABELS } from '../../gateway/src/engines/docker-spec';
-import { buildImages, docker, dockerAvailable, removeLabelled, restartDockerd } from '../support/docker';
+import { buildImages, docker, dockerAvailable, removeLabelled, restartDockerd, statusReasonSince } from '../support/docker';
 import { gatewayApi, startGatewayProcess, waitConnected } from '../support/gateway-process';
 import { createTestDatabase } from '../support/postgres';
 import { until } from '../support/poll';
@@ -227,15 +227,7 @@ test.skipIf(!restartAllowed)('the Docker daemon restarts under a paired number: 
   await docker.getContainer(after!.Id).kill();
   const killed = Date.now();
   // Only the daemon's die event says "worker exited (signal SIGKILL)"; the control loop would just find it missing.
-  await until(
-    'the kill seen through the event stream',
-    async () =>
-      (
-        await db.database.sql`select 1 from events where instance_id = ${id} and type = 'instance.status'
-          and data->>'statusReason' like 'worker exited (signal SIGKILL)%' and created_at >= ${new Date(killed - 1000).toISOString()}::timestamptz`
-      ).length > 0,
-    8_000,
-  );
+  await until('the kill seen through the event stream', () => statusReasonSince(db.database.sql, id, 'worker exited (signal SIGKILL)%', killed), 8_000);
   await until('restarted after the kill', async () => (await containers()).some((c) => c.Id !== after!.Id && c.State === 'running'), 8_000);
   const restored = await waitConnected(g, id, user.apiKey);
   expect(restored.stateReason).toBe('session restored');

@@ -84,3 +84,10 @@ export async function restartDockerd(): Promise<void> {
     await Bun.sleep(50);
   }
 }
+
+/** True once the instance recorded an `instance.status` whose reason matches the SQL LIKE pattern, at or after `since` (less a second). */
+export async function statusReasonSince(sql: import('postgres').Sql, instanceId: number, like: string, since: number): Promise<boolean> {
+  const rows = await sql`select 1 from events where instance_id = ${instanceId} and type = 'instance.status'
+    and data->>'statusReason' like ${like} and created_at >= ${new Date(since - 1000).toISOString()}::timestamptz`;
+  return rows.length > 0;
+}

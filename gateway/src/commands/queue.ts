@@ -13,12 +13,24 @@ export interface CommandOutcome {
 /** Commands that wait for the WhatsApp session to be connected before they go to the worker. */
 export const NEEDS_CONNECTION: ReadonlySet<string> = new Set<CommandName>(['send', 'sandbox.inbound', 'presence']);
 
+/** NOTIFY channel of completed commands: the payload is their ids, comma-separated (gateway replicas). */
+export const RESULTS_CHANNEL = 'wgs_results';
+/** Command ids per notification: well under Postgres' 8000-byte payload limit. */
+const IDS_PER_NOTIFY = 500;
+
 /**
  * The durable command queue in Postgres. A command is `pending` until its
- * worker answers; in-process waiters are woken by `complete`.
+ * worker answers; waiters are woken by `notify`: in this process directly,
+ * on other replicas through NOTIFY `wgs_results` (the waiter then reads the
+ * outcome from the row, `wake`).
  */
 export class CommandQueue {
   private readonly results = new EventEmitter();
+  /** Completed commands nobody here waits for: announced to the other replicas in one NOTIFY. */
+  private announce: number[] = [];
+  private announcing = false;
+  /** Whether other replicas may wait (the cluster signals run); a lone test app skips the NOTIFY. */
+  announceResults = false;
 
   constructor(private readonly db: Db) {
     this.results.setMaxListeners(0);
@@ -114,7 +126,7 @@ export class CommandQueue {
     if (outcomes.length === 0) return [];
     const values = outcomes.map(
       ({ commandId, outcome }) =>
-        sql`(${commandId}::int, ${outcome.ok ? 'done' : 'failed'}, ${outcome.data ? JSON.stringify(outcome.data) : null}::jsonb, ${outcome.error?.code ?? null}, ${outcome.error?.message ?? null})`,
+        sql`(${commandId}::int, ${outcome.ok ? 'done' : 'failed'}, ${resultColumn(outcome)}::jsonb, ${outcome.error?.code ?? null}, ${outcome.error?.message ?? null})`,
     );
     const rows = await tx.execute<Record<string, unknown>>(sql`
       update ${commands} as c set
@@ -131,9 +143,40 @@ export class CommandQueue {
     }));
   }
 
-  /** Wakes whoever waits for this command's outcome. */
+  /** Wakes whoever waits for this command's outcome: here at once, on other replicas by NOTIFY. */
   notify(commandId: number, outcome: CommandOutcome): void {
-    this.results.emit(String(commandId), outcome);
+    if (this.results.emit(String(commandId), outcome) || !this.announceResults) return;
+    this.announce.push(commandId);
+    if (!this.announcing) {
+      this.announcing = true;
+      queueMicrotask(() => void this.flushAnnouncements());
+    }
+  }
+
+  private async flushAnnouncements(): Promise<void> {
+    const ids = this.announce;
+    this.announce = [];
+    this.announcing = false;
+    for (let i = 0; i < ids.length; i += IDS_PER_NOTIFY) {
+      // Lost (the database away): a remote waiter reads the row at its deadline instead.
+      await this.db.execute(sql`select pg_notify(${RESULTS_CHANNEL}, ${ids.slice(i, i + IDS_PER_NOTIFY).join(',')})`).catch(() => {});
+    }
+  }
+
+  /** Another replica completed these commands: waiters here read their outcomes from the rows. */
+  async wake(ids: number[]): Promise<void> {
+    const waited = ids.filter((id) => this.results.listenerCount(String(id)) > 0);
+    if (waited.length === 0) return;
+    for (const [id, outcome] of await this.outcomes(waited)) this.results.emit(String(id), outcome);
+  }
+
+  /** Outcomes of finished commands, from their rows. */
+  private async outcomes(ids: number[]): Promise<Map<number, CommandOutcome>> {
+    const rows = await this.db
+      .select({ id: commands.id, status: commands.status, result: commands.result, errorCode: commands.errorCode, errorMessage: commands.errorMessage })
+      .from(commands)
+      .where(sql`${commands.id} in ${ids} and ${commands.status} <> 'pending'`);
+    return new Map(rows.map((r) => [r.id, outcomeOf(r)]));
   }
 
   /** Fails every pending command of an instance matching `names` (e.g. sends after a logout); the caller notifies. */
@@ -146,7 +189,11 @@ export class CommandQueue {
     return rows;
   }
 
-  /** The outcome when it arrives within the timeout, else null (the command stays queued). */
+  /**
+   * The outcome when it arrives within the timeout, else null (the command
+   * stays queued). At the deadline the row is read once: a result recorded by
+   * another replica whose notification was lost still counts.
+   */
   waitFor(commandId: number, timeoutMs: number): Promise<CommandOutcome | null> {
     return new Promise((resolve) => {
       const key = String(commandId);
@@ -156,9 +203,34 @@ export class CommandQueue {
       };
       const timer = setTimeout(() => {
         this.results.off(key, onResult);
-        resolve(null);
+        this.outcomes([commandId]).then(
+          (found) => resolve(found.get(commandId) ?? null),
+          () => resolve(null),
+        );
       }, timeoutMs);
       this.results.once(key, onResult);
     });
   }
+}
+
+/** What a command row keeps of an outcome: the data, or a refusal's extras (providerCode, retryAfter). */
+function resultColumn(outcome: CommandOutcome): string | null {
+  if (outcome.ok) return outcome.data ? JSON.stringify(outcome.data) : null;
+  const { providerCode, retryAfter } = outcome.error ?? {};
+  if (providerCode === undefined && retryAfter === undefined) return outcome.data ? JSON.stringify(outcome.data) : null;
+  return JSON.stringify({ ...outcome.data, ...(providerCode !== undefined && { providerCode }), ...(retryAfter !== undefined && { retryAfter }) });
+}
+
+function outcomeOf(row: Pick<Command, 'status' | 'result' | 'errorCode' | 'errorMessage'>): CommandOutcome {
+  if (row.status === 'done') return { ok: true, ...(row.result && { data: row.result }) };
+  const extras = row.result ?? {};
+  return {
+    ok: false,
+    error: {
+      code: row.errorCode ?? 'worker_error',
+      message: row.errorMessage ?? 'the worker could not run the command',
+      ...(typeof extras.providerCode === 'number' && { providerCode: extras.providerCode }),
+      ...(typeof extras.retryAfter === 'number' && { retryAfter: extras.retryAfter }),
+    },
+  };
 }

@@ -1,8 +1,10 @@
 import type { WorkerImages } from '../engines/docker';
 import { Type, type Static } from '@sinclair/typebox';
 import { ConfigError, LogLevelSchema, parseEnv } from '../../../common/env';
-import { parseReceiptDelays } from '../../../workers/src/config';
+import { parseGatewayUrls, parseReceiptDelays } from '../../../workers/src/config';
 import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 
 /**
@@ -25,8 +27,18 @@ const EnvSchema = Type.Object({
   LOG_LEVEL: LogLevelSchema,
   WORKER_GATEWAY_URL: Type.Optional(
     Type.String({
-      pattern: '^wss?://',
-      description: 'ws:// URL workers dial to reach this gateway; default ws://127.0.0.1:PORT (or ws://HOST:PORT for a specific HOST)',
+      minLength: 1,
+      description:
+        'ws:// URL workers dial to reach this gateway; default ws://127.0.0.1:PORT (or ws://HOST:PORT for a specific HOST). ' +
+        'With gateway replicas a comma-separated list of the replicas (any order: each worker starts at its own entry, spread by instance id, ' +
+        'and moves to the next at once when its gateway fails), or one load-balanced URL or DNS name. Passed to workers as WGS_GATEWAY_URL, ' +
+        'checked here as the workers check it',
+    }),
+  ),
+  GATEWAY_REPLICA_ID: Type.Optional(
+    Type.String({
+      pattern: '^[A-Za-z0-9_.-]{1,63}$',
+      description: 'this replica\'s name in logs, metrics and GET /admin/replicas; default the host name and 6 random hex digits',
     }),
   ),
   SANDBOX_QR_INTERVAL_MS: Type.Integer({ minimum: 50, default: 20_000, description: 'how often a sandbox worker rotates its QR code' }),
@@ -139,7 +151,10 @@ export interface Config {
   logLevel: Env['LOG_LEVEL'];
   logFormat: Env['LOG_FORMAT'];
   embeddedPostgresPort: number;
+  /** WORKER_GATEWAY_URL: one URL, or a comma-separated list workers try in turn. */
   workerGatewayUrl: string;
+  /** GATEWAY_REPLICA_ID, or generated: this replica's name. */
+  replicaId: string;
   sandbox: { qrIntervalMs: number; receiptDelaysMs: string };
   whatsmeowWsUrl?: string;
   whatsmeowRootPublicKey?: string;
@@ -176,6 +191,8 @@ const NUMERIC = [
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const e = parseEnv(EnvSchema, env, { numeric: NUMERIC, secret: ['ADMIN_API_SECRET', 'DATABASE_URL', 'WEBHOOK_SECRET_KEY', 'METRICS_TOKEN', 'BILLING_WEBHOOK_SECRET'] });
   parseReceiptDelays(e.SANDBOX_RECEIPT_DELAYS_MS); // the workers' own check, at the gateway's start
+  // The workers' own check too: a list they would refuse would leave every worker in a restart loop.
+  const workerUrls = e.WORKER_GATEWAY_URL === undefined ? undefined : parseGatewayUrls(e.WORKER_GATEWAY_URL, 'WORKER_GATEWAY_URL').join(',');
   return {
     port: e.PORT,
     host: e.HOST,
@@ -185,7 +202,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,
     embeddedPostgresPort: e.EMBEDDED_POSTGRES_PORT,
-    workerGatewayUrl: e.WORKER_GATEWAY_URL ?? defaultWorkerUrl(e.HOST, e.PORT),
+    workerGatewayUrl: workerUrls ?? defaultWorkerUrl(e.HOST, e.PORT),
+    replicaId: e.GATEWAY_REPLICA_ID ?? generatedReplicaId(),
     sandbox: { qrIntervalMs: e.SANDBOX_QR_INTERVAL_MS, receiptDelaysMs: e.SANDBOX_RECEIPT_DELAYS_MS },
     ...(e.WHATSMEOW_WS_URL && { whatsmeowWsUrl: e.WHATSMEOW_WS_URL }),
     ...(e.BAILEYS_WS_URL && { baileysWsUrl: e.BAILEYS_WS_URL }),
@@ -236,6 +254,12 @@ function caBundle(path: string): string {
   }
   if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError('WORKER_CA_FILE', `${absolute} holds no PEM certificate`);
   return absolute;
+}
+
+/** A replica's default name: the host name (as a label-safe string) and 6 random hex digits, new at each start. */
+function generatedReplicaId(): string {
+  const host = hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 50) || 'gateway';
+  return `${host}-${randomBytes(3).toString('hex')}`;
 }
 
 /** Workers on this machine reach a wildcard-bound gateway on loopback. */

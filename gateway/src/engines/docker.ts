@@ -253,7 +253,7 @@ export class DockerEngine implements Engine {
 }
 
 /** Docker's multiplexed log stream (8-byte frame headers) as text. */
-function demux(buffer: Buffer): string {
+export function demux(buffer: Buffer): string {
   let out = '';
   for (let i = 0; i + 8 <= buffer.length; ) {
     const size = buffer.readUInt32BE(i + 4);

@@ -1,5 +1,5 @@
 /**
- * Where workers run. Every engine (process now; docker and swarm next)
+ * Where workers run. Every engine (process, docker, swarm)
  * implements this one interface and reports failures as EngineError.
  */
 
@@ -30,6 +30,8 @@ export interface WorkerInfo {
   startedAt: Date;
   exitCode?: number | null;
   signal?: string | null;
+  /** Why it does not run, in the engine's words (a swarm task's error); absent when the engine has nothing to add. */
+  reason?: string | null;
 }
 
 export interface WorkerExit {
@@ -39,6 +41,8 @@ export interface WorkerExit {
   /** True when the engine was asked to stop it. */
   requested: boolean;
   ranMs: number;
+  /** What ended it beyond code and signal, in the engine's words ("out of memory", a swarm task's error). */
+  reason?: string | null;
 }
 
 export interface Engine {

@@ -6,6 +6,7 @@ import { instances, nodes, type Node } from '../db/schema';
 import type { Logger } from '../logging/logger';
 import type { SecretBox } from '../lib/secret-box';
 import { DockerEngine, type WorkerImages } from './docker';
+import { SwarmEngine } from './swarm';
 import { EngineError, type Engine, type WorkerExit } from './engine';
 
 export interface TlsClient {
@@ -59,12 +60,13 @@ export function dockerOptions(endpoint: string, tls?: TlsClient, ssh?: SshLogin)
 
 /**
  * The engine for each node: the process engine for `process` nodes, one
- * DockerEngine per `docker` node (made on first use). Exit listeners reach
+ * DockerEngine per `docker` node and one SwarmEngine per `swarm` node (made
+ * on first use). Exit listeners reach
  * every engine, present and future.
  */
 export class EngineRegistry {
   /** Keyed by node id; `version` is the node's updatedAt, so an edited endpoint or certificate makes a new client. */
-  private readonly docker = new Map<number, { version: number; engine: DockerEngine }>();
+  private readonly docker = new Map<number, { version: number; engine: DockerEngine | SwarmEngine }>();
   private readonly listeners: ((exit: WorkerExit) => void)[] = [];
 
   constructor(
@@ -89,17 +91,17 @@ export class EngineRegistry {
 
   async forNode(node: Node): Promise<Engine> {
     if (node.engine === 'process') return this.process;
-    if (node.engine !== 'docker') throw new EngineError('unavailable', `engine ${node.engine} of node ${node.name} is not implemented yet`);
+    if (node.engine !== 'docker' && node.engine !== 'swarm') throw new EngineError('unavailable', `engine ${node.engine} of node ${node.name} is not implemented yet`);
     const version = node.updatedAt.getTime();
     const cached = this.docker.get(node.id);
     if (cached && cached.version === version) return cached.engine;
     cached?.engine.unwatch();
-    const engine = new DockerEngine(this.client(node), {
-      node: { name: node.name, network: node.network ?? 'host' },
-      images: this.opts.images,
-      gatewayId: this.opts.gatewayId,
-      logger: this.opts.logger.child({ node: node.name }),
-    });
+    const settings = { images: this.opts.images, gatewayId: this.opts.gatewayId, logger: this.opts.logger.child({ node: node.name }) };
+    // A swarm node is a Swarm manager endpoint: one service per worker, placed by its labels (engines/swarm.ts).
+    const engine =
+      node.engine === 'swarm'
+        ? new SwarmEngine(this.client(node), { ...settings, node: { name: node.name, network: node.network ?? 'host', labels: node.labels } })
+        : new DockerEngine(this.client(node), { ...settings, node: { name: node.name, network: node.network ?? 'host' } });
     engine.onExit((exit) => this.listeners.forEach((l) => l(exit)));
     await engine.watch();
     this.docker.set(node.id, { version, engine });

@@ -7,6 +7,7 @@ import type { AppDeps } from './context';
 import { healthRoutes } from '../routes/health';
 import { adminUserRoutes } from '../routes/admin/users';
 import { adminNodeRoutes } from '../routes/admin/nodes';
+import { adminReplicaRoutes } from '../routes/admin/replicas';
 import { adminPlanRoutes } from '../routes/admin/plans';
 import { meRoutes } from '../routes/api/me';
 import { instanceRoutes } from '../routes/api/instances';
@@ -107,6 +108,7 @@ export function createApp(deps: AppDeps) {
       .use(metricsRoutes(deps))
       .use(adminUserRoutes(deps))
       .use(adminNodeRoutes(deps))
+      .use(adminReplicaRoutes(deps))
       .use(adminPlanRoutes(deps))
       .use(meRoutes(deps))
       .use(instanceRoutes(deps))

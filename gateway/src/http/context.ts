@@ -28,4 +28,6 @@ export interface AppDeps {
   billingWebhooks?: boolean;
   /** PACING_DEFAULTS: `safe` (default) paces whatsmeow, baileys and wawebjs numbers without settings of their own; `off` paces only instances with settings. */
   pacingDefaults?: PacingDefaults;
+  /** This gateway replica (GATEWAY_REPLICA_ID and its liveness id), shown by GET /admin/replicas. */
+  replica?: { id: string; ownerId: number };
 }

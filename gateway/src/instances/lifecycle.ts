@@ -2,7 +2,7 @@ import { and, eq, ne, or, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { events, instances, nodes, type Instance } from '../db/schema';
 import type { SessionState } from '../../../workers/protocol/frames';
-import { ownerDead } from '../claims/owner';
+import { liveOwners, ownerDead } from '../claims/owner';
 
 export type InstanceStatus = Instance['status'];
 
@@ -57,11 +57,12 @@ export async function recordState(db: Db, instanceId: number, state: SessionStat
 }
 
 /**
- * At gateway start, what the database says about workers is stale: process
- * workers died with the previous gateway, containers are about to be
- * replaced (their tokens are no longer valid). Every instance that
+ * At gateway start, what the database says about workers no live replica
+ * holds is stale: process workers died with the previous gateway, containers
+ * are about to be replaced or to dial again. Every such instance that
  * should run goes to `starting` (status and session) in one statement, with
- * its `instance.status` event, before the API answers anyone.
+ * its `instance.status` event, before the API answers anyone. Instances whose
+ * worker is held or run by another live gateway replica are left alone.
  */
 export async function markWorkersStarting(db: Db, reason: string): Promise<number> {
   const rows = await db.execute(sql`
@@ -71,7 +72,8 @@ export async function markWorkersStarting(db: Db, reason: string): Promise<numbe
         state = 'starting', state_reason = 'worker starting', state_changed_at = now(),
         qr_code = null, qr_expires_at = null, updated_at = now()
       from ${nodes} n
-      where n.id = i.node_id and n.engine in ('process', 'docker') and i.desired_state = 'running' and i.status <> 'error'
+      where n.id = i.node_id and n.engine in ('process', 'docker', 'swarm') and i.desired_state = 'running' and i.status <> 'error'
+        and not coalesce(i.worker_owner in ${liveOwners}, false) and not coalesce(i.started_by in ${liveOwners}, false)
       returning i.id
     )
     insert into ${events} (instance_id, type, data)

@@ -9,7 +9,7 @@
  */
 import { and, asc, count, eq, isNotNull, or, sql } from 'drizzle-orm';
 import type { GatewayMetrics } from '../metrics/metrics';
-import { ownerDead } from '../claims/owner';
+import { liveOwners, ownerDead } from '../claims/owner';
 import type { Db } from '../db/client';
 import { events, instances, nodes, type Instance } from '../db/schema';
 import { ApiError, conflict } from '../http/errors';
@@ -21,6 +21,8 @@ import type { InstanceRuntime } from './runtime';
 const DEFAULT_MOVE_TIMEOUT_MS = 30_000;
 /** Instances a drain moves at the same time. */
 const DRAIN_CONCURRENCY = 3;
+/** How long a delete waits for another replica's move of the instance to end before answering 409. */
+const DEFAULT_CLAIM_WAIT_MS = 60_000;
 
 export interface MoveResult {
   instanceId: number;
@@ -45,22 +47,38 @@ export class Migrator {
   private readonly draining = new Set<number>();
   private timer?: ReturnType<typeof setTimeout>;
   private stopped = false;
+  private sweeping = false;
 
   constructor(
     private readonly db: Db,
     private readonly runtime: InstanceRuntime,
     private readonly logger: Logger,
     /** ownerId: this gateway process (claims/owner.ts), recorded on the moves and drains it runs. */
-    private readonly opts: { overcommit: number; moveTimeoutMs?: number; ownerId: number; metrics?: GatewayMetrics },
+    private readonly opts: { overcommit: number; moveTimeoutMs?: number; ownerId: number; metrics?: GatewayMetrics; claimWaitMs?: number },
   ) {}
 
   /**
-   * Runs `fn` when no other exclusive operation on the instance runs: a
-   * delete racing a migration waits for it to finish (or roll back).
+   * Runs `fn` when no other exclusive operation on the instance runs, on this
+   * replica or any other: a delete racing a migration waits for it to finish
+   * (or roll back). Within a process the operations queue; across replicas the
+   * instance's `op_owner` claim decides (a dead owner's claim is free). With
+   * `wait: false` a claim held elsewhere is a 409 at once; otherwise it is
+   * retried for up to a minute, then 409.
    */
-  async exclusive<T>(instanceId: number, fn: () => Promise<T>): Promise<T> {
+  async exclusive<T>(instanceId: number, fn: () => Promise<T>, opts: { wait?: boolean } = {}): Promise<T> {
     const before = this.locks.get(instanceId) ?? Promise.resolve();
-    const run = before.catch(() => {}).then(fn);
+    const run = before.catch(() => {}).then(async () => {
+      await this.claim(instanceId, opts.wait ?? true);
+      try {
+        return await fn();
+      } finally {
+        await this.db
+          .update(instances)
+          .set({ opOwner: null })
+          .where(and(eq(instances.id, instanceId), eq(instances.opOwner, this.opts.ownerId)))
+          .catch((err) => this.logger.warn({ err, instanceId }, 'could not release the instance claim; it is free once this gateway stops'));
+      }
+    });
     const tail = run.catch(() => {});
     this.locks.set(instanceId, tail);
     try {
@@ -70,15 +88,43 @@ export class Migrator {
     }
   }
 
+  /** Takes the instance's cross-replica claim (`op_owner`); throws 409 when another live replica keeps it, 404 when the row is gone. */
+  private async claim(instanceId: number, wait: boolean): Promise<void> {
+    const deadline = Date.now() + (this.opts.claimWaitMs ?? DEFAULT_CLAIM_WAIT_MS);
+    for (;;) {
+      const [row] = await this.db
+        .select({
+          id: instances.id,
+          claimed: sql<boolean>`${instances.opOwner} is not null and ${instances.opOwner} <> ${this.opts.ownerId} and ${instances.opOwner} in ${liveOwners}`,
+        })
+        .from(instances)
+        .where(eq(instances.id, instanceId));
+      if (!row) throw new ApiError(404, 'not_found', `instance ${instanceId} not found`);
+      if (!row.claimed) {
+        const taken = await this.db
+          .update(instances)
+          .set({ opOwner: this.opts.ownerId })
+          .where(and(eq(instances.id, instanceId), or(eq(instances.opOwner, this.opts.ownerId), ownerDead(instances.opOwner))))
+          .returning({ id: instances.id });
+        if (taken.length > 0) return;
+      }
+      if (!wait || Date.now() > deadline) {
+        throw conflict('migration_in_progress', `instance ${instanceId} is being moved or deleted by another gateway replica; try again when that is done`);
+      }
+      await Bun.sleep(200);
+    }
+  }
+
   /**
    * Moves the instance to `targetNode` (a name), or to the node the scheduler
    * picks among the others. Resolves once the new worker holds the session.
    */
   async migrate(instanceId: number, targetNode?: string): Promise<MoveResult> {
-    if (this.runtime.isMoving(instanceId) || this.locks.has(instanceId)) {
+    // A move on another replica is its op_owner claim's to refuse (its announced mark may outlive a dead mover).
+    if (this.runtime.sessions.isMovingHere(instanceId) || this.locks.has(instanceId)) {
       throw conflict('migration_in_progress', `instance ${instanceId} is already being moved or changed; try again when that is done`);
     }
-    return this.exclusive(instanceId, () => this.move(instanceId, targetNode));
+    return this.exclusive(instanceId, () => this.move(instanceId, targetNode), { wait: false });
   }
 
   private async move(instanceId: number, targetNode: string | undefined): Promise<MoveResult> {
@@ -106,7 +152,7 @@ export class Migrator {
 
     const started = Date.now();
     let result: 'ok' | 'failed' = 'failed';
-    this.runtime.beginMove(instanceId);
+    await this.runtime.beginMove(instanceId);
     try {
       await this.runtime.recordStatus(instanceId, 'migrating', `moving from ${from.name} to ${to.name}`);
       const oldEngine = await this.runtime.engines.forNode(from);
@@ -136,7 +182,7 @@ export class Migrator {
       return { instanceId, from: from.name, to: to.name, durationMs };
     } finally {
       // An exception above (the database gone, say) must not leave the instance held.
-      if (this.runtime.isMoving(instanceId)) await this.runtime.endMove(instanceId).catch(() => {});
+      if (this.runtime.sessions.isMovingHere(instanceId)) await this.runtime.endMove(instanceId).catch(() => {});
       // A move counts once it has begun (the target reserved): refusals before that are the API's answer.
       this.opts.metrics?.migrations.inc({ result });
       this.opts.metrics?.migrationDuration.observe({ result }, (Date.now() - started) / 1000);
@@ -160,7 +206,8 @@ export class Migrator {
   private async switchOver(instance: Instance, oldEngine: Awaited<ReturnType<InstanceRuntime['engines']['forNode']>>, toNodeId: number): Promise<void> {
     const id = instance.id;
     await oldEngine.remove(id);
-    await this.db.update(instances).set({ nodeId: toNodeId }).where(eq(instances.id, id));
+    // The old worker's socket record goes with it (it may sit on another replica, whose close comes later).
+    await this.db.update(instances).set({ nodeId: toNodeId, workerOwner: null, workerSocket: null }).where(eq(instances.id, id));
     if (instance.desiredState !== 'running') return;
     await this.runtime.start(id);
     await this.waitHeld(instance);
@@ -171,8 +218,8 @@ export class Migrator {
     const id = instance.id;
     const timeoutMs = this.opts.moveTimeoutMs ?? DEFAULT_MOVE_TIMEOUT_MS;
     // A paired number must come back connected (no new QR); an unpaired one just needs its worker reporting again.
-    const held = (row: Instance) =>
-      this.runtime.isWorkerConnected(id) && (instance.paired ? row.state === 'connected' : row.state !== 'starting');
+    // Connected to any replica: a new worker may dial another one than this.
+    const held = (row: Instance) => row.workerOwner !== null && (instance.paired ? row.state === 'connected' : row.state !== 'starting');
     const row = await this.runtime.waitUntil(id, (r) => held(r) || r.state === 'failed' || r.state === 'logged_out', timeoutMs);
     if (!row) throw new Error('the instance was deleted');
     if (!held(row)) {
@@ -226,13 +273,27 @@ export class Migrator {
     return row!.n;
   }
 
-  /** Resumes drains (after a restart, or instances that failed to move) every `intervalMs`. */
+  /**
+   * Resumes drains (after a restart, a dead driver, or instances that failed
+   * to move) every `intervalMs`: the leader's job with gateway replicas
+   * (`stopSweeps` when it steps down; drains it drives keep their claim until
+   * they end, a new leader takes a dead driver's over).
+   */
   start(intervalMs: number): void {
+    this.sweeping = true;
+    clearTimeout(this.timer);
     const loop = async () => {
+      if (!this.sweeping || this.stopped) return;
       void this.sweep();
-      if (!this.stopped) this.timer = setTimeout(loop, intervalMs);
+      this.timer = setTimeout(loop, intervalMs);
     };
     this.timer = setTimeout(loop, 0);
+  }
+
+  /** Stops the sweeps (this replica no longer leads); drain passes under way finish. */
+  stopSweeps(): void {
+    this.sweeping = false;
+    clearTimeout(this.timer);
   }
 
   /** A drain pass for every drained node this gateway drives or may take over; resolves when they end. */

@@ -1,8 +1,9 @@
 import { and, eq, inArray, ne, sql } from 'drizzle-orm';
+import { liveOwners, ownerDead } from '../claims/owner';
 import type { GatewayMetrics } from '../metrics/metrics';
 import type { Db } from '../db/client';
 import type { Sql } from 'postgres';
-import { instances, nodes, type Command, type Instance } from '../db/schema';
+import { commands, instances, nodes, type Command, type Instance } from '../db/schema';
 import type { Logger } from '../logging/logger';
 import type { InstanceTenants } from '../logging/instance-tenants';
 import type { Engine, WorkerExit } from '../engines/engine';
@@ -10,6 +11,8 @@ import type { EngineRegistry } from '../engines/registry';
 import { CommandQueue } from '../commands/queue';
 import type { WorkerHub } from '../workers/hub';
 import { newWorkerToken } from '../workers/tokens';
+import { PACING_CHANNEL } from '../pacing/reserve';
+import { NEEDS_CONNECTION } from '../commands/queue';
 import { abandonMigrations, markWorkersStarting, recordStatus, type InstanceStatus } from './lifecycle';
 import { dropInstanceState, grantInstanceState } from './state-store';
 import { limitsOf, placeAndAssign } from '../scheduler/loads';
@@ -17,6 +20,7 @@ import type { SessionState } from '../../../workers/protocol/frames';
 import { InstanceSessions } from './sessions';
 import { WorkerFrames } from './worker-frames';
 import { PacedDispatcher } from '../pacing/dispatcher';
+import { ClusterSignals, MOVES_CHANNEL } from './cluster';
 
 export interface RuntimeOptions {
   /** ws:// URL of this gateway as workers reach it (settable once the port is known). */
@@ -40,12 +44,23 @@ export interface RuntimeOptions {
 }
 
 /** Node engines this gateway runs workers on. */
-const RUNNABLE_ENGINES: ('process' | 'docker')[] = ['process', 'docker'];
+const RUNNABLE_ENGINES: ('process' | 'docker' | 'swarm')[] = ['process', 'docker', 'swarm'];
 
 /** A worker that ran at least this long before exiting resets the backoff. */
 const HEALTHY_RUN_MS = 60_000;
 /** This many fast crashes in a row mark the instance `error` instead of restarting again. */
 const CRASH_LOOP_LIMIT = 10;
+/** NOTIFY channel: a new worker was started for the instance (payload: its id); older ones elsewhere let go. */
+export const WORKERS_CHANNEL = 'wgs_workers';
+/** The workers' single-owner lock namespace (workers/src/state/store.ts STATE_LOCK_CLASS): held while a worker lives. */
+const STATE_LOCK_CLASS = 0x77_67_73_01;
+/**
+ * An instance no live replica holds or runs, whose worker still holds the
+ * single-owner lock somewhere (a dead replica's orphaned child, a container),
+ * gets this long to dial another replica before the control loop starts a
+ * new worker anyway.
+ */
+const ORPHAN_GRACE_MS = 15_000;
 
 /**
  * Runs instances: starts their workers on the engine, restarts crashed ones
@@ -65,6 +80,10 @@ export class InstanceRuntime {
   /** Instances whose start() is under way (not yet visible in the engine's list). */
   private readonly starting = new Set<number>();
   private reconcileTimer: Timer | undefined;
+  /** Instances seen without a live holder while a worker of theirs still lived (control loop: orphan grace). */
+  private readonly orphanSince = new Map<number, number>();
+  /** Whether this replica runs the control loop (the leader). */
+  private leading = false;
   /** Instance → tenant for log lines: every line about an instance carries both ids. Shared with the hub. */
   readonly tenants: InstanceTenants;
 
@@ -81,6 +100,8 @@ export class InstanceRuntime {
     this.frames = new WorkerFrames(db, this.queue, hub, this.sessions, () => this.stopping);
     this.pacer = new PacedDispatcher(db, opts.state.sql, this.pacerTarget(), logger.child({ component: 'pacer' }));
     this.frames.pacer = this.pacer;
+    // Commands the frames queue for other instances (the sandbox network) may be for workers on other replicas.
+    this.frames.elsewhere = (c) => void this.dispatch(c).catch(() => {});
     hub.setHandlers(this.frames);
     engines.onExit(
       (exit) =>
@@ -114,10 +135,12 @@ export class InstanceRuntime {
     const { token, hash } = newWorkerToken();
     const [instance] = await this.db
       .update(instances)
-      .set({ workerTokenHash: hash, desiredState: 'running', updatedAt: sql`now()` })
+      .set({ workerTokenHash: hash, desiredState: 'running', startedBy: this.opts.ownerId, updatedAt: sql`now()` })
       .where(eq(instances.id, instanceId))
       .returning();
     if (!instance) return;
+    // An older worker of the instance on another replica (or its socket there) lets go: the new token replaced its own.
+    await this.announceWorker(instanceId);
     this.tenants.remember(instanceId, instance.userId);
     if (!this.sessions.isMoving(instanceId)) await recordStatus(this.db, instanceId, 'starting', 'starting worker');
     // Until the new worker reports, the session state is unknown (it keeps `paired`).
@@ -156,7 +179,9 @@ export class InstanceRuntime {
   async stop(instanceId: number, opts: { remove?: boolean } = {}): Promise<void> {
     clearTimeout(this.restartTimers.get(instanceId));
     this.restartTimers.delete(instanceId);
-    await this.db.update(instances).set({ desiredState: 'stopped', workerTokenHash: null }).where(eq(instances.id, instanceId));
+    await this.db.update(instances).set({ desiredState: 'stopped', workerTokenHash: null, startedBy: null }).where(eq(instances.id, instanceId));
+    // A worker of the instance running under another replica (its process-engine child) or connected there goes too.
+    await this.announceWorker(instanceId);
     const engine = await this.engines.forInstance(instanceId);
     if (opts.remove) {
       await engine.remove(instanceId);
@@ -192,37 +217,78 @@ export class InstanceRuntime {
     return abandoned;
   }
 
-  /** Starts every instance that should run on this gateway's process nodes. */
-  async boot(): Promise<number> {
-    const rows = await this.db
-      .select({ id: instances.id, userId: instances.userId })
-      .from(instances)
-      .innerJoin(nodes, eq(nodes.id, instances.nodeId))
-      .where(and(eq(instances.desiredState, 'running'), inArray(nodes.engine, RUNNABLE_ENGINES)));
-    for (const { id, userId } of rows) {
-      this.tenants.remember(id, userId);
-      await this.start(id).catch((err) => this.logger.error({ err, instanceId: id, tenantId: userId }, 'failed to start instance at boot'));
-    }
-    return rows.length;
-  }
-
   /**
-   * One pass of the control loop: what should run (desired `running` on a
-   * process node, not given up on as `error`) against what the engine runs.
-   * A missing worker is started, a worker that should not run is removed.
-   * Crashes are handled as they happen (workerExited); this catches the rest.
+   * One pass of the control loop (the leader's, with gateway replicas): what
+   * should run (desired `running` on a process or docker node, not given up on
+   * as `error`) against what runs. An instance is left alone while a live
+   * replica holds its worker's socket, or while another live replica runs the
+   * worker it started (that replica restarts it). Otherwise, when no engine
+   * this replica sees runs it, a worker is started here: at once when no
+   * worker of it lives anywhere (nothing holds its single-owner lock), else
+   * after ORPHAN_GRACE_MS, the time a worker of a dead replica has to dial
+   * another one. A worker that should not run is removed.
    */
-  async reconcile(): Promise<{ started: number[]; removed: number[]; moved: number[]; abandoned: number[] }> {
+  async reconcile(): Promise<{ started: number[]; removed: number[]; moved: number[]; abandoned: number[]; waiting: number[] }> {
     const abandoned = await this.abandonDeadMoves();
     const moved = await this.moveOffUnreachableNodes();
     const wanted = await this.db
-      .select({ id: instances.id, status: instances.status, userId: instances.userId })
+      .select({
+        id: instances.id,
+        status: instances.status,
+        userId: instances.userId,
+        held: sql<boolean>`coalesce(${instances.workerOwner} in ${liveOwners}, false)`,
+        busy: sql<boolean>`(${instances.status} = 'migrating' or coalesce(${instances.moveOwner} in ${liveOwners}, false) or coalesce(${instances.opOwner} in ${liveOwners}, false))`,
+        runElsewhere: sql<boolean>`coalesce(${instances.startedBy} <> ${this.opts.ownerId} and ${instances.startedBy} in ${liveOwners} and ${nodes.engine} = 'process', false)`,
+        alive: sql<boolean>`exists(select 1 from pg_locks where locktype = 'advisory' and classid = ${STATE_LOCK_CLASS}::oid
+          and objid = ${instances.id}::oid and objsubid = 2 and granted and database = (select oid from pg_database where datname = current_database()))`,
+      })
       .from(instances)
       .innerJoin(nodes, eq(nodes.id, instances.nodeId))
       .where(and(eq(instances.desiredState, 'running'), inArray(nodes.engine, RUNNABLE_ENGINES), ne(nodes.status, 'unreachable')));
+    const { running, engineOf } = await this.runningWorkers();
+    for (const w of wanted) this.tenants.remember(w.id, w.userId);
+    const wantedIds = new Set(wanted.map((w) => w.id));
+    const started: number[] = [];
+    const removed: number[] = [];
+    const waiting: number[] = [];
+    const now = Date.now();
+    for (const { id, status, held, busy, runElsewhere, alive } of wanted) {
+      if (held || runElsewhere || busy) {
+        this.orphanSince.delete(id);
+        continue;
+      }
+      if (running.has(id) || this.starting.has(id) || this.sessions.isMoving(id) || this.restartTimers.has(id) || status === 'error' || this.stopping) continue;
+      if (alive && !this.hub.isConnected(id)) {
+        const since = this.orphanSince.get(id) ?? now;
+        this.orphanSince.set(id, since);
+        if (now - since < ORPHAN_GRACE_MS) {
+          waiting.push(id);
+          continue;
+        }
+      }
+      this.orphanSince.delete(id);
+      this.logger.warn(this.tenants.fields(id), 'reconciler: worker missing; starting it');
+      started.push(id);
+      await this.start(id).catch((err) => this.logger.error({ err, ...this.tenants.fields(id) }, 'reconciler: start failed'));
+    }
+    for (const id of this.orphanSince.keys()) if (!wantedIds.has(id)) this.orphanSince.delete(id);
+    for (const id of running) {
+      if (wantedIds.has(id) || this.starting.has(id) || this.sessions.isMoving(id)) continue;
+      this.logger.warn(this.tenants.fields(id), 'reconciler: worker should not run; removing it');
+      removed.push(id);
+      await engineOf
+        .get(id)!
+        .remove(id)
+        .catch((err) => this.logger.error({ err, ...this.tenants.fields(id) }, 'reconciler: remove failed'));
+    }
+    return { started, removed, moved, abandoned, waiting };
+  }
+
+  /** What the engines this replica sees run: its own process workers and every docker node's containers. */
+  private async runningWorkers(engines: Engine[] = this.engines.all()) {
     const running = new Set<number>();
     const engineOf = new Map<number, Engine>();
-    for (const engine of this.engines.all()) {
+    for (const engine of engines) {
       // One node that cannot be listed must not stop the loop for the others.
       const workers = await engine.list().catch((err) => {
         this.logger.warn({ err }, 'reconciler: an engine could not list its workers');
@@ -234,26 +300,30 @@ export class InstanceRuntime {
         engineOf.set(w.instanceId, engine);
       }
     }
-    for (const w of wanted) this.tenants.remember(w.id, w.userId);
-    const wantedIds = new Set(wanted.map((w) => w.id));
-    const started: number[] = [];
+    return { running, engineOf };
+  }
+
+  /**
+   * Every replica, leader or not: its own process workers whose instances
+   * should not run here any more (deleted, stopped, or started anew by
+   * another replica) are removed. The leader's pass covers containers.
+   */
+  async reconcileLocal(): Promise<number[]> {
+    const { running } = await this.runningWorkers([this.engines.process]);
+    if (running.size === 0) return [];
+    const rows = await this.db
+      .select({ id: instances.id, desired: instances.desiredState, startedBy: instances.startedBy })
+      .from(instances)
+      .where(inArray(instances.id, [...running]));
+    const keep = new Set(rows.filter((r) => r.desired === 'running' && (r.startedBy === this.opts.ownerId || r.startedBy === null)).map((r) => r.id));
     const removed: number[] = [];
-    for (const { id, status } of wanted) {
-      if (running.has(id) || this.starting.has(id) || this.sessions.isMoving(id) || this.restartTimers.has(id) || status === 'error' || this.stopping) continue;
-      this.logger.warn(this.tenants.fields(id), 'reconciler: worker missing; starting it');
-      started.push(id);
-      await this.start(id).catch((err) => this.logger.error({ err, ...this.tenants.fields(id) }, 'reconciler: start failed'));
-    }
     for (const id of running) {
-      if (wantedIds.has(id) || this.starting.has(id) || this.sessions.isMoving(id)) continue;
-      this.logger.warn(this.tenants.fields(id), 'reconciler: worker should not run; removing it');
+      if (keep.has(id) || this.starting.has(id) || this.sessions.isMoving(id)) continue;
+      this.logger.warn(this.tenants.fields(id), 'worker should not run under this replica; removing it');
       removed.push(id);
-      await engineOf
-        .get(id)!
-        .remove(id)
-        .catch((err) => this.logger.error({ err, ...this.tenants.fields(id) }, 'reconciler: remove failed'));
+      await this.engines.process.remove(id).catch((err) => this.logger.error({ err, ...this.tenants.fields(id) }, 'removing a worker failed'));
     }
-    return { started, removed, moved, abandoned };
+    return removed;
   }
 
   /**
@@ -267,7 +337,7 @@ export class InstanceRuntime {
       .select({ id: instances.id, cpuLimit: instances.cpuLimit, memoryLimit: instances.memoryLimit, from: nodes.name })
       .from(instances)
       .innerJoin(nodes, eq(nodes.id, instances.nodeId))
-      .where(and(eq(instances.desiredState, 'running'), eq(nodes.status, 'unreachable'), ne(instances.status, 'error')));
+      .where(and(eq(instances.desiredState, 'running'), eq(nodes.status, 'unreachable'), ne(instances.status, 'error'), ownerDead(instances.moveOwner)));
     const moved: number[] = [];
     for (const inst of stranded) {
       if (this.stopping || this.starting.has(inst.id) || this.sessions.isMoving(inst.id)) continue;
@@ -286,19 +356,36 @@ export class InstanceRuntime {
     return moved;
   }
 
-  /** A migration takes the instance over: see `InstanceSessions.moving`. */
-  beginMove(instanceId: number): void {
+  /** Whether moves are announced to other replicas (the cluster signals run). */
+  announceMoves = false;
+
+  /** A migration takes the instance over: see `InstanceSessions.moving`; other replicas hold its commands too. */
+  async beginMove(instanceId: number): Promise<void> {
     this.sessions.beginMove(instanceId);
+    if (this.announceMoves) await this.db.execute(sql`select pg_notify(${MOVES_CHANNEL}, ${`+${instanceId}`})`).catch(() => {});
   }
 
-  /** The migration is over (done or rolled back): commands queued meanwhile go to the worker now. */
+  /**
+   * The migration is over (done or rolled back): commands queued meanwhile go
+   * to the worker now, here or on the replica its new worker dialled.
+   */
   async endMove(instanceId: number): Promise<void> {
     this.sessions.endMove(instanceId);
+    if (this.announceMoves) await this.db.execute(sql`select pg_notify(${MOVES_CHANNEL}, ${`-${instanceId}`})`).catch(() => {});
     if (this.hub.isConnected(instanceId)) await this.frames.deliverPending(instanceId);
+    else await this.route(instanceId, await this.queue.pending(instanceId, true));
   }
 
+  /** Whether a move (here, or announced by another replica) holds the instance. */
   isMoving(instanceId: number): boolean {
     return this.sessions.isMoving(instanceId);
+  }
+
+  /** Starts listening to the other replicas (cluster.ts): remote results, workers, moves and changes. */
+  async startCluster(sql: Sql): Promise<ClusterSignals> {
+    const signals = new ClusterSignals(sql, this, this.logger.child({ component: 'cluster' }));
+    await signals.start();
+    return signals;
   }
 
   /** Records a status and wakes waiters (migrations write their own statuses). */
@@ -306,13 +393,75 @@ export class InstanceRuntime {
     return this.sessions.recordStatus(instanceId, status, reason);
   }
 
-  /** Runs reconcile() every `intervalMs` until shutdown. */
+  /**
+   * Runs the control loop every `intervalMs` until shutdown: `reconcileLocal`
+   * on every replica, `reconcile` too while this replica leads (`lead`). A
+   * pass that left orphans waiting is followed by one when their grace ends.
+   */
   startReconciler(intervalMs: number): void {
     const loop = async () => {
-      await this.reconcile().catch((err) => this.logger.error({ err }, 'reconcile failed'));
-      if (!this.stopping) this.reconcileTimer = setTimeout(loop, intervalMs);
+      let next = intervalMs;
+      await this.reconcileLocal().catch((err) => this.logger.error({ err }, 'reconcile (own workers) failed'));
+      if (this.leading) {
+        const pass = await this.reconcile().catch((err) => {
+          this.logger.error({ err }, 'reconcile failed');
+          return undefined;
+        });
+        if (pass?.waiting.length) next = Math.min(intervalMs, ORPHAN_GRACE_MS / 3);
+      }
+      if (!this.stopping) this.reconcileTimer = setTimeout(loop, next);
+    };
+    this.loopNow = () => {
+      clearTimeout(this.reconcileTimer);
+      this.reconcileTimer = setTimeout(loop, 0);
     };
     this.reconcileTimer = setTimeout(loop, intervalMs);
+  }
+
+  private loopNow: (() => void) | undefined;
+
+  /** This replica leads (claims/leader.ts): the control loop's leader pass runs, the first one now. */
+  lead(): void {
+    this.leading = true;
+    this.loopNow?.();
+  }
+
+  stepDown(): void {
+    this.leading = false;
+    this.orphanSince.clear();
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  /**
+   * Tells every replica that the instance's worker changed (a start with a
+   * new token, a stop): sockets of older workers are closed (4409) and their
+   * process-engine parents remove them (`letGo`). Lost notifications are
+   * caught by the hello token check and `reconcileLocal`.
+   */
+  private async announceWorker(instanceId: number): Promise<void> {
+    await this.db.execute(sql`select pg_notify(${WORKERS_CHANNEL}, ${String(instanceId)})`).catch(() => {});
+  }
+
+  /** Another replica started or stopped the instance's worker: an older one here goes. */
+  async letGo(instanceId: number): Promise<void> {
+    const [row] = await this.db
+      .select({ tokenHash: instances.workerTokenHash, startedBy: instances.startedBy })
+      .from(instances)
+      .where(eq(instances.id, instanceId));
+    const mine = row !== undefined && row.startedBy === this.opts.ownerId;
+    let removing: Promise<void> | undefined;
+    if (!mine && !this.starting.has(instanceId) && (await this.engines.process.inspect(instanceId))) {
+      clearTimeout(this.restartTimers.get(instanceId));
+      this.restartTimers.delete(instanceId);
+      this.logger.info(this.tenants.fields(instanceId), 'another replica took the worker over; removing the one here');
+      // Marked as a requested stop before its socket closes, so its exit is not taken for a crash.
+      removing = this.engines.process.remove(instanceId);
+    }
+    this.hub.closeStale(instanceId, row?.tokenHash ?? null);
+    await removing;
   }
 
   /** What the pacer needs of this runtime: its workers, dispatch and the queue. */
@@ -332,7 +481,13 @@ export class InstanceRuntime {
     // Process workers die with the gateway; containers on docker nodes keep running and are replaced at the next boot.
     const ids = (await this.engines.process.list()).filter((w) => w.state === 'running').map((w) => w.instanceId);
     await stopWorkers();
-    for (const id of ids) await recordStatus(this.db, id, 'stopped', 'gateway stopped').catch(() => {});
+    // Only where no other replica has started a worker meanwhile (it may already be running there).
+    const ours = ids.length === 0 ? [] : await this.db
+      .select({ id: instances.id })
+      .from(instances)
+      .where(and(inArray(instances.id, ids), sql`(${instances.startedBy} is null or ${instances.startedBy} = ${this.opts.ownerId})`))
+      .catch(() => ids.map((id) => ({ id })));
+    for (const { id } of ours) await recordStatus(this.db, id, 'stopped', 'gateway stopped').catch(() => {});
   }
 
   /** See InstanceSessions.waitUntil. */
@@ -348,7 +503,12 @@ export class InstanceRuntime {
    * did.
    */
   private retryStart(instanceId: number, attempt: number): void {
-    if (this.stopping || this.restartTimers.has(instanceId) || attempt >= 20) return;
+    if (this.stopping || this.restartTimers.has(instanceId)) return;
+    if (attempt >= 20) {
+      // Given up here: the leader's control loop may start it elsewhere.
+      void this.db.update(instances).set({ startedBy: null }).where(and(eq(instances.id, instanceId), eq(instances.startedBy, this.opts.ownerId))).catch(() => {});
+      return;
+    }
     const delay = Math.min(4000, 250 * 2 ** attempt);
     this.restartTimers.set(
       instanceId,
@@ -366,12 +526,15 @@ export class InstanceRuntime {
   private async workerExited(exit: WorkerExit): Promise<void> {
     this.sessions.drop(exit.instanceId);
     if (exit.requested || this.stopping) return;
+    const [current] = await this.db.select().from(instances).where(eq(instances.id, exit.instanceId));
+    // Another replica started a newer worker for it (a restart, a move, a takeover): not ours to report or restart.
+    if (current && current.startedBy !== null && current.startedBy !== this.opts.ownerId) return;
     await this.sessions.forget(exit.instanceId, 'worker exited');
-    const [instance] = await this.db.select().from(instances).where(eq(instances.id, exit.instanceId));
+    const instance = current;
     if (!instance || instance.desiredState !== 'running') return;
     const crashes = exit.ranMs >= HEALTHY_RUN_MS ? 1 : (this.crashes.get(exit.instanceId) ?? 0) + 1;
     this.crashes.set(exit.instanceId, crashes);
-    const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.exitCode}`;
+    const how = (exit.signal ? `signal ${exit.signal}` : `code ${exit.exitCode}`) + (exit.reason ? `: ${exit.reason}` : '');
     if (crashes >= CRASH_LOOP_LIMIT) {
       await this.sessions.setStatus(exit.instanceId, 'error', `worker crashed ${crashes} times in a row (last: ${how}); not restarting`);
       this.opts.metrics?.workerCrashLoops.inc({ provider: instance.provider });
@@ -398,13 +561,59 @@ export class InstanceRuntime {
 
   // ------------------------------------------------------------ commands
 
-  /** Sends a stored command to its worker now if the worker can take it; else it waits in the queue. */
-  dispatch(command: Command): boolean {
-    return this.frames.dispatch(command);
+  /**
+   * Sends a stored command to its worker now if the worker can take it; else
+   * it waits in the queue. A worker connected to another replica gets it
+   * through the database (`route`). True when it is on its way.
+   */
+  async dispatch(command: Command): Promise<boolean> {
+    if (this.frames.dispatch(command)) return true;
+    if (this.hub.isConnected(command.instanceId)) return false; // here, but cannot take it now (moving, not connected)
+    return (await this.route(command.instanceId, [command])).length > 0;
   }
 
+  /**
+   * Commands for a worker connected to another live replica are marked due
+   * (`not_before`, unclaimed) and that replica is woken by NOTIFY
+   * `wgs_pacing` with the instance id: its pacer claims and sends them in
+   * order, and it looks every 5 s anyway. One statement. Commands that need a
+   * connected session go only when the instance's session is `connected`;
+   * none while it moves (the new worker gets them at its hello). Returns the
+   * ids routed.
+   */
+  async route(instanceId: number, list: Pick<Command, 'id' | 'name'>[]): Promise<number[]> {
+    if (list.length === 0) return [];
+    const anyTime = list.filter((c) => !NEEDS_CONNECTION.has(c.name)).map((c) => c.id);
+    const ids = list.map((c) => c.id);
+    const rows = await this.db.execute<{ id: number }>(sql`
+      with target as (
+        select state from ${instances}
+        where id = ${instanceId} and worker_owner in ${liveOwners} and worker_owner <> ${this.opts.ownerId} and status <> 'migrating'
+      ), routed as (
+        update ${commands} set not_before = coalesce(not_before, now()), sent_at = null
+        where id in ${ids} and status = 'pending' and instance_id = ${instanceId}
+          and exists (select 1 from target where state = 'connected' or ${commands.id} = any(${`{${anyTime.join(',')}}`}::int[]))
+        returning id
+      ), woken as (
+        select pg_notify(${PACING_CHANNEL}, ${String(instanceId)}) from (select 1 from routed limit 1) r
+      )
+      select id, (select count(*) from woken) as woken from routed`);
+    return rows.map((r) => Number(r.id));
+  }
+
+  /** Whether this replica holds the instance's worker socket (see `workerConnected` for any replica). */
   isWorkerConnected(instanceId: number): boolean {
     return this.hub.isConnected(instanceId);
+  }
+
+  /** Whether the instance's worker is connected to any live replica (this one or another). */
+  async workerConnected(instanceId: number): Promise<boolean> {
+    if (this.hub.isConnected(instanceId)) return true;
+    const [row] = await this.db
+      .select({ held: sql<boolean>`coalesce(${instances.workerOwner} in ${liveOwners}, false)` })
+      .from(instances)
+      .where(eq(instances.id, instanceId));
+    return row?.held ?? false;
   }
 
   sessionStateOf(instanceId: number): SessionState | undefined {

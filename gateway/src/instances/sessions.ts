@@ -5,6 +5,9 @@ import { instances, type Instance } from '../db/schema';
 import type { SessionState } from '../../../workers/protocol/frames';
 import { recordState, recordStatus, type InstanceStatus } from './lifecycle';
 
+/** Longest a move by another replica holds an instance's commands here without its "move over" (timeout + rollback). */
+const REMOTE_MOVE_MS = 90_000;
+
 /**
  * What this gateway process knows about its instances beyond the database:
  * the session state each connected worker last reported, which instances a
@@ -22,6 +25,12 @@ export class InstanceSessions {
    * leaves them alone.
    */
   private readonly moving = new Set<number>();
+  /**
+   * Instances another replica is moving (NOTIFY `wgs_moves`), with when the
+   * mark lapses: a lost "move over" must not hold an instance's commands for
+   * ever, so a mark lasts at most REMOTE_MOVE_MS.
+   */
+  private readonly movingElsewhere = new Map<number, number>();
 
   constructor(private readonly db: Db) {
     this.changes.setMaxListeners(0);
@@ -59,7 +68,26 @@ export class InstanceSessions {
   }
 
   isMoving(instanceId: number): boolean {
+    return this.moving.has(instanceId) || this.isMovingElsewhere(instanceId);
+  }
+
+  /** Whether a migration on this process holds the instance. */
+  isMovingHere(instanceId: number): boolean {
     return this.moving.has(instanceId);
+  }
+
+  /** Another replica began (`true`) or ended a move of the instance. */
+  remoteMove(instanceId: number, moving: boolean): void {
+    if (moving) this.movingElsewhere.set(instanceId, Date.now() + REMOTE_MOVE_MS);
+    else this.movingElsewhere.delete(instanceId);
+  }
+
+  private isMovingElsewhere(instanceId: number): boolean {
+    const until = this.movingElsewhere.get(instanceId);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.movingElsewhere.delete(instanceId);
+    return false;
   }
 
   /** Records a status and wakes waiters. */
@@ -70,7 +98,7 @@ export class InstanceSessions {
 
   /** The runtime's own status changes: skipped while a migration, which writes its own, holds the instance. */
   async setStatus(instanceId: number, status: InstanceStatus, reason: string): Promise<void> {
-    if (!this.moving.has(instanceId)) await this.recordStatus(instanceId, status, reason);
+    if (!this.isMoving(instanceId)) await this.recordStatus(instanceId, status, reason);
   }
 
   changed(instanceId: number): void {
@@ -89,6 +117,7 @@ export class InstanceSessions {
         if (finished) return;
         finished = true;
         clearTimeout(timer);
+        clearInterval(poll);
         this.changes.off('change', check);
         resolve(row);
       };
@@ -97,6 +126,8 @@ export class InstanceSessions {
         if (id === instanceId) void read().then((row) => (!row || done(row)) && finish(row), () => {});
       };
       const timer = setTimeout(() => void read().then(finish, () => finish(undefined)), timeoutMs);
+      // Changes made by other replicas wake this one through their events (cluster.ts); a lost wake-up is caught here.
+      const poll = setInterval(() => check(instanceId), 1000);
       this.changes.on('change', check);
       check(instanceId);
     });

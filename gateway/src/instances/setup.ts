@@ -93,7 +93,7 @@ export function createRuntime<E extends Engine = ProcessEngine>(
     gatewayId: opts.gatewayId ?? 'wgs',
     logger: logger.child({ component: 'engines' }),
   });
-  const hub = new WorkerHub(database.db, logger.child({ component: 'worker-hub' }), metrics, { metricsPerInstance: opts.metricsPerInstance });
+  const hub = new WorkerHub(database.db, logger.child({ component: 'worker-hub' }), metrics, { metricsPerInstance: opts.metricsPerInstance, ownerId: opts.ownerId });
   const runtime = new InstanceRuntime(database.db, engines, hub, logger.child({ component: 'runtime' }), {
     instanceEnv: (instance) => (instance.provider === 'waba' ? wabaWorkerEnv(database.db, opts.secrets, instance.id) : Promise.resolve({})),
     ...opts,

@@ -22,6 +22,8 @@ export class WorkerFrames implements WorkerHandlers {
   private readonly identities = new Map<number, { id: number; phone: string; provider: string }>();
   /** Sends paced commands when due; started with the first worker connection. */
   pacer: PacedDispatcher | undefined;
+  /** Where a command whose worker is not connected here goes (the runtime routes it to another replica). */
+  elsewhere: ((command: Command) => void) | undefined;
 
   constructor(
     private readonly db: Db,
@@ -60,6 +62,8 @@ export class WorkerFrames implements WorkerHandlers {
 
   async connected(instanceId: number): Promise<void> {
     void this.pacer?.start();
+    // A worker started for a move by another replica is the new one: it may take commands (and a mover that died announces nothing more).
+    this.sessions.remoteMove(instanceId, false);
     await this.sessions.setStatus(instanceId, 'running', 'worker connected');
     await this.deliverPending(instanceId);
   }
@@ -67,8 +71,9 @@ export class WorkerFrames implements WorkerHandlers {
   async disconnected(instanceId: number): Promise<void> {
     this.sessions.drop(instanceId);
     if (this.stopping()) return;
-    const [row] = await this.db.select({ desired: instances.desiredState }).from(instances).where(eq(instances.id, instanceId));
-    if (row?.desired === 'running') await this.sessions.setStatus(instanceId, 'starting', 'worker disconnected; waiting for it to reconnect');
+    const [row] = await this.db.select({ desired: instances.desiredState, holder: instances.workerOwner }).from(instances).where(eq(instances.id, instanceId));
+    // A newer socket (here or on another replica) already holds the worker: nothing to report.
+    if (row?.desired === 'running' && row.holder === null) await this.sessions.setStatus(instanceId, 'starting', 'worker disconnected; waiting for it to reconnect');
   }
 
   async state(instanceId: number, state: SessionState, reason: string | undefined): Promise<void> {
@@ -174,7 +179,7 @@ export class WorkerFrames implements WorkerHandlers {
             : { messageId: String(c.args.messageId), status: 'failed' as const, at: now, error: o.error?.message ?? 'send failed' };
         }),
       );
-      for (const c of routed) this.dispatch(c);
+      for (const c of routed) if (!this.dispatch(c) && !this.hub.isConnected(c.instanceId)) this.elsewhere?.(c);
       // A provider's rate limit or temporary block pauses the number (pacing/pause.ts).
       const limited = sends.map((c) => outcomes.get(c.id)!.error).find((e) => e && PAUSING_ERRORS.has(e.code));
       if (limited) {

@@ -58,6 +58,11 @@ export class GatewayMetrics {
     'state',
   ] as const);
   readonly eventStreams = this.gauge('wgs_event_streams_open', 'Live event streams (Server-Sent Events) open on this replica');
+  readonly gatewayLeader = this.gauge(
+    'wgs_gateway_leader',
+    '1 while this replica leads (runs the control loop, drains and node checks), 0 while it follows; labelled with GATEWAY_REPLICA_ID',
+    ['replica'] as const,
+  );
   readonly workerConnections = this.gauge('wgs_worker_connections', 'Worker sockets connected to this replica, by provider', ['provider'] as const);
   readonly workerRestarts = this.counter('wgs_worker_restarts_total', 'Workers this replica restarted after they exited unasked, by provider', ['provider'] as const);
   readonly workerCrashLoops = this.counter(

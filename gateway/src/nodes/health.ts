@@ -5,6 +5,7 @@ import { nodes, type Node } from '../db/schema';
 import type { EngineRegistry } from '../engines/registry';
 import { withTimeout } from '../lib/timeout';
 import { LABELS } from '../engines/docker-spec';
+import { swarmHealth } from '../engines/swarm';
 
 const CHECK_TIMEOUT_MS = 3000;
 
@@ -21,13 +22,15 @@ export interface NodeHealth {
 
 const UNREACHABLE = { status: 'unreachable', millicpu: null, memoryBytes: null, version: null, workers: null } as const;
 
-/** Reads one node: the gateway's own machine for `process`, the daemon's info for `docker`. */
+/** Reads one node: the gateway's own machine for `process`, the daemon's info for `docker`, the swarm's nodes for `swarm`. */
 export async function checkNode(node: Node, engines: EngineRegistry): Promise<NodeHealth> {
   if (node.engine === 'process') {
     return { status: 'ready', reason: null, millicpu: cpus().length * 1000, memoryBytes: totalmem(), version: null, workers: null };
   }
-  if (node.engine !== 'docker') return { ...UNREACHABLE, reason: `engine ${node.engine} is not implemented yet` };
+  if (node.engine !== 'docker' && node.engine !== 'swarm') return { ...UNREACHABLE, reason: `engine ${node.engine} is not implemented yet` };
   try {
+    // A swarm node: a manager that answers, with ready nodes its labels allow (capacity: their sum).
+    if (node.engine === 'swarm') return await withTimeout(swarmHealth(engines.client(node), node, engines.gatewayId), CHECK_TIMEOUT_MS);
     const docker = engines.client(node);
     const [info, workers] = await withTimeout(
       Promise.all([docker.info(), docker.listContainers({ filters: { label: [`${LABELS.gateway}=${engines.gatewayId}`], status: ['running'] } })]),

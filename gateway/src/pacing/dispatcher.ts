@@ -1,6 +1,8 @@
 /**
  * The pacer: sends scheduled commands (`not_before`) to the workers connected
- * to this replica when they fall due. One timer per replica, set to the next
+ * to this replica when they fall due. Commands another replica routed here
+ * (a worker connected to this replica, instances/runtime.ts `route`) are
+ * marked due and come the same way. One timer per replica, set to the next
  * due time (the `commands_scheduled_idx` index answers it); woken early by
  * this replica's own schedules and by NOTIFY `wgs_pacing` from the others,
  * and every `pollMs` anyway in case a notification was lost. The commands

@@ -95,7 +95,7 @@ export function wabaRoutes({ database, runtime, secrets, logger, migrator, pacin
           throw new ApiError(400, 'invalid_body', "field 'object' must be whatsapp_business_account");
         }
         const outcome = await routeWebhook(db, runtime.queue, secrets, log, account, appSecret, payload);
-        for (const command of outcome.commands) runtime.dispatch(command);
+        for (const command of outcome.commands) await runtime.dispatch(command);
         return { received: true as const, routed: outcome.routed, unrouted: outcome.unrouted, ignored: outcome.ignored };
       },
       {

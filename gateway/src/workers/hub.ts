@@ -1,4 +1,5 @@
-import { eq } from 'drizzle-orm';
+import { randomUUID } from 'node:crypto';
+import { and, eq, sql } from 'drizzle-orm';
 import { GatewayMetrics } from '../metrics/metrics';
 import type { Db } from '../db/client';
 import { instances, nodes } from '../db/schema';
@@ -52,6 +53,10 @@ interface Session {
   draining?: Promise<void>;
   /** Set while the socket counts in wgs_worker_connections (from its hello until it closes or is replaced). */
   countedAs?: string;
+  /** This socket's id in `instances.worker_socket` (gateway replicas: who holds the worker). */
+  socketId: string;
+  /** The token hash the worker authenticated with: a newer worker start replaces it. */
+  tokenHash?: string;
 }
 
 /**
@@ -73,8 +78,11 @@ export class WorkerHub {
     private readonly logger: Logger,
     /** Where connections and worker reports are counted. */
     readonly metrics: GatewayMetrics = new GatewayMetrics({ defaults: false }),
-    /** metricsPerInstance: METRICS_PER_INSTANCE=true, worker usage also per instance. */
-    opts: { metricsPerInstance?: boolean; tenants?: InstanceTenants } = {},
+    /**
+     * metricsPerInstance: METRICS_PER_INSTANCE=true, worker usage also per instance.
+     * ownerId: this gateway process (claims/owner.ts), recorded as the holder of each worker's socket.
+     */
+    private readonly opts: { metricsPerInstance?: boolean; tenants?: InstanceTenants; ownerId?: number } = {},
   ) {
     this.tenants = opts.tenants ?? new InstanceTenants(db);
     this.usage = new WorkerUsageMetrics(metrics, { perInstance: opts.metricsPerInstance ?? false });
@@ -96,8 +104,24 @@ export class WorkerHub {
     return true;
   }
 
+  /** Instances whose workers are connected to this process. */
+  connectedIds(): number[] {
+    return [...this.byInstance.keys()];
+  }
+
+  /**
+   * A newer worker was started for the instance (on any replica): a socket
+   * here that authenticated with another token belongs to an older worker,
+   * which is told to go (4409: it exits).
+   */
+  closeStale(instanceId: number, currentTokenHash: string | null): void {
+    const session = this.byInstance.get(instanceId);
+    if (!session || (currentTokenHash !== null && session.tokenHash === currentTokenHash)) return;
+    session.socket.close(CloseCodes.replaced, 'replaced by a newer worker');
+  }
+
   open(socket: WorkerSocket): void {
-    const session: Session = { socket, inbox: [] };
+    const session: Session = { socket, inbox: [], socketId: randomUUID() };
     session.helloTimer = setTimeout(() => socket.close(CloseCodes.unauthorized, 'no hello'), HELLO_TIMEOUT_MS);
     this.sessions.set(socket, session);
   }
@@ -138,8 +162,21 @@ export class WorkerHub {
     if (id !== undefined && this.byInstance.get(id) === session) {
       this.byInstance.delete(id);
       this.usage.disconnected(id);
-      void (session.draining ?? Promise.resolve()).then(() => this.handlers?.disconnected(id)).catch(() => {});
+      void (session.draining ?? Promise.resolve())
+        .then(() => this.released(id, session))
+        .then(() => this.handlers?.disconnected(id))
+        .catch(() => {});
     }
+  }
+
+  /** The socket no longer holds the worker: its record goes, unless a newer socket (here or elsewhere) took over. */
+  private async released(instanceId: number, session: Session): Promise<void> {
+    if (this.opts.ownerId === undefined) return;
+    await this.db
+      .update(instances)
+      .set({ workerOwner: null, workerSocket: null })
+      .where(and(eq(instances.id, instanceId), eq(instances.workerSocket, session.socketId)))
+      .catch((err) => this.logger.warn({ err, ...this.tenants.fields(instanceId) }, 'could not clear the worker socket record'));
   }
 
   /** Closes every worker socket (gateway shutdown). */
@@ -242,6 +279,18 @@ export class WorkerHub {
     if (!instance || !workerTokenMatches(hello.token, instance.tokenHash)) return reject(CloseCodes.unauthorized, 'invalid token');
     this.tenants.remember(instance.id, instance.userId);
     if (!this.sessions.has(session.socket)) return; // closed while we looked
+    // Every replica learns who holds the worker (command routing, "connected" in the API); the token is
+    // checked again in the write, so a worker replaced meanwhile (a newer start on any replica) is refused.
+    if (this.opts.ownerId !== undefined) {
+      const held = await this.db
+        .update(instances)
+        .set({ workerOwner: this.opts.ownerId, workerSocket: session.socketId })
+        .where(and(eq(instances.id, instance.id), sql`${instances.workerTokenHash} = ${instance.tokenHash}`))
+        .returning({ id: instances.id });
+      if (held.length === 0) return reject(CloseCodes.unauthorized, 'invalid token');
+      if (!this.sessions.has(session.socket)) return void (await this.released(instance.id, session));
+    }
+    session.tokenHash = instance.tokenHash ?? undefined;
 
     clearTimeout(session.helloTimer);
     const previous = this.byInstance.get(instance.id);

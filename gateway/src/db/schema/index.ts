@@ -9,6 +9,7 @@ export * from './events';
 export * from './webhooks';
 export * from './media';
 export * from './gateway-processes';
+export * from './replicas';
 export * from './waba';
 export * from './plans';
 export * from './billing';

@@ -32,6 +32,18 @@ export const instances = pgTable(
     targetNodeId: integer('target_node_id').references(() => nodes.id, { onDelete: 'restrict' }),
     /** The gateway process running the move; a move whose owner died is abandoned (claims/owner.ts). */
     moveOwner: integer('move_owner'),
+    /**
+     * The gateway process (claims/owner.ts id) running an exclusive operation on the
+     * instance (a migrate or a delete): one at a time across every replica; a dead
+     * owner's claim is free (see docs/architecture.md, "Gateway replicas").
+     */
+    opOwner: integer('op_owner'),
+    /** The gateway process holding the worker's socket (set at its hello, cleared when it closes); null: none. */
+    workerOwner: integer('worker_owner'),
+    /** Which socket of that process (random id): a late close of an older socket clears nothing. */
+    workerSocket: text('worker_socket'),
+    /** The gateway process that started the current worker (its process-engine parent); null: none. */
+    startedBy: integer('started_by'),
     name: text('name'),
     phoneNumber: text('phone_number').notNull(),
     provider: providerEnum('provider').notNull(),

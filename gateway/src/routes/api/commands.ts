@@ -46,10 +46,11 @@ export function commandRunner(runtime: InstanceRuntime) {
 
   /** Runs an interactive command that needs the worker now; 503 when it is away. */
   async function runNow(instanceId: number, name: Exclude<CommandName, 'send'>, args: Record<string, unknown>) {
-    if (!runtime.isWorkerConnected(instanceId)) throw workerUnavailable(instanceId);
+    // Connected to this replica or another one: the command reaches it through the database (runtime.route).
+    if (!(await runtime.workerConnected(instanceId))) throw workerUnavailable(instanceId);
     const command = await runtime.queue.enqueue(instanceId, name, args);
     const outcome = runtime.queue.waitFor(command.id, COMMAND_TIMEOUT_MS);
-    runtime.dispatch(command);
+    await runtime.dispatch(command);
     const result = await outcome;
     if (!result) throw new ApiError(504, 'worker_timeout', `the worker of instance ${instanceId} did not answer within ${COMMAND_TIMEOUT_MS / 1000} s`);
     if (!result.ok) throw commandError(result);

@@ -48,9 +48,11 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
 
   const { runNow, commandError, notConnected } = commandRunner(runtime);
 
-  /** Lifecycle changes wait until a move is over. */
-  function notMoving(id: number): void {
-    if (runtime.isMoving(id)) throw conflict('migration_in_progress', `instance ${id} is migrating; try again when the move is done`);
+  /** Lifecycle changes wait until a move is over (a move by any replica: the row says `migrating`). */
+  function notMoving(id: number, instance: Instance): void {
+    if (runtime.sessions.isMovingHere(id) || instance.status === 'migrating') {
+      throw conflict('migration_in_progress', `instance ${id} is migrating; try again when the move is done`);
+    }
   }
 
   async function requireSandbox(userId: number, id: number) {
@@ -216,8 +218,7 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
       '/:id/restart',
       async ({ request, params }) => {
         const user = tenant(request);
-        await ownedInstance(db, user.id, params.id);
-        notMoving(params.id);
+        notMoving(params.id, (await ownedInstance(db, user.id, params.id)).instance);
         await runtime.restart(params.id).catch(() => {});
         await runtime.waitUntil(params.id, (i) => i.status === 'running' || i.status === 'error', START_TIMEOUT_MS);
         return view(user.id, params.id);
@@ -231,8 +232,7 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
     .post(
       '/:id/logout',
       async ({ request, params }) => {
-        await ownedInstance(db, tenant(request).id, params.id);
-        notMoving(params.id);
+        notMoving(params.id, (await ownedInstance(db, tenant(request).id, params.id)).instance);
         await runNow(params.id, 'logout', {});
         return { state: 'logged_out' as const };
       },
@@ -323,11 +323,12 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
           return { id: messageId, status: 'scheduled' as const, scheduledAt: reserved.notBefore };
         }
         // The typing indicator first (its failure never holds the send back).
-        if (reserved?.presence) runtime.dispatch(reserved.presence);
+        if (reserved?.presence) await runtime.dispatch(reserved.presence);
         const command = reserved ? reserved.command : await runtime.queue.enqueueSend(instance.id, args, key ?? null, plan.text).catch(repeatedKey);
         if (!command) return (await earlier())!;
         const outcome = runtime.queue.waitFor(command.id, COMMAND_TIMEOUT_MS);
-        const result = runtime.dispatch(command) ? await outcome : null;
+        // The worker may be connected to another replica: the command then reaches it through the database.
+        const result = (await runtime.dispatch(command)) ? await outcome : null;
         if (!result) {
           set.status = 202;
           return { id: messageId, status: 'queued' as const };
