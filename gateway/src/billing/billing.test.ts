@@ -37,6 +37,12 @@ afterAll(async () => {
 
 const billed = (userId: number, type?: string) => receiver.delivered.filter((d) => d.body.tenant?.id === userId && (!type || d.type === type));
 /** For `until`: the deliveries, or undefined while there are none. */
+/** A billing event's row once the dispatcher has recorded the answer (the receiver has the event a moment before). */
+const recorded = (id: number) =>
+  until(`billing event ${id} recorded`, async () => {
+    const [r] = await t.db.database.sql`select status, attempts, last_status_code from billing_events where id = ${id}`;
+    return r?.status === 'pending' ? undefined : r;
+  });
 const someBilled = (userId: number, type?: string) => {
   const d = billed(userId, type);
   return d.length > 0 ? d : undefined;
@@ -105,8 +111,7 @@ describe('instance events', () => {
       returning id`;
     const [delivered] = await until('the orphaned claim delivered', () => someBilled(user.id, 'instance.created'));
     expect(delivered!.webhookId).toBe(`bill_${row!.id}`);
-    const [after] = await t.db.database.sql`select status, attempts from billing_events where id = ${row!.id}`;
-    expect(after).toMatchObject({ status: 'succeeded', attempts: 2 });
+    expect(await recorded(row!.id)).toMatchObject({ status: 'succeeded', attempts: 2 });
     expect(billed(user.id).length).toBe(1);
   });
 });
@@ -256,8 +261,7 @@ describe('delivery', () => {
       receiver.mode = 'up';
       const [got] = await until('delivered after the receiver is back', () => someBilled(user.id));
       expect(got!.webhookId).toBe(`bill_${row!.id}`);
-      const [after] = await t.db.database.sql`select status, attempts, last_status_code from billing_events where id = ${row!.id}`;
-      expect(after).toMatchObject({ status: 'succeeded', attempts: 3, last_status_code: 200 });
+      expect(await recorded(row!.id)).toMatchObject({ status: 'succeeded', attempts: 3, last_status_code: 200 });
       expect(receiver.failed - failedBefore).toBe(2);
       expect(billed(user.id).length).toBe(1);
     } finally {
