@@ -43,6 +43,8 @@ COPY common ./common
 COPY workers ./workers
 COPY gateway ./gateway
 COPY dashboard ./dashboard
+# The root package.json lists every workspace; bun install stops on one whose directory is missing.
+COPY simulator/package.json ./simulator/package.json
 RUN cd gateway && bun install --production && cd ../workers && bun install --production && cd ../dashboard && bun install --production
 RUN bun build gateway/src/main.ts --target bun --outdir /out/gateway \
  && bun build workers/src/main.ts --target bun --outfile /out/worker.js \

@@ -16,6 +16,7 @@ import { freePort } from '../../gateway/src/lib/net';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { gatewayApi as api, spawnGateway, waitConnected, workerPids, type GatewayProcess } from '../support/gateway-process';
 import { until } from '../support/poll';
+import { receivedTexts } from '../support/received';
 
 const WORKER = 'workers/src/main.ts';
 const cleanup: (() => Promise<unknown>)[] = [];
@@ -270,16 +271,7 @@ test('SIGKILL of the replica holding a worker (and leading) under a send loop: t
   expect(await holder(x.id)).toBe('a');
   expect(await workerPids(x.id, WORKER)).toEqual([workerBefore!]);
   // Every accepted message reached Y exactly once.
-  const received = await until(
-    'every accepted message received',
-    async () => {
-      const rows = await db.database.sql`select data->>'text' as text from events where instance_id = ${y.id} and type = 'message.received'`;
-      const texts = rows.map((r) => r.text as string);
-      return [...accepted.keys()].every((t) => texts.includes(t)) ? texts : null;
-    },
-    30_000,
-    100,
-  );
+  const received = await receivedTexts(db.database.sql, y.id, accepted.keys());
   for (const text of accepted.keys()) expect(received.filter((t) => t === text)).toHaveLength(1);
   expect(await leaderMetric(a)).toBe(1);
   const after = await api(a, 'POST', `/api/instances/${x.id}/send`, user.apiKey, { to: y.phone, text: 'after' });
