@@ -8,10 +8,17 @@ export function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-export function ErrorBox({ error, testid = 'error' }: { error: unknown; testid?: string }) {
+/**
+ * An error in an alert. `hints` give, by the gateway's error code, a first
+ * sentence saying what it means for the person (what happened to what they
+ * asked for); the gateway's message and code follow.
+ */
+export function ErrorBox({ error, testid = 'error', hints }: { error: unknown; testid?: string; hints?: Record<string, string> }) {
   if (!error) return null;
+  const hint = error instanceof ApiError ? hints?.[error.code] : undefined;
   return (
     <p class="notice error" role="alert" data-testid={testid}>
+      {hint && <strong>{hint} </strong>}
       {describeError(error)}
     </p>
   );

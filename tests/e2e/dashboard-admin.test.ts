@@ -8,19 +8,15 @@
  * .test-output/screenshots/.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test';
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { freePort } from '../../gateway/src/lib/net';
 import { EVENT_TYPES } from '../../gateway/src/webhooks/subscriptions';
-import { launchBrowser, type TestBrowser } from '../support/browser';
+import { ensureDashboardBundle, launchBrowser, type TestBrowser } from '../support/browser';
 import { gatewayApi as api, startGatewayProcess, waitConnected, type GatewayProcess } from '../support/gateway-process';
 import { until } from '../support/poll';
 import { createTestDatabase } from '../support/postgres';
 import { webhookReceiver, type Receiver } from '../support/receiver';
 
-const ROOT = join(import.meta.dir, '..', '..');
-const BUNDLE = join(ROOT, 'build', 'dashboard');
 /** Assertions on the page wait this long for the UI to catch up (polls, streams). */
 const UI_MS = 15_000;
 
@@ -33,26 +29,8 @@ let receiver: Receiver;
 let key: string;
 let ids: number[] = [];
 
-/** Newest mtime under a directory. */
-function newest(dir: string): number {
-  let latest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    latest = Math.max(latest, entry.isDirectory() ? newest(path) : statSync(path).mtimeMs);
-  }
-  return latest;
-}
-
-/** The bundle the gateway serves: built when missing or older than the dashboard's sources. */
-function ensureBundle() {
-  const index = join(BUNDLE, 'index.html');
-  if (existsSync(index) && statSync(index).mtimeMs >= newest(join(ROOT, 'dashboard', 'src'))) return;
-  const build = Bun.spawnSync([join(ROOT, 'scripts', 'build-dashboard')], { cwd: ROOT, stdout: 'pipe', stderr: 'pipe' });
-  if (build.exitCode !== 0) throw new Error(`scripts/build-dashboard failed (${build.exitCode}):\n${build.stdout.toString()}${build.stderr.toString()}`);
-}
-
 beforeAll(async () => {
-  ensureBundle();
+  ensureDashboardBundle();
   const db = await createTestDatabase();
   cleanup.push(() => db.drop());
   receiver = webhookReceiver(await freePort(), cleanup);

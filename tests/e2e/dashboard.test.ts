@@ -7,12 +7,10 @@
  * screens land in .test-output/screenshots.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import jsQR from 'jsqr';
 import { PNG } from 'pngjs';
 import type { Page } from 'playwright-core';
-import { launchBrowser, type TestBrowser } from '../support/browser';
+import { ensureDashboardBundle, launchBrowser, type TestBrowser } from '../support/browser';
 import { gatewayApi, startGatewayProcess, type GatewayProcess } from '../support/gateway-process';
 import { createTestDatabase } from '../support/postgres';
 import { until } from '../support/poll';
@@ -20,18 +18,13 @@ import { until } from '../support/poll';
 /** The functions given to page.waitForFunction run in the page, where `document` is the DOM's (this file is type-checked with Bun's types). */
 declare const document: any;
 
-const ROOT = join(import.meta.dir, '..', '..');
 const cleanup: (() => Promise<unknown>)[] = [];
 let g: GatewayProcess;
 let browser: TestBrowser;
 let apiKey: string;
 
 beforeAll(async () => {
-  // `bun test` alone works too: the bundle is built when it is missing.
-  if (!existsSync(join(ROOT, 'build', 'dashboard', 'index.html'))) {
-    const built = Bun.spawnSync(['bash', 'scripts/build-dashboard'], { cwd: ROOT, stderr: 'pipe' });
-    if (built.exitCode !== 0) throw new Error(`scripts/build-dashboard failed: ${built.stderr.toString()}`);
-  }
+  ensureDashboardBundle();
   const db = await createTestDatabase();
   cleanup.push(() => db.drop());
   // A QR every 1.5 s, so a rotation is seen within the test; receipts within a second.

@@ -5,7 +5,7 @@
  * loopback: any other request is aborted and recorded, and `offsite()` lists
  * them so a test can assert that nothing left the machine.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -64,4 +64,28 @@ export async function launchBrowser(): Promise<TestBrowser> {
     },
     close: () => browser.close(),
   };
+}
+
+const ROOT = join(import.meta.dir, '..', '..');
+
+/** Newest mtime under a directory. */
+function newest(dir: string): number {
+  let latest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    latest = Math.max(latest, entry.isDirectory() ? newest(path) : statSync(path).mtimeMs);
+  }
+  return latest;
+}
+
+/**
+ * The dashboard bundle the gateway serves (build/dashboard), built by
+ * scripts/build-dashboard when missing or older than dashboard/src, so
+ * `bun test` alone works as `make test` does.
+ */
+export function ensureDashboardBundle(): void {
+  const index = join(ROOT, 'build', 'dashboard', 'index.html');
+  if (existsSync(index) && statSync(index).mtimeMs >= newest(join(ROOT, 'dashboard', 'src'))) return;
+  const build = Bun.spawnSync(['bash', join(ROOT, 'scripts', 'build-dashboard')], { cwd: ROOT, stdout: 'pipe', stderr: 'pipe' });
+  if (build.exitCode !== 0) throw new Error(`scripts/build-dashboard failed (${build.exitCode}):\n${build.stdout.toString()}${build.stderr.toString()}`);
 }

@@ -47,6 +47,16 @@ export function InstanceScreen({ id }: { id: number }) {
   const [messages, setMessages] = useState<Message[]>([]);
   const [received, setReceived] = useState<Received[]>([]);
   const [live, setLive] = useState(false);
+  /**
+   * Why the number was last logged out, kept until it is linked again: a
+   * logout is followed at once by a new QR (state `qr`), which would
+   * otherwise hide that the session is gone and why.
+   */
+  const [loggedOut, setLoggedOut] = useState<string | null>(null);
+  const noteState = (state: unknown, reason: unknown) => {
+    if (state === 'logged_out') setLoggedOut(typeof reason === 'string' && reason ? reason : 'logged out');
+    else if (state === 'connected') setLoggedOut(null);
+  };
 
   /** A QR replaces the one shown only if it is newer: a slow REST answer never brings an old one back. */
   const showQr = (next: Qr | null) => setQr((cur) => (next && cur && Date.parse(next.expiresAt) < Date.parse(cur.expiresAt) ? cur : next));
@@ -78,6 +88,7 @@ export function InstanceScreen({ id }: { id: number }) {
       (i) => {
         setInstance(i);
         setError(null);
+        noteState(i.state, i.stateReason);
         if (i.state === 'qr') void loadQr();
         else if (!LINKING.has(i.state)) setQr(null);
       },
@@ -97,6 +108,7 @@ export function InstanceScreen({ id }: { id: number }) {
             break;
           case 'instance.status':
             setInstance((i) => (i ? applyEvent(i, ev) : i));
+            noteState(ev.data?.state, ev.data?.stateReason);
             if (ev.data?.state && ev.data.state !== 'qr') setQr(null);
             break;
           case 'message.status': {
@@ -150,7 +162,12 @@ export function InstanceScreen({ id }: { id: number }) {
     );
   }
 
-  const problem = problemOf(instance);
+  // A logout stays said while the new QR is up (until linked again).
+  const problem =
+    problemOf(instance) ??
+    (loggedOut !== null && instance.state !== 'connected'
+      ? { code: 'logged_out', title: 'This number was logged out', detail: `${loggedOut}. Its WhatsApp session is gone: link it again with the new QR code or a pairing code.` }
+      : null);
   const linking = instance.provider !== 'waba' && instance.status === 'running' && LINKING.has(instance.state);
 
   return (
@@ -248,11 +265,17 @@ function Linking({ instance, qr, onLinked }: { instance: Instance; qr: Qr | null
       <h2 id="linking-title">Link this number</h2>
       <div class="linking-grid">
         <div>
-          <QrImage qr={qr} />
+          {instance.state === 'pairing' && !qr ? (
+            <div class="qr-placeholder" role="status" data-testid="qr-paused">
+              No QR code while linking by code: {instance.stateReason ?? 'pairing'}.
+            </div>
+          ) : (
+            <QrImage qr={qr} />
+          )}
           <p class="muted small">WhatsApp on the phone → Linked devices → Link a device, then point the camera at the code.</p>
           {instance.provider === 'sandbox' && (
             <button type="button" class="primary" onClick={scan} disabled={busy !== null} data-testid="sandbox-scan">
-              {busy === 'scan' ? 'Scanning…' : 'Scan (sandbox phone)'}
+              {busy === 'scan' ? 'Scanning…' : instance.state === 'pairing' ? 'Enter the code (sandbox phone)' : 'Scan (sandbox phone)'}
             </button>
           )}
         </div>

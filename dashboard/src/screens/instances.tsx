@@ -56,6 +56,13 @@ export function problemOf(i: Instance): { title: string; detail: string; code: s
   if (i.status === 'error' || i.status === 'failed') {
     return { code: 'worker_failed', title: 'The worker is not running', detail: `${i.statusReason ?? 'no reason given'}. Fix the cause, then restart the instance.` };
   }
+  if (i.state === 'failed' && i.provider === 'waba') {
+    return {
+      code: 'session_failed',
+      title: 'The Cloud API refuses this number',
+      detail: `${i.stateReason ?? 'no reason given'}. It does not come back by waiting: fix the cause (an expired or revoked access token: give the instance a new one with PATCH /api/instances/${i.id}), then restart it.`,
+    };
+  }
   if (i.state === 'failed') {
     return { code: 'session_failed', title: 'The WhatsApp session failed', detail: `${i.stateReason ?? 'no reason given'}. It does not come back by waiting: fix the cause (a ban, another device took over), then restart or log out and link again.` };
   }
@@ -66,9 +73,13 @@ export function problemOf(i: Instance): { title: string; detail: string; code: s
   return null;
 }
 
-/** Node names a tenant can pick: operators (with the admin secret) get the list; everyone else types a name. */
-export function useNodeNames(): { name: string; status: string; draining: boolean }[] | null {
-  const [nodes, setNodes] = useState<{ name: string; status: string; draining: boolean }[] | null>(null);
+/**
+ * Node names a tenant can pick: operators (with the admin secret) get the
+ * list (undefined while it loads); everyone else, or when it cannot be read,
+ * types a name (null).
+ */
+export function useNodeNames(): { name: string; status: string; draining: boolean }[] | null | undefined {
+  const [nodes, setNodes] = useState<{ name: string; status: string; draining: boolean }[] | null | undefined>(session.adminSecret ? undefined : null);
   useEffect(() => {
     if (!session.adminSecret) return;
     api<any[]>('GET', '/admin/nodes', undefined, { admin: true }).then(
@@ -85,7 +96,11 @@ export function NodeField({ id, value, onChange, label, emptyLabel }: { id: stri
   return (
     <>
       <label for={id}>{label}</label>
-      {nodes ? (
+      {nodes === undefined ? (
+        <select id={id} disabled data-testid={id}>
+          <option value="">loading nodes…</option>
+        </select>
+      ) : nodes ? (
         <select id={id} value={value} onChange={(e) => onChange(e.currentTarget.value)} data-testid={id}>
           <option value="">{emptyLabel}</option>
           {nodes.map((n) => (
@@ -101,6 +116,22 @@ export function NodeField({ id, value, onChange, label, emptyLabel }: { id: stri
     </>
   );
 }
+
+/** What a refused create means, by the gateway's error code. */
+const CREATE_HINTS: Record<string, string> = {
+  no_capacity: 'No node can take this instance, so nothing was created.',
+  worker_unavailable: 'That node cannot run this provider, so nothing was created.',
+  worker_not_running: 'The instance was created, but its worker did not start.',
+  phone_taken: 'You already have this number.',
+};
+
+/** What a refused action means, by the gateway's error code. */
+const ACTION_HINTS: Record<string, string> = {
+  node_not_ready: 'That node cannot take instances now; the instance stays where it is.',
+  no_capacity: 'No other node has room for it; the instance stays where it is.',
+  migration_failed: 'The move failed; the instance is back on its old node.',
+  migration_in_progress: 'A move is under way; try again when it is done.',
+};
 
 /** Restart, log out, migrate (to a node picked or the scheduler's choice) and delete, with their errors. */
 export function InstanceActions({ instance, onChanged, onDeleted, compact }: { instance: Instance; onChanged: (i?: Instance) => void; onDeleted: () => void; compact?: boolean }) {
@@ -171,7 +202,7 @@ export function InstanceActions({ instance, onChanged, onDeleted, compact }: { i
           </button>
         </form>
       )}
-      <ErrorBox error={error} testid="action-error" />
+      <ErrorBox error={error} testid="action-error" hints={ACTION_HINTS} />
     </div>
   );
 }
@@ -253,7 +284,7 @@ function CreateForm({ onCreated }: { onCreated: (i: Instance) => void }) {
           <input id="create-webhook" type="url" placeholder="https://example.com/hooks/wgs" value={webhook} onInput={(e) => setWebhook(e.currentTarget.value)} data-testid="create-webhook" />
         </div>
       </div>
-      <ErrorBox error={error} testid="create-error" />
+      <ErrorBox error={error} testid="create-error" hints={CREATE_HINTS} />
       {secret && (
         <Notice kind="warn" testid="create-webhook-secret">
           Webhook signing secret, shown once: <code>{secret}</code>
