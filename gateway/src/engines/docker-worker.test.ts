@@ -178,6 +178,8 @@ describe.skipIf(!enabled)('sandbox instances in worker containers', () => {
     expect(back.stateReason).toBe('session restored');
     const reasons = await t.db.database.sql`select data->>'statusReason' as r from events where instance_id = ${id} and type = 'instance.status'`;
     expect(reasons.map((x) => x.r)).toContain('node mover-a is unreachable; moving to mover-b');
+    // The replaced container's exit is seen by every docker node on this daemon: no crash, no restart.
+    expect(reasons.map((x) => x.r).filter((r) => r?.startsWith('worker exited'))).toEqual([]);
     expect((await container(id))?.Labels[LABELS.node]).toBe('mover-b');
   }, 120_000);
 });

@@ -61,6 +61,8 @@ const STATE_LOCK_CLASS = 0x77_67_73_01;
  * new worker anyway.
  */
 const ORPHAN_GRACE_MS = 15_000;
+/** How long a gateway shutdown waits for worker starts under way. */
+const SHUTDOWN_START_WAIT_MS = 15_000;
 
 /**
  * Runs instances: starts their workers on the engine, restarts crashed ones
@@ -77,8 +79,10 @@ export class InstanceRuntime {
   private readonly restartTimers = new Map<number, Timer>();
   private readonly crashes = new Map<number, number>();
   private stopping = false;
-  /** Instances whose start() is under way (not yet visible in the engine's list). */
-  private readonly starting = new Set<number>();
+  /** Instances whose start() is under way (not yet visible in the engine's list), with that start. */
+  private readonly starting = new Map<number, Promise<void>>();
+  /** Instances whose worker's unasked exit is being handled (workerExited). */
+  private readonly exiting = new Set<number>();
   private reconcileTimer: Timer | undefined;
   /** Instances seen without a live holder while a worker of theirs still lived (control loop: orphan grace). */
   private readonly orphanSince = new Map<number, number>();
@@ -121,11 +125,12 @@ export class InstanceRuntime {
 
   /** Starts (or re-starts) the worker of an instance with a fresh token. */
   async start(instanceId: number): Promise<void> {
-    this.starting.add(instanceId);
+    const started = this.startWorker(instanceId);
+    this.starting.set(instanceId, started);
     try {
-      await this.startWorker(instanceId);
+      await started;
     } finally {
-      this.starting.delete(instanceId);
+      if (this.starting.get(instanceId) === started) this.starting.delete(instanceId);
     }
   }
 
@@ -478,6 +483,11 @@ export class InstanceRuntime {
     await this.pacer.stop();
     clearTimeout(this.reconcileTimer);
     for (const timer of this.restartTimers.values()) clearTimeout(timer);
+    // Starts under way finish first (for at most 15 s), so the workers they start are among those stopped below.
+    const pending = Promise.allSettled(this.starting.values());
+    let deadline: Timer | undefined;
+    await Promise.race([pending, new Promise<void>((resolve) => (deadline = setTimeout(resolve, SHUTDOWN_START_WAIT_MS)))]);
+    clearTimeout(deadline);
     // Process workers die with the gateway; containers on docker nodes keep running and are replaced at the next boot.
     const ids = (await this.engines.process.list()).filter((w) => w.state === 'running').map((w) => w.instanceId);
     await stopWorkers();
@@ -524,8 +534,36 @@ export class InstanceRuntime {
   }
 
   private async workerExited(exit: WorkerExit): Promise<void> {
+    const id = exit.instanceId;
+    if (!exit.requested && !this.stopping) {
+      // Not the exit of the instance's current worker: one exit reported again (every docker node on one
+      // daemon follows its die events, and only the engine that stopped a container knows it asked), or
+      // the late exit of a container a start replaced. Taken for a crash, each restarted the instance,
+      // and that restart's removal of the new worker was one more such exit: a restart loop.
+      if (this.exiting.has(id) || this.restartTimers.has(id)) return;
+      this.exiting.add(id);
+      try {
+        // A start under way replaces the worker: whether this exit matters is known once it is done
+        // (the new worker runs: no; it died at once: a crash like any other).
+        await this.starting.get(id)?.catch(() => {});
+        if (this.stopping) return;
+        const now = await this.engines
+          .forInstance(id)
+          .then((engine) => engine.inspect(id))
+          .catch(() => null);
+        if (now?.state === 'running') return;
+        await this.crashed(exit);
+      } finally {
+        this.exiting.delete(id);
+      }
+      return;
+    }
+    this.sessions.drop(id);
+  }
+
+  /** The instance's worker exited unasked: report it and restart it (with backoff), or give up after a crash loop. */
+  private async crashed(exit: WorkerExit): Promise<void> {
     this.sessions.drop(exit.instanceId);
-    if (exit.requested || this.stopping) return;
     const [current] = await this.db.select().from(instances).where(eq(instances.id, exit.instanceId));
     // Another replica started a newer worker for it (a restart, a move, a takeover): not ours to report or restart.
     if (current && current.startedBy !== null && current.startedBy !== this.opts.ownerId) return;

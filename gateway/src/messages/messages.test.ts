@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test';
 import { createTestDatabase, type TestDatabase } from '../../../tests/support/postgres';
+import { until } from '../../../tests/support/poll';
 import { advanceMessage, advanceMessages, newMessageId } from './messages';
 
 let t: TestDatabase;
@@ -100,4 +101,33 @@ test('another instance cannot move this instance\'s messages', async () => {
   const id = await message();
   await advanceMessage(t.database.db, instanceId + 1000, id, 'sent', { at: at(1) });
   expect((await row(id)).status).toBe('queued');
+});
+
+test('two batches over the same messages in opposite orders do not deadlock (a socket writes results and receipts side by side)', async () => {
+  const ids = [await message(), await message(), await message()];
+  // Another transaction holds the rows, so both batches wait and then take their locks at the same moment.
+  let locked!: () => void;
+  let release!: () => void;
+  const holding = new Promise<void>((resolve) => (locked = resolve));
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const holder = t.database.sql.begin(async (tx) => {
+    await tx`select id from messages where id in ${tx(ids)} for update`;
+    locked();
+    await released;
+  });
+  await holding;
+  // The results of a run of sends, and the receipts of the same messages, listed the other way round.
+  const results = advanceMessages(t.database.db, instanceId, ids.map((messageId) => ({ messageId, status: 'sent' as const, at: at(20), providerMessageId: `P-${messageId}` })));
+  const receipts = advanceMessages(t.database.db, instanceId, [...ids].reverse().map((messageId) => ({ messageId, status: 'delivered' as const, at: at(21) })));
+  await until('both batches wait for the rows', async () => {
+    const [r] = await t.database.sql`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`;
+    return r!.n === 2;
+  }, 5_000, 10);
+  release();
+  await holder;
+  // Without an order of locking one of them is the deadlock victim (after deadlock_timeout, 1 s) and fails.
+  await Promise.all([results, receipts]);
+  for (const id of ids) expect(await row(id)).toMatchObject({ status: 'delivered', provider_message_id: `P-${id}` });
+  const [counted] = await t.database.sql`select count(*)::int as n from usage_ledger where source in ${t.database.sql(ids.map((id) => `sent:${id}`))}`;
+  expect(counted!.n).toBe(3);
 });

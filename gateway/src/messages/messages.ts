@@ -54,11 +54,16 @@ export async function advanceMessages(db: Db, instanceId: number, advances: Adva
   const ifAdvancing = (column: string, value: ReturnType<typeof sql>) => sql`case when ${forward} then ${value} else ${sql.raw(`m.${column}`)} end`;
   // The usage ledger counts in the same statement: `sent:<id>` when a message goes out (its
   // sent time is set for the first time), `media-sent:<id>` for the inline media of a sent send.
+  // The rows are locked first, in id order, and only locked rows are updated: a socket's results
+  // and receipts are written side by side (workers/hub.ts) and often name the same messages, and
+  // two statements locking them in their own orders deadlock (one fails after deadlock_timeout, 1 s).
+  // Locked, `prev` also reads the latest sent time, so a message is counted by the first to set it.
   await db.execute(sql`
     with v(id, status, sent_at, delivered_at, read_at, failed_at, provider_message_id, error, media_bytes) as (
       values ${sql.join(rows, sql`, `)}
-    ), prev as (
+    ), prev as materialized (
       select m.id, m.sent_at from ${messages} m where m.instance_id = ${instanceId} and m.id in (select id from v)
+      order by m.id for update
     ), upd as (
     update ${messages} as m set
       status = ${ifAdvancing('status', sql`v.status::message_status`)},
@@ -69,7 +74,7 @@ export async function advanceMessages(db: Db, instanceId: number, advances: Adva
       error = ${ifAdvancing('error', sql`coalesce(v.error, m.error)`)},
       -- WhatsApp's id is kept whenever it comes: a worker may report the sent status before its result carries the id.
       provider_message_id = coalesce(v.provider_message_id, m.provider_message_id)
-    from v
+    from v join prev on prev.id = v.id
     where m.id = v.id and m.instance_id = ${instanceId}
       and (${forward} or (v.provider_message_id is not null and m.provider_message_id is distinct from v.provider_message_id))
     returning m.id, m.sent_at
