@@ -110,34 +110,39 @@ export class WorkerFrames implements WorkerHandlers {
     // One statement for the run; rows keep the order the worker sent them in. Each fresh
     // message.received counts in the usage ledger in the same statement (`received:<event id>`).
     const values = batch.map(({ eventId, event }, n) => sql`(${n}::int, ${eventId}::text, ${event.type}::text, ${JSON.stringify(event.data)}::jsonb)`);
-    const inserted = await this.db.execute<{ worker_event_id: string }>(sql`
-      with ins as (
-        insert into ${events} (instance_id, worker_event_id, type, data)
-        select ${instanceId}::int, v.worker_event_id, v.type, v.data
-        from (values ${sql.join(values, sql`, `)}) as v(n, worker_event_id, type, data)
-        order by v.n
-        on conflict do nothing
-        returning id, worker_event_id, type
-      ), counted as (${instanceUsageInsert(instanceId, sql`select 'messages_received', 1, 'received:' || id from ins where type = 'message.received'`)})
-      select worker_event_id from ins`);
-    const fresh = new Set(inserted.map((r) => r.worker_event_id));
     const receipts: Advance[] = [];
     let receivedCount = 0;
-    for (const { eventId, event } of batch) {
-      if (!fresh.has(eventId)) continue;
-      if (event.type === 'message.received') receivedCount++;
-      if (event.type !== 'message.status') continue;
-      const { messageId, status, error, timestamp } = event.data;
-      receipts.push({ messageId, status, error, at: new Date(timestamp) });
-    }
+    // Stored and applied in one transaction: a worker sends an event again until it sees the ack, and only a
+    // first store is applied, so a gateway killed between the store and the receipts' update would leave the
+    // receipt stored and never applied (a message stuck at `delivered` with its `read` in the log).
+    await this.db.transaction(async (tx) => {
+      const inserted = await tx.execute<{ worker_event_id: string }>(sql`
+        with ins as (
+          insert into ${events} (instance_id, worker_event_id, type, data)
+          select ${instanceId}::int, v.worker_event_id, v.type, v.data
+          from (values ${sql.join(values, sql`, `)}) as v(n, worker_event_id, type, data)
+          order by v.n
+          on conflict do nothing
+          returning id, worker_event_id, type
+        ), counted as (${instanceUsageInsert(instanceId, sql`select 'messages_received', 1, 'received:' || id from ins where type = 'message.received'`)})
+        select worker_event_id from ins`);
+      const fresh = new Set(inserted.map((r) => r.worker_event_id));
+      for (const { eventId, event } of batch) {
+        if (!fresh.has(eventId)) continue;
+        if (event.type === 'message.received') receivedCount++;
+        if (event.type !== 'message.status') continue;
+        const { messageId, status, error, timestamp } = event.data;
+        receipts.push({ messageId, status, error, at: new Date(timestamp) });
+      }
+      // Receipts only move messages forward: the whole run is one statement.
+      await advanceMessages(tx, instanceId, receipts);
+    });
     // Only what was stored for the first time: a worker sending an event again (no ack seen) is not counted twice.
     if (receivedCount > 0 || receipts.length > 0) {
       const { provider } = await this.identity(instanceId);
       if (receivedCount > 0) this.hub.metrics.messagesReceived.inc({ provider }, receivedCount);
       for (const r of receipts) this.hub.metrics.messageStatuses.inc({ provider, status: r.status });
     }
-    // Receipts only move messages forward: the whole run is one statement.
-    await advanceMessages(this.db, instanceId, receipts);
   }
 
   /** A run of results: completed, applied and routed in a few statements whatever its length. */

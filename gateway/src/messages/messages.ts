@@ -24,7 +24,7 @@ export interface Advance {
  * late or twice change nothing. Several receipts for one message collapse into
  * its furthest status, with every earlier time filled in.
  */
-export async function advanceMessages(db: Db, instanceId: number, advances: Advance[]): Promise<void> {
+export async function advanceMessages(db: Pick<Db, 'execute'>, instanceId: number, advances: Advance[]): Promise<void> {
   const merged = new Map<string, { times: Partial<Record<Advance['status'], Date>>; providerMessageId?: string; error?: string; mediaBytes?: number }>();
   for (const a of advances) {
     const m = merged.get(a.messageId) ?? { times: {} };
