@@ -21,7 +21,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../gateway/src/lib/net';
 import { createTestDatabase, startTestServer } from '../tests/support/postgres';
-import { spawnGateway, type GatewayProcess } from '../tests/support/gateway-process';
+import { gatewayApi, spawnGateway, type GatewayProcess } from '../tests/support/gateway-process';
+import { replicasView, workerHolder } from '../tests/support/replicas';
 import { until } from '../tests/support/poll';
 import { pct, printTable } from './table';
 
@@ -45,7 +46,7 @@ async function start(name: 'a' | 'b'): Promise<GatewayProcess> {
   const g = await spawnGateway(
     {
       DATABASE_URL: db.url,
-      ADMIN_API_SECRET: 'bench',
+      ADMIN_API_SECRET: 's', // gatewayApi's
       DATA_DIR: dir,
       PORT: String(ports[name]),
       GATEWAY_REPLICA_ID: name,
@@ -61,17 +62,9 @@ async function start(name: 'a' | 'b'): Promise<GatewayProcess> {
   return g;
 }
 
-const json = async (g: GatewayProcess, method: string, path: string, key?: string, body?: unknown) => {
-  const headers: Record<string, string> = { 'x-admin-api-secret': 'bench', 'content-type': 'application/json' };
-  if (key) headers.authorization = `Bearer ${key}`;
-  const res = await fetch(`${g.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: res.status, body: (await res.json().catch(() => null)) as any };
-};
-const leaderOf = async (g: GatewayProcess) => (await json(g, 'GET', '/admin/replicas').catch(() => null))?.body?.leader as string | null | undefined;
-const holderOf = async (id: number) => {
-  const [row] = await db.database.sql`select r.replica_id from instances i join gateway_replicas r on r.owner_id = i.worker_owner where i.id = ${id}`;
-  return row?.replica_id as string | undefined;
-};
+const json = gatewayApi;
+const leaderOf = async (g: GatewayProcess) => (await replicasView(g).catch(() => null))?.leader;
+const holderOf = (id: number) => workerHolder(db.database.sql, id);
 
 try {
   await start('a');

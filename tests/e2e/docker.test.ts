@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { LABELS } from '../../gateway/src/engines/docker-spec';
 import { buildImages, docker, dockerAvailable, removeLabelled, restartDockerd, statusReasonSince } from '../support/docker';
-import { gatewayApi, startGatewayProcess, waitConnected } from '../support/gateway-process';
+import { gatewayApi, sendingThroughout, startGatewayProcess, waitConnected } from '../support/gateway-process';
 import { createTestDatabase } from '../support/postgres';
 import { until } from '../support/poll';
 import { sshdAvailable, startSshd } from '../support/sshd';
@@ -89,15 +89,7 @@ test.skipIf(!enabled)('a paired number moves process → docker → docker, send
   const id = created.body.id;
   expect((await api(g, 'POST', `/api/instances/${id}/sandbox/scan`, user.apiKey)).status).toBe(200);
 
-  const statuses: number[] = [];
-  let moving = true;
-  const loop = (async () => {
-    for (let i = 0; i < 300 && moving; i++) {
-      statuses.push((await api(g, 'POST', `/api/instances/${id}/send`, user.apiKey, { to: '15550100000', text: `m${i}` })).status);
-      await Bun.sleep(100);
-    }
-  })();
-  try {
+  await sendingThroughout(g, db.database.sql, id, user.apiKey, async () => {
     const toDocker = await api(g, 'POST', `/api/instances/${id}/migrate`, user.apiKey, { target_node: 'dock-a' });
     expect(toDocker.status).toBe(200);
     expect(toDocker.body.instance).toMatchObject({ node: 'dock-a', state: 'connected', stateReason: 'session restored' });
@@ -108,15 +100,6 @@ test.skipIf(!enabled)('a paired number moves process → docker → docker, send
     // The old container is removed, not left stopped.
     const left = await containers();
     expect(left.map((c) => [c.Labels[LABELS.node], c.State])).toEqual([['dock-b', 'running']]);
-  } finally {
-    moving = false;
-    await loop;
-  }
-  expect(statuses.length).toBeGreaterThan(3);
-  expect(statuses.filter((s) => s !== 200 && s !== 202)).toEqual([]);
-  await until('every message sent', async () => {
-    const rows = await db.database.sql`select status from messages where instance_id = ${id}`;
-    return rows.length === statuses.length && rows.every((r) => r.status !== 'queued' && r.status !== 'failed');
   });
   expect((await api(g, 'DELETE', `/api/instances/${id}`, user.apiKey)).status).toBe(204);
   expect(await containers()).toHaveLength(0);

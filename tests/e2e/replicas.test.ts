@@ -14,7 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../gateway/src/lib/net';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
-import { gatewayApi as api, spawnGateway, waitConnected, workerPids, type GatewayProcess } from '../support/gateway-process';
+import { gatewayApi as api, startGatewayProcess, waitConnected, workerPids, type GatewayProcess } from '../support/gateway-process';
+import { replicasView, workerHolder } from '../support/replicas';
 import { until } from '../support/poll';
 import { receivedTexts } from '../support/received';
 
@@ -36,7 +37,8 @@ async function dataDir(): Promise<string> {
 /** Replica `name` on its fixed port; its workers dial it first, then the other one. */
 async function start(name: 'a' | 'b'): Promise<GatewayProcess> {
   const other = name === 'a' ? 'b' : 'a';
-  const g = await spawnGateway(
+  // The whole group at the end: the gateway, its workers, and its orphans if only the gateway was killed.
+  const g = await startGatewayProcess(
     {
       DATABASE_URL: db.url,
       ADMIN_API_SECRET: 's',
@@ -48,16 +50,14 @@ async function start(name: 'a' | 'b'): Promise<GatewayProcess> {
       SANDBOX_RECEIPT_DELAYS_MS: '20,40,60',
       LOG_LEVEL: 'info',
     },
+    cleanup,
     { ownProcessGroup: true },
   );
-  // The whole group at the end: the gateway, its workers, and its orphans if only the gateway was killed.
-  cleanup.push(() => g.killGroup());
-  await g.ready();
   gateways[name] = g;
   return g;
 }
 
-const replicas = async (g: GatewayProcess) => (await api(g, 'GET', '/admin/replicas')).body as { self: string; leader: string | null; replicas: { replicaId: string; leader: boolean; workers: number }[] };
+const replicas = replicasView;
 
 async function leaderMetric(g: GatewayProcess): Promise<number | undefined> {
   const text = await (await fetch(`${g.url}/metrics`)).text();
@@ -91,11 +91,7 @@ async function pairedHeldBy(name: 'a' | 'b', via: 'a' | 'b' = name): Promise<{ i
   throw new Error(`no instance held by ${name} after 6 tries`);
 }
 
-const holder = async (id: number) => {
-  const [row] = await db.database.sql`
-    select r.replica_id from instances i join gateway_replicas r on r.owner_id = i.worker_owner where i.id = ${id}`;
-  return row?.replica_id as string | undefined;
-};
+const holder = (id: number) => workerHolder(db.database.sql, id);
 
 beforeAll(async () => {
   db = await createTestDatabase();

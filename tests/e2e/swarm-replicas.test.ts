@@ -20,6 +20,7 @@ import { LABELS } from '../../gateway/src/engines/docker-spec';
 import { isUp, type SwarmTask } from '../../gateway/src/engines/swarm-spec';
 import { buildImages, docker, dockerAvailable, removeLabelled } from '../support/docker';
 import { gatewayApi as api, spawnGateway, waitConnected, type GatewayProcess } from '../support/gateway-process';
+import { replicasView, workerHolder } from '../support/replicas';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { until } from '../support/poll';
 import { receivedTexts } from '../support/received';
@@ -36,15 +37,10 @@ let key: string;
 const services = () => docker.listServices({ filters: { label: [`${LABELS.gateway}=${gatewayId}`] } });
 const tasksOf = async (serviceId: string) => (await docker.listTasks({ filters: { service: [serviceId] } })) as SwarmTask[];
 const serviceOf = async (instanceId: number) => (await services()).find((s) => s.Spec?.Labels?.[LABELS.instance] === String(instanceId));
-const replicas = async (g: GatewayProcess) =>
-  (await api(g, 'GET', '/admin/replicas')).body as { self: string; leader: string | null; replicas: { replicaId: string; leader: boolean; workers: number }[] };
+const replicas = replicasView;
 
 /** The replica (GATEWAY_REPLICA_ID) whose live process holds the instance's worker socket, from the row. */
-const holder = async (id: number) => {
-  const [row] = await db.database.sql`
-    select r.replica_id from instances i join gateway_replicas r on r.owner_id = i.worker_owner where i.id = ${id}`;
-  return row?.replica_id as 'a' | 'b' | undefined;
-};
+const holder = async (id: number) => (await workerHolder(db.database.sql, id)) as 'a' | 'b' | undefined;
 
 beforeAll(async () => {
   if (!enabled) return;

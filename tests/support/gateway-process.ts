@@ -1,5 +1,7 @@
 /** A real gateway process (`bun gateway/src/main.ts`) for end-to-end tests. */
+import { expect } from 'bun:test';
 import type { Subprocess } from 'bun';
+import type { Sql } from 'postgres';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort } from '../../gateway/src/lib/net';
@@ -148,4 +150,41 @@ export async function workerPids(instanceId: number, program: string, parent?: n
     if (environ.split('\0').includes(`WGS_INSTANCE_ID=${instanceId}`)) pids.push(Number(entry));
   }
   return pids;
+}
+
+/**
+ * Sends a text every 100 ms (at most 300) through `g` while `during` runs (a
+ * migration, a kill…), then checks what a user would notice: more than three
+ * sends, every one answered 200 or 202, and every message of the loop counted
+ * once and out of the gateway (none left `queued` or `failed`, nor any other
+ * message of the instance).
+ */
+export async function sendingThroughout(
+  g: Pick<GatewayProcess, 'url'>,
+  sql: Sql,
+  instanceId: number,
+  key: string,
+  during: () => Promise<void>,
+): Promise<void> {
+  const prefix = `throughout-${Math.random().toString(36).slice(2, 10)}-`;
+  const statuses: number[] = [];
+  let running = true;
+  const loop = (async () => {
+    for (let i = 0; i < 300 && running; i++) {
+      statuses.push((await gatewayApi(g, 'POST', `/api/instances/${instanceId}/send`, key, { to: '15550100000', text: `${prefix}${i}` })).status);
+      await Bun.sleep(100);
+    }
+  })();
+  try {
+    await during();
+  } finally {
+    running = false;
+    await loop;
+  }
+  expect(statuses.length).toBeGreaterThan(3);
+  expect(statuses.filter((s) => s !== 200 && s !== 202)).toEqual([]);
+  await until('every message sent', async () => {
+    const rows = await sql`select status, starts_with(text, ${prefix}) as mine from messages where instance_id = ${instanceId}`;
+    return rows.filter((r) => r.mine).length === statuses.length && rows.every((r) => r.status !== 'queued' && r.status !== 'failed');
+  });
 }

@@ -45,9 +45,8 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function setup(opts: { gateway?: FakeGatewayOptions; conn?: Partial<ConnectionOptions> } = {}) {
-  const gateway = new FakeGateway(opts.gateway);
-  cleanups.push(() => gateway.stop());
+/** A debug logger of instance 42 whose lines are kept in `logLines`. */
+function capturedLog() {
   const logLines: string[] = [];
   const log = createLogger(
     { level: 'debug', instanceId: 42 },
@@ -58,6 +57,13 @@ async function setup(opts: { gateway?: FakeGatewayOptions; conn?: Partial<Connec
       },
     }),
   );
+  return { log, logLines };
+}
+
+async function setup(opts: { gateway?: FakeGatewayOptions; conn?: Partial<ConnectionOptions> } = {}) {
+  const gateway = new FakeGateway(opts.gateway);
+  cleanups.push(() => gateway.stop());
+  const { log, logLines } = capturedLog();
   const provider = new FakeProvider();
   const exits: number[] = [];
   const connection = new GatewayConnection({
@@ -350,16 +356,7 @@ describe('liveness', () => {
 describe('several gateway URLs (replicas)', () => {
   /** A worker given `urls`; a backoff of a minute, so any wait between URLs of one round would time the test out. */
   function worker(urls: string[], conn: Partial<ConnectionOptions> = {}) {
-    const logLines: string[] = [];
-    const log = createLogger(
-      { level: 'debug', instanceId: 42 },
-      new Writable({
-        write(chunk, _enc, done) {
-          logLines.push(String(chunk));
-          done();
-        },
-      }),
-    );
+    const { log, logLines } = capturedLog();
     const provider = new FakeProvider();
     const connection = new GatewayConnection({
       urls,

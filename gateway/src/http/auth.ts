@@ -9,10 +9,8 @@ import { streamTokenUser, verifyStreamToken } from '../auth/stream-tokens';
 
 export const ADMIN_HEADER = 'x-admin-api-secret';
 
-/** Users resolved by the request hook, read back by the /api routes. */
-const tenantOf = new WeakMap<Request, User>();
-/** The API key (id) a request authenticated with, directly or through a stream token. */
-const keyOf = new WeakMap<Request, number>();
+/** The tenant and the API key (id) of each /api request, resolved by the request hook (the key directly or through a stream token). */
+const callerOf = new WeakMap<Request, { user: User; keyId: number }>();
 
 /** The event stream routes: the only ones a stream token (`?token=`) opens. */
 export const STREAM_PATH_RE = /^\/api\/(?:instances\/[^/]+\/)?events\/stream\/?$/;
@@ -48,22 +46,21 @@ export function authentication({ database, adminSecret, logger, secrets }: AppDe
         if (!found) throw unauthorized('invalid API key');
       }
       await enforceRateLimit(limiter, found.user.id, found.keyId, set.headers);
-      tenantOf.set(request, found.user);
-      keyOf.set(request, found.keyId);
+      callerOf.set(request, found);
     }
   });
 }
 
 /** The authenticated tenant of an /api request. */
 export function tenant(request: Request): User {
-  const user = tenantOf.get(request);
+  const user = callerOf.get(request)?.user;
   if (!user) throw unauthorized('missing Authorization: Bearer <apiKey> header');
   return user;
 }
 
 /** The id of the API key an /api request authenticated with. */
 export function apiKeyId(request: Request): number {
-  const id = keyOf.get(request);
+  const id = callerOf.get(request)?.keyId;
   if (id === undefined) throw unauthorized('missing Authorization: Bearer <apiKey> header');
   return id;
 }
