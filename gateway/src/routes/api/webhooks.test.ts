@@ -162,7 +162,8 @@ describe('delivery', () => {
     const eventId = await recordEvent('message.status', { messageId: 'msg_2', status: 'sent', timestamp: new Date().toISOString() });
     await until('one delivery', () => r.got.length === 1);
     expect(JSON.parse(r.got[0]!.body).type).toBe('message.status');
-    const [d] = await until('logged', async () => (await deliveries(w.id)).filter((x: any) => x.status === 'succeeded'));
+    // The receiver has the request before the dispatcher records the answer: wait for the record.
+    const d = await until('logged', async () => (await deliveries(w.id)).find((x: any) => x.status === 'succeeded'));
     const replay = await t.call('POST', `/api/instances/${instanceId}/webhooks/${w.id}/deliveries/${d.id}/replay`, { key: user.apiKey });
     expect(replay.status).toBe(202);
     await until('replayed', () => r.got.length === 2);
