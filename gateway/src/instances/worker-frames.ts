@@ -155,35 +155,31 @@ export class WorkerFrames implements WorkerHandlers {
       done
         .filter((c) => c.name === 'send' && outcomes.get(c.id)!.ok)
         .map((c) => ({ ...c.args, providerMessageId: outcomes.get(c.id)!.data?.providerMessageId }));
-    let routed: Command[] = [];
-    // The simulated network delivers in the transaction that records the send's result: a gateway killed
-    // in between neither loses the message (result recorded, not routed) nor doubles it (routed, result redone).
-    const completed =
-      identity.provider === 'sandbox'
-        ? await this.db.transaction(async (tx) => {
-            const done = await this.queue.completeMany(instanceId, list, tx);
-            routed = await routeSandboxMessages(tx, this.queue, identity, deliveredOf(done));
-            return done;
-          })
-        : await this.queue.completeMany(instanceId, list);
+    // A send's messages move to `sent`/`failed` (and count in the usage ledger) in the transaction that
+    // completes its command, and the simulated network delivers in it too: a gateway killed in between
+    // leaves neither a completed send whose message stays `queued` nor a message routed twice.
+    const now = new Date();
+    const { completed, routed } = await this.db.transaction(async (tx) => {
+      const done = await this.queue.completeMany(instanceId, list, tx);
+      await advanceMessages(
+        tx,
+        instanceId,
+        done
+          .filter((c) => c.name === 'send')
+          .map((c) => {
+            const o = outcomes.get(c.id)!;
+            const providerMessageId = typeof o.data?.providerMessageId === 'string' ? o.data.providerMessageId : undefined;
+            return o.ok
+              ? { messageId: String(c.args.messageId), status: 'sent' as const, at: now, providerMessageId, mediaBytes: inlineMediaBytes(c.args) }
+              : { messageId: String(c.args.messageId), status: 'failed' as const, at: now, error: o.error?.message ?? 'send failed' };
+          }),
+      );
+      const routed = identity.provider === 'sandbox' ? await routeSandboxMessages(tx, this.queue, identity, deliveredOf(done)) : [];
+      return { completed: done, routed };
+    });
     try {
       const sends = completed.filter((c) => c.name === 'send');
-      if (sends.length > 0) {
-        const { provider } = identity;
-        for (const c of sends) this.hub.metrics.sends.inc({ provider, type: sendType(c.args), result: outcomes.get(c.id)!.ok ? 'sent' : 'failed' });
-      }
-      const now = new Date();
-      await advanceMessages(
-        this.db,
-        instanceId,
-        sends.map((c) => {
-          const o = outcomes.get(c.id)!;
-          const providerMessageId = typeof o.data?.providerMessageId === 'string' ? o.data.providerMessageId : undefined;
-          return o.ok
-            ? { messageId: String(c.args.messageId), status: 'sent' as const, at: now, providerMessageId, mediaBytes: inlineMediaBytes(c.args) }
-            : { messageId: String(c.args.messageId), status: 'failed' as const, at: now, error: o.error?.message ?? 'send failed' };
-        }),
-      );
+      for (const c of sends) this.hub.metrics.sends.inc({ provider: identity.provider, type: sendType(c.args), result: outcomes.get(c.id)!.ok ? 'sent' : 'failed' });
       for (const c of routed) if (!this.dispatch(c) && !this.hub.isConnected(c.instanceId)) this.elsewhere?.(c);
       // A provider's rate limit or temporary block pauses the number (pacing/pause.ts).
       const limited = sends.map((c) => outcomes.get(c.id)!.error).find((e) => e && PAUSING_ERRORS.has(e.code));

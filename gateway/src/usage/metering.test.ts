@@ -158,4 +158,39 @@ describe('metering between sandbox workers', () => {
     const [row] = await sql`select instance_id, provider from usage_ledger where source = 'sent:msg_usage_twice'`;
     expect(row).toEqual({ instance_id: c!.id, provider: 'sandbox' });
   });
+
+  test('a run of results is applied whole or not at all: a failing message update leaves its command pending', async () => {
+    const sql = t.db.database.sql;
+    const before = await total(alice.id, 'messages_sent');
+    const [c] = await sql`insert into instances (user_id, phone_number, provider, desired_state, status) values (${alice.id}, ${phone()}, 'sandbox', 'stopped', 'stopped') returning id`;
+    const ids = ['msg_atomic_1', 'msg_atomic_2'];
+    const cmds: number[] = [];
+    for (const id of ids) {
+      const [cmd] = await sql`insert into commands (instance_id, name, args, sent_at) values (${c!.id}, 'send', ${JSON.stringify({ messageId: id, to: '4400000002', type: 'text', text: id })}::jsonb, now()) returning id`;
+      await sql`insert into messages (id, instance_id, command_id, "to", type) values (${id}, ${c!.id}, ${cmd!.id}, '4400000002', 'text')`;
+      cmds.push(cmd!.id);
+    }
+    // The database refuses the second message's update, as a gateway killed mid-way would never commit it.
+    await sql.unsafe(`create function refuse_atomic() returns trigger language plpgsql as $$ begin raise exception 'refused for the test'; end $$`);
+    await sql.unsafe(`create trigger refuse_atomic before update on messages for each row when (new.id = 'msg_atomic_2') execute function refuse_atomic()`);
+    const results = cmds.map((id, n) => ({ type: 'result', commandId: id, ok: true, data: { providerMessageId: `SBXATOMIC${n}` } })) as never;
+    try {
+      await expect(frames().results(c!.id, results)).rejects.toThrow();
+    } finally {
+      await sql.unsafe(`drop trigger refuse_atomic on messages; drop function refuse_atomic()`);
+    }
+    const pending = await sql`select status::text as status from commands where id in ${sql(cmds)} order by id`;
+    expect(pending.map((r) => r.status)).toEqual(['pending', 'pending']);
+    const queued = await sql`select status::text as status from messages where id in ${sql(ids)} order by id`;
+    expect(queued.map((r) => r.status)).toEqual(['queued', 'queued']);
+    expect(await total(alice.id, 'messages_sent')).toBe(before);
+    // The worker answers the redelivered commands again: now everything lands, once.
+    await frames().results(c!.id, results);
+    const sent = await sql`select m.status::text as status, m.provider_message_id, c.status::text as command from messages m join commands c on c.id = m.command_id where m.id in ${sql(ids)} order by m.id`;
+    expect([...sent]).toEqual([
+      { status: 'sent', provider_message_id: 'SBXATOMIC0', command: 'done' },
+      { status: 'sent', provider_message_id: 'SBXATOMIC1', command: 'done' },
+    ]);
+    expect(await total(alice.id, 'messages_sent')).toBe(before + 2);
+  });
 });
