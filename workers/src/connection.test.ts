@@ -309,12 +309,13 @@ describe('liveness', () => {
   });
 
   test('a silent gateway is dropped and redialled; answered pings keep the socket', async () => {
-    const silent = await setup({ gateway: { answerPings: false }, conn: { pingIntervalMs: 20, idleTimeoutMs: 150 } });
+    // 500 ms: a shorter idle timeout is within a loaded machine's stalls, and the live socket would be redialled too.
+    const silent = await setup({ gateway: { answerPings: false }, conn: { pingIntervalMs: 20, idleTimeoutMs: 500 } });
     await waitFor(() => silent.gateway.connections[1]?.ofType('state').length, 'a redial after the idle timeout', 3_000);
 
-    const alive = await setup({ conn: { pingIntervalMs: 20, idleTimeoutMs: 150 } });
+    const alive = await setup({ conn: { pingIntervalMs: 20, idleTimeoutMs: 500 } });
     await waitFor(() => (alive.gateway.connections[0]?.ofType('ping').length ?? 0) >= 2, 'pings');
-    await Bun.sleep(400); // well past the idle timeout
+    await Bun.sleep(1_500); // well past the idle timeout
     expect(alive.connection.ready).toBe(true);
     expect(alive.gateway.connections).toHaveLength(1);
   });

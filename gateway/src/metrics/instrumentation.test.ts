@@ -76,6 +76,8 @@ describe('what this replica counts', () => {
     });
     expect(await value(t.metrics.sends, { provider: 'sandbox', type: 'text', result: 'sent' })).toBe(1);
     expect(await value(t.metrics.sends, { result: 'failed' })).toBe(0);
+    // Counted once the receipts' transaction has committed: the row can say `read` a moment before.
+    await until('both receipts counted', async () => (await value(t.metrics.messageStatuses, { provider: 'sandbox', status: 'read' })) >= 1);
     expect(await value(t.metrics.messageStatuses, { provider: 'sandbox', status: 'delivered' })).toBe(1);
     expect(await value(t.metrics.messageStatuses, { provider: 'sandbox', status: 'read' })).toBe(1);
     await until('b received it', async () => (await value(t.metrics.messagesReceived, { provider: 'sandbox' })) === 1);
