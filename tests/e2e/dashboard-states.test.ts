@@ -6,14 +6,17 @@
  * out and see why, then a new QR; `no_capacity` on a node too small (nothing
  * created); a Docker node whose endpoint is a dead loopback port (unreachable:
  * moving or creating onto it says so); `failed`: a Cloud API number whose
- * token Meta (the in-repo fake Graph API on loopback) stops accepting. No
+ * token Meta (the in-repo fake Graph API on loopback) stops accepting; a
+ * stream token that has expired (refused, renewed, live again). No
  * request may leave the machine; screenshots of each state land in
  * .test-output/screenshots.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test';
 import { PNG } from 'pngjs';
 import type { BrowserContext, Page } from 'playwright-core';
+import { issueStreamToken } from '../../gateway/src/auth/stream-tokens';
 import { freePort } from '../../gateway/src/lib/net';
+import { SecretBox } from '../../gateway/src/lib/secret-box';
 import { startFakeGraph, type FakeGraph } from '../../simulator/src/graph/server';
 import { ensureDashboardBundle, launchBrowser, type TestBrowser } from '../support/browser';
 import { gatewayApi, startGatewayProcess, waitConnected, type GatewayProcess } from '../support/gateway-process';
@@ -34,6 +37,10 @@ let browser: TestBrowser;
 let ctx: BrowserContext;
 let page: Page;
 let key: string;
+/** The tenant and its key's id: what a stream token names. */
+let tenant: { id: number; keyId: number };
+/** The gateway's WEBHOOK_SECRET_KEY, so this file can sign a stream token that has already expired. */
+const secretKey = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64');
 /** The sandbox number linked by code; later sent from, moved, logged out. */
 let paired: number;
 
@@ -46,7 +53,7 @@ beforeAll(async () => {
   const db = await createTestDatabase();
   cleanup.push(() => db.drop());
   g = await startGatewayProcess(
-    { DATABASE_URL: db.url, ADMIN_API_SECRET: 's', DATA_DIR: '/tmp', SANDBOX_RECEIPT_DELAYS_MS: '100,300,600', WABA_GRAPH_BASE_URL: graph.url },
+    { DATABASE_URL: db.url, ADMIN_API_SECRET: 's', DATA_DIR: '/tmp', SANDBOX_RECEIPT_DELAYS_MS: '100,300,600', WABA_GRAPH_BASE_URL: graph.url, WEBHOOK_SECRET_KEY: secretKey },
     cleanup,
   );
   // A port nothing listens on: a Docker node there is unreachable at the gateway's first health check after it is added
@@ -56,7 +63,9 @@ beforeAll(async () => {
   expect((await admin('POST', '/admin/nodes', { name: 'dead', engine: 'docker', endpoint: `tcp://127.0.0.1:${deadPort}` })).status).toBe(200);
   expect((await admin('POST', '/admin/nodes', { name: 'p2', engine: 'process' })).status).toBe(200);
   expect((await admin('POST', '/admin/nodes', { name: 'tiny', engine: 'process', capacity: { cpu: 0.1, memory: '64m' } })).status).toBe(200);
-  key = (await admin('POST', '/admin/users', { email: 'states@example.com' })).body.apiKey;
+  const user = (await admin('POST', '/admin/users', { email: 'states@example.com' })).body;
+  key = user.apiKey;
+  tenant = { id: user.id, keyId: user.keyId };
   browser = await launchBrowser();
   cleanup.push(() => browser.close());
   ctx = await browser.context({ width: 1280, height: 800 });
@@ -258,9 +267,39 @@ test('failed: a Cloud API number whose token Meta stops accepting shows the fail
   await browser.screenshot(page, 'states-failed');
 }, 30_000);
 
+test('an expired stream token: the stream is refused, the page asks for a new token and goes live again', async () => {
+  // A page kept open past the token's five minutes: its EventSource reconnects with the old token. Here the first
+  // token the page gets is one that expired a minute ago (signed with the gateway's key), the rest come as usual.
+  const expired = issueStreamToken(new SecretBox(secretKey), tenant.keyId, tenant.id, Date.now() - 6 * 60_000);
+  const own = await ctx.newPage();
+  let issued = 0;
+  await own.route('**/api/stream-tokens', (route) =>
+    issued++ === 0 ? route.fulfill({ status: 201, contentType: 'application/json', body: JSON.stringify(expired) }) : route.continue(),
+  );
+  const streams: { token: string; status: number }[] = [];
+  own.on('response', (res) => {
+    const url = new URL(res.url());
+    if (url.pathname === '/api/events/stream') streams.push({ token: url.searchParams.get('token') ?? '', status: res.status() });
+  });
+  await own.goto(`${g.url}/dashboard/`);
+  await own.getByLabel('API key').fill(key);
+  await own.getByTestId('signin-submit').click();
+  await own.waitForFunction(() => document.querySelector('[data-testid="live-indicator"]')?.textContent === 'live', undefined, { timeout: UI_MS });
+  expect(streams[0]).toEqual({ token: expired.token, status: 401 });
+  expect(streams.at(-1)!.status).toBe(200);
+  expect(streams.at(-1)!.token).not.toBe(expired.token);
+  expect(issued).toBeGreaterThanOrEqual(2);
+  // Live for real: a number created elsewhere shows up in the open list without a reload.
+  const created = await api('POST', '/api/instances', { provider: 'sandbox', phone: '+4915100000377' });
+  expect(created.status).toBe(200);
+  await own.getByTestId(`instance-row-${created.body.id}`).waitFor({ timeout: UI_MS });
+  await own.close();
+});
+
 test('no request left the machine, and no page error but the refusals the tests asked for', () => {
   expect(browser.offsite()).toEqual([]);
-  // The browser reports each refused call as a failed load: 503 no_capacity (twice), 409 node_not_ready, 503 session_failed.
-  const unexpected = browser.pageErrors().filter((e) => !/Failed to load resource: the server responded with a status of (409|503)/.test(e));
+  // The browser reports each refused call as a failed load: 503 no_capacity (twice), 409 node_not_ready, 503 session_failed,
+  // 401 for the stream opened with an expired token.
+  const unexpected = browser.pageErrors().filter((e) => !/Failed to load resource: the server responded with a status of (401|409|503)/.test(e));
   expect(unexpected).toEqual([]);
 });
