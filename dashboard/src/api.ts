@@ -96,6 +96,13 @@ export interface StreamEvent {
   data: any;
 }
 
+/** A page of the event log (`GET /api/instances/:id/events`, `GET /api/events`): `next` holds the query values for the next page. */
+export interface EventPage {
+  events: StreamEvent[];
+  next?: { after?: number; before?: number };
+  more: boolean;
+}
+
 /** The gateway's event types: what a stream without a `types` filter listens for (EventSource delivers named events only to their listeners), and what webhooks filter on. */
 export const EVENT_TYPES = [
   // The gateway's event types (gateway/src/webhooks/subscriptions.ts EVENT_TYPES).

@@ -149,6 +149,20 @@ test('create a sandbox number, its QR live and rotating, scan, connected without
   expect(await page.evaluate('window.__sameDocument')).toBe(true);
   await browser.screenshot(page, 'instance-connected-messages');
 
+  // A message received before the page (re)opens shows from the event log; one received live joins it; each once.
+  const inbound = (text: string) => gatewayApi(g, 'POST', `/api/instances/${id}/sandbox/inbound`, apiKey, { from: '+4915100000777', text });
+  expect((await inbound('sent before the reload')).status).toBe(200);
+  await until('the received message in the log', async () => (await gatewayApi(g, 'GET', `/api/instances/${id}/events?types=message.received`, apiKey)).body.events.length === 1);
+  await page.reload();
+  const received = page.getByTestId('received-list').locator('li');
+  await received.first().waitFor({ timeout: 10_000 });
+  expect(await received.allTextContents()).toEqual([expect.stringMatching(/\+4915100000777 \(text\): sent before the reload$/)]);
+  await page.getByTestId('live-indicator').getByText('live').waitFor({ timeout: 5_000 });
+  expect((await inbound('sent live')).status).toBe(200);
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="received-list"] li').length >= 2, undefined, { timeout: 10_000 });
+  const texts = await received.allTextContents();
+  expect(texts.map((s) => s.replace(/^.*: /, ''))).toEqual(['sent live', 'sent before the reload']);
+
   // The list: provider, node, status and state, and a change made elsewhere shows up live.
   await page.getByTestId('nav-instances').click();
   const listRow = page.getByTestId(`instance-row-${id}`);

@@ -2,11 +2,11 @@
  * One instance: its state, linking (the live QR with a countdown, a pairing
  * code, the sandbox's scan), what is wrong when it cannot work, and
  * messages: send a text or a file, the recent ones with their status
- * advancing live.
+ * advancing live, and the recently received ones (the event log's, then live).
  */
 import QRCode from 'qrcode';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, ApiError, openStream, type StreamEvent } from '../api';
+import { api, ApiError, openStream, type EventPage, type StreamEvent } from '../api';
 import { Badge, describeError, ErrorBox, fmtTime, Notice } from '../components';
 import { navigate } from '../router';
 import { applyEvent, InstanceActions, problemOf, type Instance } from './instances';
@@ -31,6 +31,24 @@ interface Received {
   type: string;
   text: string;
   at: string;
+}
+
+/** How many received messages the screen keeps. */
+const RECEIVED_KEPT = 20;
+
+const toReceived = (ev: StreamEvent): Received => ({
+  eventId: ev.id,
+  from: String(ev.data?.from ?? ''),
+  type: String(ev.data?.type ?? 'text'),
+  text: String(ev.data?.text ?? ev.data?.caption ?? ''),
+  at: ev.createdAt,
+});
+
+/** The log's page and the live events together: each event once, newest first. */
+function mergeReceived(cur: Received[], more: Received[]): Received[] {
+  const byId = new Map(cur.map((r) => [r.eventId, r]));
+  for (const r of more) byId.set(r.eventId, r);
+  return [...byId.values()].sort((x, y) => y.eventId - x.eventId).slice(0, RECEIVED_KEPT);
 }
 
 /** Receipts only move a message forward. */
@@ -83,6 +101,13 @@ export function InstanceScreen({ id }: { id: number }) {
       () => {}, // the list is an extra: sends made here still show
     );
 
+  /** Received messages from the log: what came before the page opened (or while its stream was away). */
+  const loadReceived = () =>
+    api<EventPage>('GET', `/api/instances/${id}/events?types=message.received&limit=${RECEIVED_KEPT}`).then(
+      (r) => setReceived((cur) => mergeReceived(cur, r.events.map(toReceived))),
+      () => {}, // the list is an extra: live ones still show
+    );
+
   const load = () =>
     api<Instance>('GET', `/api/instances/${id}`).then(
       (i) => {
@@ -98,6 +123,7 @@ export function InstanceScreen({ id }: { id: number }) {
   useEffect(() => {
     void load();
     void loadMessages();
+    void loadReceived();
     return openStream(
       `/api/instances/${id}/events/stream`,
       (ev: StreamEvent) => {
@@ -123,18 +149,7 @@ export function InstanceScreen({ id }: { id: number }) {
             break;
           }
           case 'message.received':
-            setReceived((cur) =>
-              [
-                {
-                  eventId: ev.id,
-                  from: String(ev.data?.from ?? ''),
-                  type: String(ev.data?.type ?? 'text'),
-                  text: String(ev.data?.text ?? ev.data?.caption ?? ''),
-                  at: ev.createdAt,
-                },
-                ...cur,
-              ].slice(0, 20),
-            );
+            setReceived((cur) => mergeReceived(cur, [toReceived(ev)]));
             break;
           default:
             setInstance((i) => (i ? applyEvent(i, ev) : i));
@@ -145,6 +160,7 @@ export function InstanceScreen({ id }: { id: number }) {
           setLive(true);
           void load();
           void loadMessages();
+          void loadReceived();
         },
         onError: () => setLive(false),
       },
@@ -466,7 +482,7 @@ function Messages({ instance, messages, received, onSent }: { instance: Instance
       )}
       {received.length > 0 && (
         <>
-          <h3>Received since this page opened</h3>
+          <h3>Recently received</h3>
           <ul class="received" data-testid="received-list">
             {received.map((r) => (
               <li key={r.eventId}>

@@ -1,47 +1,18 @@
 import type { Sql } from 'postgres';
 import type { Logger } from '../logging/logger';
+import { selectEvents, toStreamEvent, type EventRow, type StreamEvent, type StreamScope } from './log';
 
 /** NOTIFY channel: an event was committed (payload: its instance id). Migration 0018's trigger. */
 export const EVENTS_CHANNEL = 'wgs_events';
-
-/** What a stream sends for one event: the row of the event log. */
-export interface StreamEvent {
-  id: number;
-  type: string;
-  instanceId: number;
-  createdAt: string;
-  data: Record<string, unknown>;
-}
-
-/** One open stream's interest: a tenant, optionally one instance, optionally some types. */
-export interface StreamScope {
-  userId: number;
-  instanceId?: number;
-  types?: ReadonlySet<string>;
-}
 
 interface Subscriber {
   scope: StreamScope;
   deliver(events: StreamEvent[]): void;
 }
 
-interface EventRow {
-  id: string | number;
-  instance_id: number;
-  user_id: number;
-  type: string;
-  data: Record<string, unknown>;
-  /** Milliseconds since the epoch (the Drizzle-configured client hands timestamps back as text). */
-  created_ms: number;
-}
-
 /** An id the log skipped (a transaction that took it has not committed, or rolled back) is looked for this long. */
 const GAP_TTL_MS = 30_000;
 const BATCH = 1000;
-
-export function toStreamEvent(r: EventRow): StreamEvent {
-  return { id: Number(r.id), type: r.type, instanceId: r.instance_id, createdAt: new Date(r.created_ms).toISOString(), data: r.data };
-}
 
 export function inScope(scope: StreamScope, userId: number, e: StreamEvent): boolean {
   return userId === scope.userId && (scope.instanceId === undefined || e.instanceId === scope.instanceId) && (!scope.types || scope.types.has(e.type));
@@ -159,8 +130,7 @@ export class EventStreamHub {
     for (const [id, since] of this.gaps) if (now - since > GAP_TTL_MS) this.gaps.delete(id);
     const gapIds = [...this.gaps.keys()];
     const rows = await this.sql<EventRow[]>`
-      select e.id, e.instance_id, i.user_id, e.type, e.data, (extract(epoch from e.created_at) * 1000)::float8 as created_ms
-      from events e join instances i on i.id = e.instance_id
+      ${selectEvents(this.sql)}
       where e.id > ${this.cursor} ${gapIds.length > 0 ? this.sql`or e.id = any(${gapIds}::bigint[])` : this.sql``}
       order by e.id
       limit ${BATCH}`;

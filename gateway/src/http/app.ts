@@ -20,6 +20,7 @@ import { metricsRoutes } from '../routes/metrics';
 import { usageRoutes } from '../routes/api/usage';
 import { adminUsageRoutes } from '../routes/admin/usage';
 import { streamRoutes } from '../routes/api/streams';
+import { eventRoutes } from '../routes/api/events';
 import { dashboardRoutes } from '../routes/dashboard';
 
 export const API_VERSION = '0.1.0';
@@ -117,6 +118,7 @@ export function createApp(deps: AppDeps) {
       .use(webhookRoutes(deps))
       .use(usageRoutes(deps))
       .use(streamRoutes(deps))
+      .use(eventRoutes(deps))
       .use(adminUsageRoutes(deps))
       .use(wabaRoutes(deps))
       .use(workerSocketRoute(deps))

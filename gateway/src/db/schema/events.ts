@@ -23,6 +23,8 @@ export const events = pgTable(
     uniqueIndex('events_instance_worker_event_key').on(t.instanceId, t.workerEventId),
     // Retention: events by age.
     index('events_created_idx').on(t.createdAt),
+    // One instance's log in id order: stream replays and the REST pages (GET /api/instances/:id/events).
+    index('events_instance_id_idx').on(t.instanceId, t.id),
     // Replies, reactions and read receipts find a received message by its provider id.
     index('events_received_message_idx')
       .on(t.instanceId, sql`(${t.data}->>'id')`)

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { createTestApp, type TestApp } from '../../../../tests/support/app';
+import { addEvent as addEventRow, fixtureInstance as fixtureRow } from '../../../../tests/support/event-log';
 import { until } from '../../../../tests/support/poll';
 import { issueStreamToken, verifyStreamToken } from '../../auth/stream-tokens';
 
@@ -54,17 +55,8 @@ let instA1: number;
 let instA2: number;
 let instB: number;
 
-async function fixtureInstance(userId: number, phone: string): Promise<number> {
-  const [row] = await t.db.database.sql<{ id: number }[]>`
-    insert into instances (user_id, node_id, phone_number, provider)
-    values (${userId}, (select id from nodes where name = 'local'), ${phone}, 'sandbox') returning id`;
-  return row!.id;
-}
-
-async function addEvent(instanceId: number, type: string, data: Record<string, unknown>): Promise<number> {
-  const [row] = await t.db.database.sql<{ id: string }[]>`insert into events (instance_id, type, data) values (${instanceId}, ${type}, ${JSON.stringify(data)}::jsonb) returning id`;
-  return Number(row!.id);
-}
+const fixtureInstance = (userId: number, phone: string) => fixtureRow(t.db.database.sql, userId, phone);
+const addEvent = (instanceId: number, type: string, data: Record<string, unknown>) => addEventRow(t.db.database.sql, instanceId, type, data);
 
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 

@@ -5,8 +5,8 @@ import { apiKeyId, tenant, tenantSecurity } from '../../http/auth';
 import { badRequest, errorResponses } from '../../http/errors';
 import { Id } from '../../http/params';
 import { ownedInstance } from '../../instances/input';
-import { EVENT_TYPES } from '../../webhooks/subscriptions';
-import { EventStreamHub, toStreamEvent, type StreamEvent, type StreamScope } from '../../events/stream-hub';
+import { EventStreamHub } from '../../events/stream-hub';
+import { EVENT_ID_PATTERN, parseTypes, scopeFilter, selectEvents, toStreamEvent, type EventRow, type StreamEvent, type StreamScope, TYPES_DESCRIPTION } from '../../events/log';
 import { issueStreamToken, STREAM_TOKEN_TTL_S, streamTokenUser } from '../../auth/stream-tokens';
 
 /** A comment line this often keeps proxies and the client from timing the stream out. */
@@ -27,7 +27,7 @@ function frame(e: StreamEvent): Uint8Array {
 
 const StreamQuery = t.Object({
   token: t.Optional(t.String({ description: 'a stream token from POST /api/stream-tokens, for clients that cannot set the Authorization header (EventSource)' })),
-  types: t.Optional(t.String({ description: `comma-separated event types to stream (default all): ${EVENT_TYPES.join(', ')}` })),
+  types: t.Optional(t.String({ description: TYPES_DESCRIPTION })),
   lastEventId: t.Optional(t.String({ description: 'resume after this event id (as the Last-Event-ID header does); the header wins when both are given' })),
 });
 
@@ -39,28 +39,17 @@ const STREAM_DESCRIPTION =
   'last id it handled. An event committed late by a slow transaction may arrive after events with higher ids. A `: ping` comment comes ' +
   'every 15 s. A client that does not read is disconnected after 5,000 undelivered events and resumes from the log.';
 
-function parseTypes(raw: string | undefined): ReadonlySet<string> | undefined {
-  if (raw === undefined || raw.trim() === '') return undefined;
-  const types = raw.split(',').map((s) => s.trim()).filter(Boolean);
-  const unknown = types.filter((ty) => !(EVENT_TYPES as readonly string[]).includes(ty));
-  if (unknown.length > 0) throw badRequest('unknown_event_type', `unknown event type ${unknown.map((u) => JSON.stringify(u)).join(', ')}; known: ${EVENT_TYPES.join(', ')}`);
-  return new Set(types);
-}
-
 function parseResume(request: Request, query: string | undefined): number | undefined {
   const raw = request.headers.get('last-event-id') ?? query;
   if (raw === undefined || raw === null || raw.trim() === '') return undefined;
-  if (!/^\d{1,15}$/.test(raw.trim())) throw badRequest('invalid_last_event_id', `Last-Event-ID must be an event id (a non-negative integer), got ${JSON.stringify(raw.slice(0, 40))}`);
+  if (!new RegExp(EVENT_ID_PATTERN).test(raw.trim())) throw badRequest('invalid_last_event_id', `Last-Event-ID must be an event id (a non-negative integer), got ${JSON.stringify(raw.slice(0, 40))}`);
   return Number(raw.trim());
 }
 
 async function replayPage(sql: Sql, scope: StreamScope, after: number, upTo: number, skip: number[]): Promise<StreamEvent[]> {
-  const rows = await sql<Parameters<typeof toStreamEvent>[0][]>`
-    select e.id, e.instance_id, i.user_id, e.type, e.data, (extract(epoch from e.created_at) * 1000)::float8 as created_ms
-    from events e join instances i on i.id = e.instance_id
-    where i.user_id = ${scope.userId}
-      ${scope.instanceId !== undefined ? sql`and e.instance_id = ${scope.instanceId}` : sql``}
-      ${scope.types ? sql`and e.type = any(${[...scope.types]}::text[])` : sql``}
+  const rows = await sql<EventRow[]>`
+    ${selectEvents(sql)}
+    where ${scopeFilter(sql, scope)}
       and e.id > ${after} and e.id <= ${upTo}
       ${skip.length > 0 ? sql`and not (e.id = any(${skip}::bigint[]))` : sql``}
     order by e.id

@@ -1,0 +1,1 @@
+CREATE INDEX "events_instance_id_idx" ON "events" USING btree ("instance_id","id");

@@ -1,0 +1,92 @@
+import type { PendingQuery, Row, Sql } from 'postgres';
+import { badRequest } from '../http/errors';
+import { EVENT_TYPES } from '../webhooks/subscriptions';
+
+/**
+ * Reading the event log: the row every reader selects (the streams' hub and
+ * replay, the REST pages) and its JSON form, the `types` filter they accept,
+ * and one page of a tenant's (or one instance's) events.
+ */
+
+/** One event as the API shows it (a stream's `data`, a page's entry): the row of the event log. */
+export interface StreamEvent {
+  id: number;
+  type: string;
+  instanceId: number;
+  createdAt: string;
+  data: Record<string, unknown>;
+}
+
+/** Whose events: a tenant, optionally one instance, optionally some types. */
+export interface StreamScope {
+  userId: number;
+  instanceId?: number;
+  types?: ReadonlySet<string>;
+}
+
+/** What `selectEvents` reads. */
+export interface EventRow {
+  id: string | number;
+  instance_id: number;
+  user_id: number;
+  type: string;
+  data: Record<string, unknown>;
+  /** Milliseconds since the epoch (the Drizzle-configured client hands timestamps back as text). */
+  created_ms: number;
+}
+
+export function toStreamEvent(r: EventRow): StreamEvent {
+  return { id: Number(r.id), type: r.type, instanceId: r.instance_id, createdAt: new Date(r.created_ms).toISOString(), data: r.data };
+}
+
+/** `select … from events e join instances i`: the columns `toStreamEvent` takes, with the owner for scoping. */
+export function selectEvents(sql: Sql): PendingQuery<Row[]> {
+  return sql`select e.id, e.instance_id, i.user_id, e.type, e.data, (extract(epoch from e.created_at) * 1000)::float8 as created_ms
+    from events e join instances i on i.id = e.instance_id`;
+}
+
+/** An event id as a query or header gives it: digits only, at most 15 (a safe JavaScript integer). */
+export const EVENT_ID_PATTERN = '^[0-9]{1,15}$';
+
+/** How a `types` query parameter is described, wherever one is taken. */
+export const TYPES_DESCRIPTION = `comma-separated event types (default all): ${EVENT_TYPES.join(', ')}`;
+
+/** `?types=a,b` → the set of types (undefined: all); 400 `unknown_event_type` naming the unknown ones. */
+export function parseTypes(raw: string | undefined): ReadonlySet<string> | undefined {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const types = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = types.filter((ty) => !(EVENT_TYPES as readonly string[]).includes(ty));
+  if (unknown.length > 0) throw badRequest('unknown_event_type', `unknown event type ${unknown.map((u) => JSON.stringify(u)).join(', ')}; known: ${EVENT_TYPES.join(', ')}`);
+  return new Set(types);
+}
+
+/** `and …` conditions of a scope: the tenant, optionally one instance, optionally some types. */
+export function scopeFilter(sql: Sql, scope: StreamScope): PendingQuery<Row[]> {
+  return sql`i.user_id = ${scope.userId}
+    ${scope.instanceId !== undefined ? sql`and e.instance_id = ${scope.instanceId}` : sql``}
+    ${scope.types ? sql`and e.type = any(${[...scope.types]}::text[])` : sql``}`;
+}
+
+/** Where a page starts: after an id (oldest first, a poller's cursor), or before one / at the end (newest first, history). */
+export type PageFrom = { after: number } | { before?: number };
+
+export interface EventPage {
+  events: StreamEvent[];
+  /** The events past this page exist (one more than `limit` was found). */
+  more: boolean;
+}
+
+/**
+ * One page of the retained log in a scope. With `after`: ids above it,
+ * ascending. Otherwise: ids below `before` (or the newest), descending.
+ */
+export async function eventPage(sql: Sql, scope: StreamScope, from: PageFrom, limit: number): Promise<EventPage> {
+  const ascending = 'after' in from;
+  const bound = ascending ? sql`and e.id > ${from.after}` : from.before !== undefined ? sql`and e.id < ${from.before}` : sql``;
+  const rows = await sql<EventRow[]>`
+    ${selectEvents(sql)}
+    where ${scopeFilter(sql, scope)} ${bound}
+    order by e.id ${ascending ? sql`asc` : sql`desc`}
+    limit ${limit + 1}`;
+  return { events: rows.slice(0, limit).map(toStreamEvent), more: rows.length > limit };
+}

@@ -1,0 +1,182 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { createTestApp, type TestApp } from '../../../../tests/support/app';
+import { addEvent as addEventRow, fixtureInstance as fixtureRow } from '../../../../tests/support/event-log';
+
+interface Page {
+  events: { id: number; type: string; instanceId: number; createdAt: string; data: Record<string, unknown> }[];
+  next?: { after?: number; before?: number };
+  more: boolean;
+}
+
+type User = { id: number; apiKey: string };
+let t: TestApp;
+let a: User;
+let b: User;
+/** The fixture's instances: two of tenant a, one of tenant b. */
+const inst = { a1: 0, a2: 0, b: 0 };
+/** The events of the fixture, in insert order. */
+const ids = { qr: 0, in1: 0, other: 0, status: 0, a2: 0, in2: 0, in3: 0, elsewhere: 0 };
+
+const fixtureInstance = (userId: number, phone: string) => fixtureRow(t.db.database.sql, userId, phone);
+const addEvent = (instanceId: number, type: string, data: Record<string, unknown>) => addEventRow(t.db.database.sql, instanceId, type, data);
+
+async function get(path: string, key = a.apiKey): Promise<Page> {
+  const res = await t.call('GET', path, { key });
+  expect(res.status).toBe(200);
+  return res.body as Page;
+}
+
+beforeAll(async () => {
+  t = await createTestApp();
+  a = await t.createUser();
+  b = await t.createUser();
+  inst.a1 = await fixtureInstance(a.id, '15550001001');
+  inst.a2 = await fixtureInstance(a.id, '15550001002');
+  inst.b = await fixtureInstance(b.id, '15550002001');
+  ids.qr = await addEvent(inst.a1, 'instance.qr', { qr: '2@abc', expiresAt: '2026-12-02T00:00:20.000Z' });
+  ids.in1 = await addEvent(inst.a1, 'message.received', { id: 'in-1', from: '15550009001', text: 'one' });
+  ids.other = await addEvent(inst.b, 'message.received', { id: 'B-secret', text: 'for B only' });
+  ids.status = await addEvent(inst.a1, 'message.status', { messageId: 'm1', status: 'read' });
+  ids.a2 = await addEvent(inst.a2, 'instance.status', { status: 'running', state: 'connected' });
+  ids.in2 = await addEvent(inst.a1, 'message.received', { id: 'in-2', from: '15550009001', text: 'two' });
+});
+afterAll(() => t.close());
+
+describe('GET /api/instances/:id/events', () => {
+  test('newest first, paged with next.before to the start of the log', async () => {
+    const first = await get(`/api/instances/${inst.a1}/events?limit=3`);
+    expect(first.events.map((e) => e.id)).toEqual([ids.in2, ids.status, ids.in1]);
+    expect(first.more).toBe(true);
+    expect(first.next).toEqual({ before: ids.in1 });
+    // The stream's shape: {id, type, instanceId, createdAt, data}.
+    expect(first.events[0]).toEqual({ id: ids.in2, type: 'message.received', instanceId: inst.a1, createdAt: expect.any(String), data: { id: 'in-2', from: '15550009001', text: 'two' } });
+    expect(Date.parse(first.events[0]!.createdAt)).toBeGreaterThan(Date.now() - 60_000);
+
+    const second = await get(`/api/instances/${inst.a1}/events?limit=3&before=${first.next!.before}`);
+    expect(second.events.map((e) => e.id)).toEqual([ids.qr]);
+    expect(second.more).toBe(false);
+    expect(second.next).toBeUndefined();
+    expect(second.events[0]!.data).toEqual({ qr: '2@abc', expiresAt: '2026-12-02T00:00:20.000Z' });
+
+    // The default limit takes all four; exactly a page's worth is not "more".
+    expect((await get(`/api/instances/${inst.a1}/events`)).events.map((e) => e.id)).toEqual([ids.in2, ids.status, ids.in1, ids.qr]);
+    const exact = await get(`/api/instances/${inst.a1}/events?limit=4`);
+    expect([exact.more, exact.next]).toEqual([false, undefined]);
+  });
+
+  test('polling with after: oldest first, each event once, a new event on the next poll', async () => {
+    const p1 = await get(`/api/instances/${inst.a1}/events?after=0&limit=2`);
+    expect(p1.events.map((e) => e.id)).toEqual([ids.qr, ids.in1]);
+    expect(p1).toMatchObject({ next: { after: ids.in1 }, more: true });
+    const p2 = await get(`/api/instances/${inst.a1}/events?after=${p1.next!.after}&limit=2`);
+    expect(p2.events.map((e) => e.id)).toEqual([ids.status, ids.in2]);
+    expect(p2).toMatchObject({ next: { after: ids.in2 }, more: false });
+    // Caught up: nothing, and the cursor stays.
+    const p3 = await get(`/api/instances/${inst.a1}/events?after=${p2.next!.after}&limit=2`);
+    expect(p3).toEqual({ events: [], next: { after: ids.in2 }, more: false });
+
+    const fresh = await addEvent(inst.a1, 'message.received', { id: 'in-3', from: '15550009001', text: 'three' });
+    ids.elsewhere = await addEvent(inst.a2, 'message.received', { id: 'elsewhere' });
+    const p4 = await get(`/api/instances/${inst.a1}/events?after=${p3.next!.after}&limit=2`);
+    expect(p4.events.map((e) => e.id)).toEqual([fresh]);
+    expect(p4.next).toEqual({ after: fresh });
+    const seen = [...p1.events, ...p2.events, ...p4.events].map((e) => e.id);
+    expect(new Set(seen).size).toBe(seen.length);
+    ids.in3 = fresh;
+  });
+
+  test('a types filter applies to both directions', async () => {
+    const received = await get(`/api/instances/${inst.a1}/events?types=message.received&limit=2`);
+    expect(received.events.map((e) => e.id)).toEqual([ids.in3, ids.in2]);
+    expect(received.next).toEqual({ before: ids.in2 });
+    const older = await get(`/api/instances/${inst.a1}/events?types=message.received&limit=2&before=${ids.in2}`);
+    expect(older.events.map((e) => e.id)).toEqual([ids.in1]);
+    const two = await get(`/api/instances/${inst.a1}/events?types=instance.qr,message.status&after=0`);
+    expect(two.events.map((e) => e.id)).toEqual([ids.qr, ids.status]);
+  });
+
+  test("another tenant's instance is a 404, and no key a 401", async () => {
+    const res = await t.call('GET', `/api/instances/${inst.b}/events`, { key: a.apiKey });
+    expect(res.status).toBe(404);
+    expect(res.body).toEqual({ error: `instance ${inst.b} not found`, code: 'not_found' });
+    expect((await t.call('GET', `/api/instances/${inst.a1}/events`)).status).toBe(401);
+    expect((await t.call('GET', '/api/events')).status).toBe(401);
+  });
+});
+
+describe('GET /api/events', () => {
+  test("the tenant's instances, not another tenant's", async () => {
+    const all = await get('/api/events?limit=500');
+    expect(all.events.map((e) => [e.id, e.instanceId])).toEqual([
+      [ids.elsewhere, inst.a2],
+      [ids.in3, inst.a1],
+      [ids.in2, inst.a1],
+      [ids.a2, inst.a2],
+      [ids.status, inst.a1],
+      [ids.in1, inst.a1],
+      [ids.qr, inst.a1],
+    ]);
+    expect([all.more, all.next]).toEqual([false, undefined]);
+
+    const polled = await get(`/api/events?after=${ids.in1}&limit=3`);
+    expect(polled.events.map((e) => e.id)).toEqual([ids.status, ids.a2, ids.in2]);
+    expect(polled).toMatchObject({ next: { after: ids.in2 }, more: true });
+
+    const mineB = await get('/api/events?types=message.received', b.apiKey);
+    expect(mineB.events.map((e) => e.id)).toEqual([ids.other]);
+  });
+});
+
+describe('bad input', () => {
+  const bad = async (path: string) => {
+    const res = await t.call('GET', path, { key: a.apiKey });
+    expect(res.status).toBe(400);
+    return res.body as { error: string; code: string };
+  };
+
+  test('each is a 400 whose message names the field', async () => {
+    expect(await bad(`/api/instances/${inst.a1}/events?types=message.received,message.nope`)).toEqual({
+      code: 'unknown_event_type',
+      error: expect.stringContaining('unknown event type "message.nope"'),
+    });
+    expect(await bad('/api/events?types=nope')).toMatchObject({ code: 'unknown_event_type' });
+    for (const value of ['1.5', 'abc', '-1', '1e3']) {
+      expect(await bad(`/api/instances/${inst.a1}/events?after=${value}`)).toEqual({
+        code: 'validation_failed',
+        error: "invalid query parameter 'after': must be an event id (a non-negative integer)",
+      });
+      expect(await bad(`/api/events?before=${value}`)).toEqual({
+        code: 'validation_failed',
+        error: "invalid query parameter 'before': must be an event id (a non-negative integer)",
+      });
+    }
+    for (const value of ['0', '501', '2.5', 'ten']) {
+      expect(await bad(`/api/events?limit=${value}`)).toEqual({ code: 'validation_failed', error: "invalid query parameter 'limit': must be an integer from 1 to 500" });
+    }
+    expect(await bad(`/api/instances/${inst.a1}/events?after=1&before=9`)).toEqual({
+      code: 'validation_failed',
+      error: expect.stringContaining("invalid query parameters 'after' and 'before'"),
+    });
+    expect((await bad('/api/instances/0/events')).code).toBe('validation_failed');
+  });
+});
+
+describe('OpenAPI', () => {
+  test('both routes are documented under events, with the tenant key, their query and the page schema', async () => {
+    const spec = (await t.call('GET', '/openapi.json')).body as any;
+    for (const path of ['/api/events', '/api/instances/{id}/events']) {
+      const op = spec.paths[path]?.get;
+      expect(op, path).toBeDefined();
+      expect(op.tags).toEqual(['events']);
+      expect(op.security).toEqual([{ apiKey: [] }]);
+      expect(op.summary).toContain('event log');
+      expect(op.description).toContain('next.after');
+      expect(op.parameters.filter((p: any) => p.in === 'query').map((p: any) => p.name).sort()).toEqual(['after', 'before', 'limit', 'types']);
+      const page = op.responses['200'].content['application/json'].schema;
+      expect(Object.keys(page.properties).sort()).toEqual(['events', 'more', 'next']);
+      expect(Object.keys(page.properties.events.items.properties).sort()).toEqual(['createdAt', 'data', 'id', 'instanceId', 'type']);
+      expect(op.responses['400']).toBeDefined();
+    }
+    expect(spec.paths['/api/instances/{id}/events'].get.responses['404']).toBeDefined();
+  });
+});
