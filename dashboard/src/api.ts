@@ -116,6 +116,9 @@ export const EVENT_TYPES = [
   'webhook.failed',
 ] as const;
 
+/** What a stream without a `types` filter carries: the log's types, and `instance.deleted` (streams only, without an id). */
+export const STREAM_EVENT_TYPES = [...EVENT_TYPES, 'instance.deleted'] as const;
+
 /** Event ids a stream remembers to drop repeats. */
 const SEEN_KEPT = 2000;
 
@@ -151,7 +154,8 @@ export function openStream(
     } catch {
       return; // not an event of the contract
     }
-    const id = Number(ev.id ?? msg.lastEventId);
+    // `instance.deleted` has no id (it is not in the log): never a repeat, and not a point to resume from.
+    const id = ev.id === undefined ? NaN : Number(ev.id);
     if (Number.isFinite(id)) {
       // Delivery is at least once (a resume may overlap) and an event of a slow transaction may come
       // after higher ids: skip ids already handled, resume after the highest.
@@ -185,7 +189,7 @@ export function openStream(
     if (lastId !== null) url.searchParams.set('lastEventId', String(lastId));
     const es = new EventSource(url.toString());
     source = es;
-    for (const type of opts.types?.length ? opts.types : [...EVENT_TYPES]) es.addEventListener(type, handle as EventListener);
+    for (const type of opts.types?.length ? opts.types : [...STREAM_EVENT_TYPES]) es.addEventListener(type, handle as EventListener);
     es.onmessage = handle;
     es.onopen = () => {
       attempt = 0;

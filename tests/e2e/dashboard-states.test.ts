@@ -7,7 +7,8 @@
  * created); a Docker node whose endpoint is a dead loopback port (unreachable:
  * moving or creating onto it says so); `failed`: a Cloud API number whose
  * token Meta (the in-repo fake Graph API on loopback) stops accepting; a
- * stream token that has expired (refused, renewed, live again). No
+ * stream token that has expired (refused, renewed, live again); an instance
+ * deleted elsewhere (the screen and the list follow). No
  * request may leave the machine; screenshots of each state land in
  * .test-output/screenshots.
  */
@@ -294,6 +295,30 @@ test('an expired stream token: the stream is refused, the page asks for a new to
   expect(created.status).toBe(200);
   await own.getByTestId(`instance-row-${created.body.id}`).waitFor({ timeout: UI_MS });
   await own.close();
+});
+
+test('deleted elsewhere: the open instance screen says so, the open list drops the row, both without a reload', async () => {
+  const created = await api('POST', '/api/instances', { provider: 'sandbox', phone: '+4915100000378' });
+  expect(created.status).toBe(200);
+  const id = created.body.id as number;
+  await page.goto(`${g.url}/dashboard/#/instances/${id}`);
+  await page.getByTestId('instance-screen').waitFor({ timeout: UI_MS });
+  await page.waitForFunction(() => document.querySelector('[data-testid="live-indicator"]')?.textContent === 'live', undefined, { timeout: UI_MS });
+  await page.evaluate('window.__sameDocument = true');
+  const list = await ctx.newPage();
+  await list.goto(`${g.url}/dashboard/`);
+  await list.getByLabel('API key').fill(key);
+  await list.getByTestId('signin-submit').click();
+  await list.getByTestId(`instance-row-${id}`).waitFor({ timeout: UI_MS });
+  await list.waitForFunction(() => document.querySelector('[data-testid="live-indicator"]')?.textContent === 'live', undefined, { timeout: UI_MS });
+
+  expect((await api('DELETE', `/api/instances/${id}`)).status).toBe(204);
+  await page.getByTestId('instance-deleted').waitFor({ timeout: UI_MS });
+  expect(await page.getByTestId('instance-deleted').textContent()).toContain(`Instance ${id} was deleted`);
+  await list.getByTestId(`instance-row-${id}`).waitFor({ state: 'detached', timeout: UI_MS });
+  expect(await page.evaluate('window.__sameDocument')).toBe(true);
+  await browser.screenshot(page, 'states-deleted-elsewhere');
+  await list.close();
 });
 
 test('no request left the machine, and no page error but the refusals the tests asked for', () => {

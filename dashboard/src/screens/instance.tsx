@@ -65,6 +65,8 @@ export function InstanceScreen({ id }: { id: number }) {
   const [messages, setMessages] = useState<Message[]>([]);
   const [received, setReceived] = useState<Received[]>([]);
   const [live, setLive] = useState(false);
+  /** Deleted elsewhere (another tab, the API): the screen says so and stops listening. */
+  const [deleted, setDeleted] = useState(false);
   /**
    * Why the number was last logged out, kept until it is linked again: a
    * logout is followed at once by a new QR (state `qr`), which would
@@ -124,10 +126,15 @@ export function InstanceScreen({ id }: { id: number }) {
     void load();
     void loadMessages();
     void loadReceived();
-    return openStream(
+    const close = openStream(
       `/api/instances/${id}/events/stream`,
       (ev: StreamEvent) => {
         switch (ev.type) {
+          case 'instance.deleted':
+            setDeleted(true);
+            setLive(false);
+            close();
+            break;
           case 'instance.qr':
             showQr({ qr: String(ev.data.qr), expiresAt: String(ev.data.expiresAt) });
             setInstance((i) => (i ? { ...i, state: 'qr' } : i));
@@ -165,7 +172,21 @@ export function InstanceScreen({ id }: { id: number }) {
         onError: () => setLive(false),
       },
     );
+    return close;
   }, [id]);
+
+  if (deleted) {
+    return (
+      <section>
+        <p>
+          <a href="#/instances">← Instances</a>
+        </p>
+        <Notice kind="warn" testid="instance-deleted">
+          <strong>Instance {id} was deleted</strong> (from another page or through the API): its worker and WhatsApp session are gone.
+        </Notice>
+      </section>
+    );
+  }
 
   if (!instance) {
     return (

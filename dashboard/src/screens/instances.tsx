@@ -318,6 +318,7 @@ export function InstancesScreen() {
       (ev) => {
         setList((rows) => {
           if (!rows) return rows;
+          if (ev.type === 'instance.deleted') return rows.filter((r) => r.id !== ev.instanceId); // here or elsewhere
           if (!rows.some((r) => r.id === ev.instanceId)) {
             void load(); // an instance made elsewhere
             return rows;
@@ -326,7 +327,7 @@ export function InstancesScreen() {
         });
       },
       {
-        types: ['instance.status', 'instance.migrated', 'instance.paused', 'instance.resumed'],
+        types: ['instance.status', 'instance.migrated', 'instance.paused', 'instance.resumed', 'instance.deleted'],
         onOpen: () => {
           setLive(true);
           void load();

@@ -17,6 +17,14 @@ export interface StreamEvent {
   data: Record<string, unknown>;
 }
 
+/** What a stream says when one of its instances is deleted: the event's form without an id (it is not in the log). */
+export interface DeletedNotice {
+  type: typeof INSTANCE_DELETED;
+  instanceId: number;
+  createdAt: string;
+  data: Record<string, never>;
+}
+
 /** Whose events: a tenant, optionally one instance, optionally some types. */
 export interface StreamScope {
   userId: number;
@@ -48,15 +56,23 @@ export function selectEvents(sql: Sql): PendingQuery<Row[]> {
 /** An event id as a query or header gives it: digits only, at most 15 (a safe JavaScript integer). */
 export const EVENT_ID_PATTERN = '^[0-9]{1,15}$';
 
+/**
+ * Streams only: an instance was deleted. Its log goes with it (events cascade), so this event is not in
+ * the log: it has no id, is not replayed on a resume, and no webhook carries it (they go with the instance too).
+ */
+export const INSTANCE_DELETED = 'instance.deleted';
+/** What a stream may carry: the log's types and `instance.deleted`. */
+export const STREAM_EVENT_TYPES: readonly string[] = [...EVENT_TYPES, INSTANCE_DELETED];
+
 /** How a `types` query parameter is described, wherever one is taken. */
-export const TYPES_DESCRIPTION = `comma-separated event types (default all): ${EVENT_TYPES.join(', ')}`;
+export const typesDescription = (known: readonly string[] = EVENT_TYPES) => `comma-separated event types (default all): ${known.join(', ')}`;
 
 /** `?types=a,b` → the set of types (undefined: all); 400 `unknown_event_type` naming the unknown ones. */
-export function parseTypes(raw: string | undefined): ReadonlySet<string> | undefined {
+export function parseTypes(raw: string | undefined, known: readonly string[] = EVENT_TYPES): ReadonlySet<string> | undefined {
   if (raw === undefined || raw.trim() === '') return undefined;
   const types = raw.split(',').map((s) => s.trim()).filter(Boolean);
-  const unknown = types.filter((ty) => !(EVENT_TYPES as readonly string[]).includes(ty));
-  if (unknown.length > 0) throw badRequest('unknown_event_type', `unknown event type ${unknown.map((u) => JSON.stringify(u)).join(', ')}; known: ${EVENT_TYPES.join(', ')}`);
+  const unknown = types.filter((ty) => !known.includes(ty));
+  if (unknown.length > 0) throw badRequest('unknown_event_type', `unknown event type ${unknown.map((u) => JSON.stringify(u)).join(', ')}; known: ${known.join(', ')}`);
   return new Set(types);
 }
 

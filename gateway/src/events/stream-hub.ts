@@ -1,20 +1,30 @@
+import { sql as dsql } from 'drizzle-orm';
 import type { Sql } from 'postgres';
+import type { Db } from '../db/client';
 import type { Logger } from '../logging/logger';
-import { selectEvents, toStreamEvent, type EventRow, type StreamEvent, type StreamScope } from './log';
+import { INSTANCE_DELETED, selectEvents, toStreamEvent, type DeletedNotice, type EventRow, type StreamEvent, type StreamScope } from './log';
 
 /** NOTIFY channel: an event was committed (payload: its instance id). Migration 0018's trigger. */
 export const EVENTS_CHANNEL = 'wgs_events';
+/** NOTIFY channel: an instance was deleted (payload: `{"instanceId", "userId"}`), sent in the deleting transaction. */
+export const DELETED_CHANNEL = 'wgs_instance_deleted';
+
+/** Tells every replica's streams, when the caller's transaction commits, that the instance is gone. */
+export async function announceDeleted(tx: Pick<Db, 'execute'>, instanceId: number, userId: number): Promise<void> {
+  await tx.execute(dsql`select pg_notify(${DELETED_CHANNEL}, ${JSON.stringify({ instanceId, userId })})`);
+}
 
 interface Subscriber {
   scope: StreamScope;
   deliver(events: StreamEvent[]): void;
+  gone?(notice: DeletedNotice): void;
 }
 
 /** An id the log skipped (a transaction that took it has not committed, or rolled back) is looked for this long. */
 const GAP_TTL_MS = 30_000;
 const BATCH = 1000;
 
-export function inScope(scope: StreamScope, userId: number, e: StreamEvent): boolean {
+export function inScope(scope: StreamScope, userId: number, e: Pick<StreamEvent, 'instanceId' | 'type'>): boolean {
   return userId === scope.userId && (scope.instanceId === undefined || e.instanceId === scope.instanceId) && (!scope.types || scope.types.has(e.type));
 }
 
@@ -32,6 +42,9 @@ export function inScope(scope: StreamScope, userId: number, e: StreamEvent): boo
  * listens in case a notification was lost with a reconnect.
  *
  * Started on the first subscriber; the starting point is the log's end.
+ * A deleted instance's log goes with it; the deleting transaction NOTIFYs
+ * `wgs_instance_deleted`, and the hub tells the streams in its scope (an
+ * `instance.deleted` without an id).
  */
 export class EventStreamHub {
   private readonly subscribers = new Set<Subscriber>();
@@ -55,12 +68,16 @@ export class EventStreamHub {
    * so far is `position()`: every event the subscriber is handed afterwards
    * is one the hub had not read before it subscribed.
    */
-  async subscribe(scope: StreamScope, deliver: (events: StreamEvent[]) => void): Promise<{ position: { cursor: number; gaps: number[] }; unsubscribe: () => void }> {
+  async subscribe(
+    scope: StreamScope,
+    deliver: (events: StreamEvent[]) => void,
+    gone?: (notice: DeletedNotice) => void,
+  ): Promise<{ position: { cursor: number; gaps: number[] }; unsubscribe: () => void }> {
     await this.start();
     // Let a round in flight finish first: what it reads was committed before
     // this call, so it belongs to the caller's replay, not to its live feed.
     await this.round;
-    const sub: Subscriber = { scope, deliver };
+    const sub: Subscriber = { scope, deliver, gone };
     this.subscribers.add(sub);
     return {
       position: { cursor: this.cursor, gaps: [...this.gaps.keys()] },
@@ -84,7 +101,11 @@ export class EventStreamHub {
   private start(): Promise<void> {
     this.started ??= (async () => {
       const listener = await this.sql.listen(EVENTS_CHANNEL, () => this.wake(), () => this.wake());
-      this.unlisten = () => listener.unlisten();
+      const deletions = await this.sql.listen(DELETED_CHANNEL, (payload) => this.deleted(payload));
+      this.unlisten = async () => {
+        await listener.unlisten();
+        await deletions.unlisten();
+      };
       const [row] = await this.sql<{ max: string | null }[]>`select max(id) as max from events`;
       this.cursor = Number(row?.max ?? 0);
       this.timer = setInterval(() => {
@@ -145,6 +166,25 @@ export class EventStreamHub {
     this.cursor = Math.max(this.cursor, expected - 1);
     this.fanOut(rows);
     return rows.length === BATCH;
+  }
+
+  private deleted(payload: string): void {
+    let parsed: { instanceId?: unknown; userId?: unknown };
+    try {
+      parsed = JSON.parse(payload);
+    } catch {
+      return;
+    }
+    if (typeof parsed.instanceId !== 'number' || typeof parsed.userId !== 'number') return;
+    const notice: DeletedNotice = { type: INSTANCE_DELETED, instanceId: parsed.instanceId, createdAt: new Date().toISOString(), data: {} };
+    for (const sub of this.subscribers) {
+      if (!sub.gone || !inScope(sub.scope, parsed.userId, notice)) continue;
+      try {
+        sub.gone(notice);
+      } catch (err) {
+        this.logger.warn({ err }, 'event stream subscriber failed');
+      }
+    }
   }
 
   private fanOut(rows: EventRow[]): void {

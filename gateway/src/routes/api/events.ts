@@ -4,7 +4,7 @@ import { tenant, tenantSecurity } from '../../http/auth';
 import { badRequest, errorResponses } from '../../http/errors';
 import { Id } from '../../http/params';
 import { ownedInstance } from '../../instances/input';
-import { EVENT_ID_PATTERN, eventPage, parseTypes, TYPES_DESCRIPTION, type PageFrom, type StreamScope } from '../../events/log';
+import { EVENT_ID_PATTERN, eventPage, parseTypes, typesDescription, type PageFrom, type StreamScope } from '../../events/log';
 
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 500;
@@ -12,7 +12,7 @@ const MAX_LIMIT = 500;
 const eventId = (description: string) => t.Optional(t.String({ pattern: EVENT_ID_PATTERN, error: 'must be an event id (a non-negative integer)', description }));
 
 const EventsQuery = t.Object({
-  types: t.Optional(t.String({ description: TYPES_DESCRIPTION })),
+  types: t.Optional(t.String({ description: typesDescription() })),
   after: eventId('oldest first: events with ids above this one (a poller\'s cursor: `next.after` of the previous answer; 0 for the oldest retained)'),
   before: eventId('newest first: events with ids below this one (`next.before` of the previous page); without `after` or `before`, the newest events'),
   limit: t.Optional(t.String({ description: `how many events (default ${DEFAULT_LIMIT}, at most ${MAX_LIMIT})` })),

@@ -30,6 +30,7 @@ import { COMMAND_TIMEOUT_MS, commandRunner } from './commands';
 import { planOf } from '../../plans/plans';
 import { checkSendQuota, checkSeats, holdSeat, requireFeature, requireProvider } from '../../plans/quotas';
 import { recordInstanceEvent } from '../../billing/events';
+import { announceDeleted } from '../../events/stream-hub';
 
 /** How long create and restart wait for the worker to connect. */
 const START_TIMEOUT_MS = 30_000;
@@ -167,14 +168,16 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
     .delete(
       '/:id',
       async ({ request, params, set }) => {
-        await ownedInstance(db, tenant(request).id, params.id);
+        const userId = tenant(request).id;
+        await ownedInstance(db, userId, params.id);
         // After a migration under way has finished or rolled back: nothing is started behind the delete.
         await migrator.exclusive(params.id, async () => {
           await runtime.destroy(params.id);
-          // instance.deleted (billing) is recorded with the delete, or neither is.
+          // instance.deleted (billing, and the open event streams) is recorded with the delete, or neither is.
           await db.transaction(async (tx) => {
             await recordInstanceEvent(tx, billingWebhooks, 'instance.deleted', params.id);
             await tx.delete(instances).where(eq(instances.id, params.id));
+            await announceDeleted(tx, params.id, userId);
           });
         });
         set.status = 204;

@@ -11,13 +11,15 @@ interface Sse {
   events: { id: number; event: string; data: { id: number; type: string; instanceId: number; createdAt: string; data: Record<string, unknown> } }[];
   comments: string[];
   retry?: number;
+  /** The server ended the stream. */
+  ended: boolean;
   close(): void;
 }
 
 async function openSse(url: string, headers: Record<string, string> = {}): Promise<Sse> {
   const ac = new AbortController();
   const res = await fetch(url, { headers, signal: ac.signal });
-  const sse: Sse = { status: res.status, headers: res.headers, events: [], comments: [], close: () => ac.abort() };
+  const sse: Sse = { status: res.status, headers: res.headers, events: [], comments: [], ended: false, close: () => ac.abort() };
   if (res.status !== 200 || !res.body) return sse;
   void (async () => {
     const decoder = new TextDecoder();
@@ -41,6 +43,7 @@ async function openSse(url: string, headers: Record<string, string> = {}): Promi
           if (fields.data !== undefined) sse.events.push({ id: Number(fields.id), event: fields.event ?? 'message', data: JSON.parse(fields.data) });
         }
       }
+      sse.ended = true;
     } catch {
       // aborted
     }
@@ -159,6 +162,45 @@ describe('event streams', () => {
     const other = await fetch(`${t.url}/api/instances/${instB}/events/stream`, { headers: bearer(a.apiKey) });
     expect(other.status).toBe(404);
     expect(await other.json()).toEqual({ error: `instance ${instB} not found`, code: 'not_found' });
+  });
+
+  test('a deleted instance: its tenant’s streams say instance.deleted (no id), its own stream says it and ends', async () => {
+    const doomed = await fixtureInstance(a.id, '15550001009');
+    const tenantWide = await openSse(`${t.url}/api/events/stream`, bearer(a.apiKey));
+    const own = await openSse(`${t.url}/api/instances/${doomed}/events/stream`, bearer(a.apiKey));
+    const onlyDeletions = await openSse(`${t.url}/api/events/stream?types=instance.deleted`, bearer(a.apiKey));
+    const filtered = await openSse(`${t.url}/api/events/stream?types=message.received`, bearer(a.apiKey));
+    const sibling = await openSse(`${t.url}/api/instances/${instA1}/events/stream`, bearer(a.apiKey));
+    const otherTenant = await openSse(`${t.url}/api/events/stream`, bearer(b.apiKey));
+    const all = [tenantWide, own, onlyDeletions, filtered, sibling, otherTenant];
+    for (const s of all) expect(s.status).toBe(200);
+    await until('streams open', () => all.every((s) => s.retry === 2000));
+    const before = await addEvent(doomed, 'instance.status', { status: 'running' });
+    await until('the last event of the instance', () => own.events.length === 1 && tenantWide.events.length === 1);
+    expect((await t.call('DELETE', `/api/instances/${doomed}`, { key: a.apiKey })).status).toBe(204);
+
+    await until('the deletion told', () => tenantWide.events.length === 2 && onlyDeletions.events.length === 1 && own.ended);
+    for (const s of [tenantWide, own]) {
+      expect(s.events.map((e) => e.event)).toEqual(['instance.status', 'instance.deleted']);
+      expect(s.events[0]!.id).toBe(before);
+      // Not in the log: no id line, so EventSource keeps the last id it had.
+      expect(s.events[1]!.id).toBeNaN();
+      expect(s.events[1]!.data as unknown).toEqual({ type: 'instance.deleted', instanceId: doomed, createdAt: expect.any(String), data: {} });
+    }
+    expect(onlyDeletions.events.map((e) => [e.event, e.data.instanceId])).toEqual([['instance.deleted', doomed]]);
+    // Another instance's events still reach the tenant's stream; the others heard nothing of the deletion.
+    const after = await addEvent(instA1, 'instance.status', { status: 'running' });
+    await until('the tenant stream goes on', () => tenantWide.events.some((e) => e.id === after) && sibling.events.some((e) => e.id === after));
+    expect(filtered.events).toEqual([]);
+    expect(sibling.events.map((e) => e.event)).toEqual(['instance.status']);
+    expect(otherTenant.events).toEqual([]);
+    expect(tenantWide.ended).toBe(false);
+    // Reopened, the deleted instance's stream is a 404; a REST page does not take the stream-only type.
+    expect((await fetch(`${t.url}/api/instances/${doomed}/events/stream`, { headers: bearer(a.apiKey) })).status).toBe(404);
+    const page = await t.call('GET', '/api/events?types=instance.deleted', { key: a.apiKey });
+    expect(page.status).toBe(400);
+    expect(page.body).toMatchObject({ code: 'unknown_event_type' });
+    for (const s of all) s.close();
   });
 
   test('bad input: unknown types and resume ids are 400 naming the problem', async () => {

@@ -6,7 +6,19 @@ import { badRequest, errorResponses } from '../../http/errors';
 import { Id } from '../../http/params';
 import { ownedInstance } from '../../instances/input';
 import { EventStreamHub } from '../../events/stream-hub';
-import { EVENT_ID_PATTERN, parseTypes, scopeFilter, selectEvents, toStreamEvent, type EventRow, type StreamEvent, type StreamScope, TYPES_DESCRIPTION } from '../../events/log';
+import {
+  EVENT_ID_PATTERN,
+  parseTypes,
+  scopeFilter,
+  selectEvents,
+  STREAM_EVENT_TYPES,
+  toStreamEvent,
+  typesDescription,
+  type DeletedNotice,
+  type EventRow,
+  type StreamEvent,
+  type StreamScope,
+} from '../../events/log';
 import { issueStreamToken, STREAM_TOKEN_TTL_S, streamTokenUser } from '../../auth/stream-tokens';
 
 /** A comment line this often keeps proxies and the client from timing the stream out. */
@@ -21,13 +33,14 @@ const RETRY_MS = 2_000;
 
 const encoder = new TextEncoder();
 
-function frame(e: StreamEvent): Uint8Array {
-  return encoder.encode(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+/** An event of the log with its id (what Last-Event-ID resumes from); `instance.deleted`, not in the log, without one. */
+function frame(e: StreamEvent | DeletedNotice): Uint8Array {
+  return encoder.encode(`${'id' in e ? `id: ${e.id}\n` : ''}event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
 }
 
 const StreamQuery = t.Object({
   token: t.Optional(t.String({ description: 'a stream token from POST /api/stream-tokens, for clients that cannot set the Authorization header (EventSource)' })),
-  types: t.Optional(t.String({ description: TYPES_DESCRIPTION })),
+  types: t.Optional(t.String({ description: typesDescription(STREAM_EVENT_TYPES) })),
   lastEventId: t.Optional(t.String({ description: 'resume after this event id (as the Last-Event-ID header does); the header wins when both are given' })),
 });
 
@@ -37,7 +50,9 @@ const STREAM_DESCRIPTION =
   'after the stream opened misses nothing). With `Last-Event-ID` (EventSource sends it on its own reconnects) or `?lastEventId=` it first ' +
   'replays the retained log after that id. Delivery is at least once: a client may see an event again after a resume and should keep the ' +
   'last id it handled. An event committed late by a slow transaction may arrive after events with higher ids. A `: ping` comment comes ' +
-  'every 15 s. A client that does not read is disconnected after 5,000 undelivered events and resumes from the log.';
+  'every 15 s. A client that does not read is disconnected after 5,000 undelivered events and resumes from the log. ' +
+  'When an instance in the stream\'s scope is deleted, its log goes with it and the stream says `event: instance.deleted` with ' +
+  '`data: {type, instanceId, createdAt, data: {}}` and no id (it is not in the log: not replayed on a resume); a stream of that one instance then ends.';
 
 function parseResume(request: Request, query: string | undefined): number | undefined {
   const raw = request.headers.get('last-event-id') ?? query;
@@ -67,8 +82,10 @@ export function streamRoutes({ database, logger, secrets, metrics }: AppDeps) {
   const hub = new EventStreamHub(database.sql, logger.child({ component: 'streams' }));
 
   async function open(request: Request, server: { timeout(req: Request, seconds: number): void } | null, scope: StreamScope, resumeAfter: number | undefined, keyId: number): Promise<Response> {
-    let pending: StreamEvent[] = [];
+    let pending: (StreamEvent | DeletedNotice)[] = [];
     let overflow = false;
+    /** The stream's one instance was deleted: say so, then end. */
+    let ending = false;
     let closed = false;
     let ping = false;
     let wake: (() => void) | undefined;
@@ -77,12 +94,21 @@ export function streamRoutes({ database, logger, secrets, metrics }: AppDeps) {
       wake = undefined;
       w?.();
     };
-    const sub = await hub.subscribe(scope, (events) => {
-      if (closed) return;
-      pending.push(...events);
-      if (pending.length > MAX_PENDING) overflow = true;
-      poke();
-    });
+    const sub = await hub.subscribe(
+      scope,
+      (events) => {
+        if (closed) return;
+        pending.push(...events);
+        if (pending.length > MAX_PENDING) overflow = true;
+        poke();
+      },
+      (notice) => {
+        if (closed) return;
+        pending.push(notice);
+        if (scope.instanceId !== undefined) ending = true;
+        poke();
+      },
+    );
     metrics.eventStreams.inc();
     let replayAfter = resumeAfter;
     const { cursor, gaps } = sub.position;
@@ -144,6 +170,10 @@ export function streamRoutes({ database, logger, secrets, metrics }: AppDeps) {
           const batch = pending;
           pending = [];
           for (const e of batch) controller.enqueue(frame(e));
+          if (ending) {
+            finish();
+            controller.close();
+          }
         } catch (err) {
           logger.warn({ err }, 'event stream failed');
           finish();
@@ -195,7 +225,7 @@ export function streamRoutes({ database, logger, secrets, metrics }: AppDeps) {
     .get(
       '/events/stream',
       ({ request, query, server }) => {
-        const scope = { userId: tenant(request).id, types: parseTypes(query.types) };
+        const scope = { userId: tenant(request).id, types: parseTypes(query.types, STREAM_EVENT_TYPES) };
         return open(request, server, scope, parseResume(request, query.lastEventId), apiKeyId(request));
       },
       {
@@ -209,7 +239,7 @@ export function streamRoutes({ database, logger, secrets, metrics }: AppDeps) {
       async ({ request, params, query, server }) => {
         const userId = tenant(request).id;
         await ownedInstance(database.db, userId, params.id);
-        const scope = { userId, instanceId: params.id, types: parseTypes(query.types) };
+        const scope = { userId, instanceId: params.id, types: parseTypes(query.types, STREAM_EVENT_TYPES) };
         return open(request, server, scope, parseResume(request, query.lastEventId), apiKeyId(request));
       },
       {
