@@ -103,6 +103,7 @@ test('webhooks: subscribe with a filter, the secret shown once; a delivery with 
   expect((await api(g, 'POST', `/api/instances/${id}/sandbox/inbound`, key, { from: '4477000001', text: 'hello hooks' })).status).toBe(200);
   const row = page.locator('tr[data-delivery-id]');
   await until('a succeeded delivery on the page', async () => (await row.count()) === 1 && (await row.getAttribute('data-status')) === 'succeeded', UI_MS);
+  await expect(row.locator('[data-col=event]').innerText()).resolves.toMatch(/^message\.received #\d+$/);
   await expect(row.locator('[data-col=attempts]').innerText()).resolves.toBe('1');
   await expect(row.locator('[data-col=code]').innerText()).resolves.toBe('200');
   await expect(row.locator('[data-col=response]').innerText()).resolves.toBe('ok');

@@ -27,6 +27,7 @@ interface Webhook {
 interface Delivery {
   id: number;
   eventId: number;
+  eventType: string;
   status: 'pending' | 'succeeded' | 'failed' | string;
   attempts: number;
   nextAttemptAt: string | null;
@@ -257,7 +258,9 @@ function Subscription(props: { base: string; hook: Webhook; onToggle: () => void
               {deliveries.map((d) => (
                 <tr key={d.id} data-delivery-id={d.id} data-status={d.status}>
                   <td data-label="Delivery">{d.id}</td>
-                  <td data-label="Event">{d.eventId}</td>
+                  <td data-label="Event" data-col="event">
+                    {d.eventType} <small class="muted">#{d.eventId}</small>
+                  </td>
                   <td data-label="Status">
                     <span class={`wh-badge wh-status-${d.status}`}>{d.status}</span>
                     {d.status === 'pending' && d.nextAttemptAt && <small> next {time(d.nextAttemptAt)}</small>}

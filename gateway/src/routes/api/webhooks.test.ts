@@ -107,7 +107,7 @@ describe('delivery', () => {
     expect(headers['webhook-id']).toBe(`evt_${eventId}`);
     expect(() => new Webhook(`whsec_${Buffer.from('another-secret-of-24-byt').toString('base64')}`).verify(body, headers)).toThrow();
     const log = await until('log succeeded', async () => (await deliveries(w.id)).find((d: any) => d.status === 'succeeded'));
-    expect(log).toMatchObject({ eventId, attempts: 1, lastStatusCode: 200, nextAttemptAt: null });
+    expect(log).toMatchObject({ eventId, eventType: 'message.received', attempts: 1, lastStatusCode: 200, nextAttemptAt: null });
     expect(log.lastLatencyMs).toBeGreaterThanOrEqual(0);
   });
 

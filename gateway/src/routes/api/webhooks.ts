@@ -4,7 +4,7 @@ import type { AppDeps } from '../../http/context';
 import { tenant, tenantSecurity } from '../../http/auth';
 import { errorResponses, noContent, notFound } from '../../http/errors';
 import { Id } from '../../http/params';
-import { webhookDeliveries, webhooks } from '../../db/schema';
+import { events, webhookDeliveries, webhooks } from '../../db/schema';
 import { ownedInstance } from '../../instances/input';
 import { planOf } from '../../plans/plans';
 import { requireFeature } from '../../plans/quotas';
@@ -15,6 +15,7 @@ const Params = t.Object({ id: Id('instance id'), wid: Id('webhook id') });
 const DeliveryView = t.Object({
   id: t.Integer(),
   eventId: t.Integer(),
+  eventType: t.String({ description: 'the event\'s type (message.received, instance.status, …)' }),
   status: t.String({ description: 'pending, succeeded or failed' }),
   attempts: t.Integer(),
   nextAttemptAt: t.Nullable(t.Date()),
@@ -121,14 +122,16 @@ export function webhookRoutes({ database, secrets, allowPrivateWebhooks }: AppDe
       async ({ request, params, query }) => {
         await owned(request, params.id, params.wid);
         const rows = await db
-          .select()
+          .select({ d: webhookDeliveries, eventType: events.type })
           .from(webhookDeliveries)
+          .innerJoin(events, eq(events.id, webhookDeliveries.eventId)) // deliveries go with their event
           .where(eq(webhookDeliveries.webhookId, params.wid))
           .orderBy(desc(webhookDeliveries.id))
           .limit(query.limit ?? 100);
-        return rows.map((d) => ({
+        return rows.map(({ d, eventType }) => ({
           id: d.id,
           eventId: d.eventId,
+          eventType,
           status: d.status,
           attempts: d.attempts,
           nextAttemptAt: d.status === 'pending' ? d.nextAttemptAt : null,
