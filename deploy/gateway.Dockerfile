@@ -38,14 +38,15 @@ COPY gateway/drizzle /app/drizzle
 
 FROM ${BASE_IMAGE} AS bundle
 WORKDIR /src
-COPY package.json ./
+COPY package.json package-lock.json ./
 COPY common ./common
 COPY workers ./workers
 COPY gateway ./gateway
 COPY dashboard ./dashboard
 # The root package.json lists every workspace; bun install stops on one whose directory is missing.
 COPY simulator/package.json ./simulator/package.json
-RUN cd gateway && bun install --production && cd ../workers && bun install --production && cd ../dashboard && bun install --production
+# One install for the workspace, pinned by the repository's npm lockfile (bun migrates it; frozen: no other versions).
+RUN bun install --production --frozen-lockfile
 RUN bun build gateway/src/main.ts --target bun --outdir /out/gateway \
  && bun build workers/src/main.ts --target bun --outfile /out/worker.js \
  && NODE_ENV=production bun build dashboard/src/index.html --target=browser --minify --public-path=/dashboard/ \

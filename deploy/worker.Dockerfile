@@ -22,12 +22,17 @@ FROM runtime AS prebuilt
 COPY build/worker/worker.js /app/worker.js
 
 FROM ${BASE_IMAGE} AS bundle
-WORKDIR /src/workers
-COPY workers/package.json ./
-RUN bun install --production
-COPY common /src/common
-COPY workers /src/workers
-RUN bun build src/main.ts --target bun --outfile /out/worker.js
+WORKDIR /src
+# The workspace's manifests and the repository's npm lockfile: versions pinned (bun migrates the lockfile; frozen: no others).
+COPY package.json package-lock.json ./
+COPY workers/package.json ./workers/
+COPY gateway/package.json ./gateway/
+COPY simulator/package.json ./simulator/
+COPY dashboard/package.json ./dashboard/
+RUN bun install --production --frozen-lockfile
+COPY common ./common
+COPY workers ./workers
+RUN cd workers && bun build src/main.ts --target bun --outfile /out/worker.js
 
 FROM runtime AS production
 COPY --from=bundle /out/worker.js /app/worker.js
