@@ -92,7 +92,7 @@ export class BillingDispatcher {
     this.counts.failed++;
     this.logger.error(
       { billingEventId: row.id, type: row.type, tenantId: row.user_id, attempts: row.attempts, statusCode, error },
-      'billing webhook delivery failed for good; set its status back to pending to send it again',
+      'billing webhook delivery failed for good; POST /admin/billing-events/:id/replay sends it again',
     );
   }
 }

@@ -105,6 +105,8 @@ describe('OpenAPI', () => {
       ['get', '/admin/nodes/{id}', 'adminSecret'],
       ['put', '/admin/nodes/{id}', 'adminSecret'],
       ['delete', '/admin/nodes/{id}', 'adminSecret'],
+      ['get', '/admin/billing-events', 'adminSecret'],
+      ['post', '/admin/billing-events/{id}/replay', 'adminSecret'],
       ['get', '/api/me', 'apiKey'],
       ['post', '/api/instances', 'apiKey'],
       ['get', '/api/instances', 'apiKey'],

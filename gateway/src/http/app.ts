@@ -9,6 +9,7 @@ import { adminUserRoutes } from '../routes/admin/users';
 import { adminNodeRoutes } from '../routes/admin/nodes';
 import { adminReplicaRoutes } from '../routes/admin/replicas';
 import { adminPlanRoutes } from '../routes/admin/plans';
+import { adminBillingRoutes } from '../routes/admin/billing';
 import { meRoutes } from '../routes/api/me';
 import { instanceRoutes } from '../routes/api/instances';
 import { campaignRoutes } from '../routes/api/campaigns';
@@ -111,6 +112,7 @@ export function createApp(deps: AppDeps) {
       .use(adminNodeRoutes(deps))
       .use(adminReplicaRoutes(deps))
       .use(adminPlanRoutes(deps))
+      .use(adminBillingRoutes(deps))
       .use(meRoutes(deps))
       .use(instanceRoutes(deps))
       .use(campaignRoutes(deps))
