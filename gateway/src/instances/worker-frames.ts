@@ -3,6 +3,7 @@ import type { Db } from '../db/client';
 import { events, instances, type Command } from '../db/schema';
 import { NEEDS_CONNECTION, type CommandQueue } from '../commands/queue';
 import { storeReceivedMedia } from '../messages/media';
+import { retryTransient } from '../db/retry';
 import { instanceUsageInsert } from '../usage/ledger';
 import { advanceMessage, advanceMessages, type Advance } from '../messages/messages';
 import { routeSandboxMessages } from '../sandbox/network';
@@ -115,7 +116,9 @@ export class WorkerFrames implements WorkerHandlers {
     // Stored and applied in one transaction: a worker sends an event again until it sees the ack, and only a
     // first store is applied, so a gateway killed between the store and the receipts' update would leave the
     // receipt stored and never applied (a message stuck at `delivered` with its `read` in the log).
-    await this.db.transaction(async (tx) => {
+    await retryTransient(() => this.db.transaction(async (tx) => {
+      receipts.length = 0; // a run again starts afresh
+      receivedCount = 0;
       const inserted = await tx.execute<{ worker_event_id: string }>(sql`
         with ins as (
           insert into ${events} (instance_id, worker_event_id, type, data)
@@ -136,7 +139,7 @@ export class WorkerFrames implements WorkerHandlers {
       }
       // Receipts only move messages forward: the whole run is one statement.
       await advanceMessages(tx, instanceId, receipts);
-    });
+    }));
     // Only what was stored for the first time: a worker sending an event again (no ack seen) is not counted twice.
     if (receivedCount > 0 || receipts.length > 0) {
       const { provider } = await this.identity(instanceId);
@@ -148,7 +151,8 @@ export class WorkerFrames implements WorkerHandlers {
   /** A run of results: completed, applied and routed in a few statements whatever its length. */
   async results(instanceId: number, batch: ResultFrame[]): Promise<void> {
     const outcomes = new Map(batch.map((r) => [r.commandId, { ok: r.ok, data: r.data, error: r.error }]));
-    const list = [...outcomes].map(([commandId, outcome]) => ({ commandId, outcome }));
+    // In id order: every statement that locks several commands locks them in the same order.
+    const list = [...outcomes].map(([commandId, outcome]) => ({ commandId, outcome })).sort((x, y) => x.commandId - y.commandId);
     const identity = await this.identity(instanceId);
     // What reached WhatsApp, with the id WhatsApp knows it by (a sandbox recipient sees the same id).
     const deliveredOf = (done: Pick<Command, 'id' | 'name' | 'args'>[]) =>
@@ -159,7 +163,8 @@ export class WorkerFrames implements WorkerHandlers {
     // completes its command, and the simulated network delivers in it too: a gateway killed in between
     // leaves neither a completed send whose message stays `queued` nor a message routed twice.
     const now = new Date();
-    const { completed, routed } = await this.db.transaction(async (tx) => {
+    // Run again when Postgres aborts it (a deadlock victim): the commands stay pending otherwise until the worker reconnects.
+    const { completed, routed } = await retryTransient(() => this.db.transaction(async (tx) => {
       const done = await this.queue.completeMany(instanceId, list, tx);
       await advanceMessages(
         tx,
@@ -176,7 +181,7 @@ export class WorkerFrames implements WorkerHandlers {
       );
       const routed = identity.provider === 'sandbox' ? await routeSandboxMessages(tx, this.queue, identity, deliveredOf(done)) : [];
       return { completed: done, routed };
-    });
+    }));
     try {
       const sends = completed.filter((c) => c.name === 'send');
       for (const c of sends) this.hub.metrics.sends.inc({ provider: identity.provider, type: sendType(c.args), result: outcomes.get(c.id)!.ok ? 'sent' : 'failed' });
