@@ -100,14 +100,20 @@ export class EventStreamHub {
 
   private start(): Promise<void> {
     this.started ??= (async () => {
-      const listener = await this.sql.listen(EVENTS_CHANNEL, () => this.wake(), () => this.wake());
-      const deletions = await this.sql.listen(DELETED_CHANNEL, (payload) => this.deleted(payload));
+      const listeners: { unlisten(): Promise<void> }[] = [];
       this.unlisten = async () => {
-        await listener.unlisten();
-        await deletions.unlisten();
+        await Promise.allSettled(listeners.splice(0).map((l) => l.unlisten()));
       };
-      const [row] = await this.sql<{ max: string | null }[]>`select max(id) as max from events`;
-      this.cursor = Number(row?.max ?? 0);
+      try {
+        listeners.push(await this.sql.listen(EVENTS_CHANNEL, () => this.wake(), () => this.wake()));
+        // (Re)listening, a deletion may have been missed: the instance streams look for their instance again.
+        listeners.push(await this.sql.listen(DELETED_CHANNEL, (payload) => this.deleted(payload), () => void this.recheck()));
+        const [row] = await this.sql<{ max: string | null }[]>`select max(id) as max from events`;
+        this.cursor = Number(row?.max ?? 0);
+      } catch (err) {
+        await this.unlisten();
+        throw err;
+      }
       this.timer = setInterval(() => {
         if (this.subscribers.size > 0 || this.gaps.size > 0) this.wake();
       }, this.pollMs);
@@ -176,9 +182,28 @@ export class EventStreamHub {
       return;
     }
     if (typeof parsed.instanceId !== 'number' || typeof parsed.userId !== 'number') return;
-    const notice: DeletedNotice = { type: INSTANCE_DELETED, instanceId: parsed.instanceId, createdAt: new Date().toISOString(), data: {} };
+    const { instanceId, userId } = parsed;
+    // A tenant's stream hears of it when it takes the type; an instance's own stream always (it ends, whatever its types).
+    this.tellGone(instanceId, (sub) => sub.scope.userId === userId && (sub.scope.instanceId === instanceId || inScope(sub.scope, userId, { instanceId, type: INSTANCE_DELETED })));
+  }
+
+  /** The instance streams whose instance is gone (a deletion missed while listening again) are told so. */
+  private async recheck(): Promise<void> {
+    const watched = [...new Set([...this.subscribers].flatMap((s) => (s.gone && s.scope.instanceId !== undefined ? [s.scope.instanceId] : [])))];
+    if (watched.length === 0) return;
+    try {
+      const rows = await this.sql<{ id: number }[]>`select id from instances where id = any(${watched}::int[])`;
+      const alive = new Set(rows.map((r) => r.id));
+      for (const id of watched) if (!alive.has(id)) this.tellGone(id, (sub) => sub.scope.instanceId === id);
+    } catch (err) {
+      this.logger.warn({ err }, 'event streams: checking for deleted instances failed');
+    }
+  }
+
+  private tellGone(instanceId: number, to: (sub: Subscriber) => boolean): void {
+    const notice: DeletedNotice = { type: INSTANCE_DELETED, instanceId, createdAt: new Date().toISOString(), data: {} };
     for (const sub of this.subscribers) {
-      if (!sub.gone || !inScope(sub.scope, parsed.userId, notice)) continue;
+      if (!sub.gone || !to(sub)) continue;
       try {
         sub.gone(notice);
       } catch (err) {

@@ -168,18 +168,21 @@ describe('event streams', () => {
     const doomed = await fixtureInstance(a.id, '15550001009');
     const tenantWide = await openSse(`${t.url}/api/events/stream`, bearer(a.apiKey));
     const own = await openSse(`${t.url}/api/instances/${doomed}/events/stream`, bearer(a.apiKey));
+    const ownFiltered = await openSse(`${t.url}/api/instances/${doomed}/events/stream?types=message.received`, bearer(a.apiKey));
     const onlyDeletions = await openSse(`${t.url}/api/events/stream?types=instance.deleted`, bearer(a.apiKey));
     const filtered = await openSse(`${t.url}/api/events/stream?types=message.received`, bearer(a.apiKey));
     const sibling = await openSse(`${t.url}/api/instances/${instA1}/events/stream`, bearer(a.apiKey));
     const otherTenant = await openSse(`${t.url}/api/events/stream`, bearer(b.apiKey));
-    const all = [tenantWide, own, onlyDeletions, filtered, sibling, otherTenant];
+    const all = [tenantWide, own, ownFiltered, onlyDeletions, filtered, sibling, otherTenant];
     for (const s of all) expect(s.status).toBe(200);
     await until('streams open', () => all.every((s) => s.retry === 2000));
     const before = await addEvent(doomed, 'instance.status', { status: 'running' });
     await until('the last event of the instance', () => own.events.length === 1 && tenantWide.events.length === 1);
     expect((await t.call('DELETE', `/api/instances/${doomed}`, { key: a.apiKey })).status).toBe(204);
 
-    await until('the deletion told', () => tenantWide.events.length === 2 && onlyDeletions.events.length === 1 && own.ended);
+    await until('the deletion told', () => tenantWide.events.length === 2 && onlyDeletions.events.length === 1 && own.ended && ownFiltered.ended);
+    // An instance's own stream ends whatever its types; it says instance.deleted only when it takes that type.
+    expect(ownFiltered.events).toEqual([]);
     for (const s of [tenantWide, own]) {
       expect(s.events.map((e) => e.event)).toEqual(['instance.status', 'instance.deleted']);
       expect(s.events[0]!.id).toBe(before);
@@ -201,6 +204,28 @@ describe('event streams', () => {
     expect(page.status).toBe(400);
     expect(page.body).toMatchObject({ code: 'unknown_event_type' });
     for (const s of all) s.close();
+  });
+
+  test('a deletion whose notification was missed (the listening connection lost): its stream still ends when the hub listens again', async () => {
+    const doomed = await fixtureInstance(a.id, '15550001010');
+    const own = await openSse(`${t.url}/api/instances/${doomed}/events/stream`, bearer(a.apiKey));
+    expect(own.status).toBe(200);
+    await until('open', () => own.retry === 2000);
+    // Gone without the NOTIFY (as if it came while the hub's connection was down), then that connection dies.
+    await t.db.database.sql`delete from instances where id = ${doomed}`;
+    const killed = await t.db.database.sql`
+      select pg_terminate_backend(pid) from pg_stat_activity
+      where datname = current_database() and query ilike 'listen %wgs_instance_deleted%'`;
+    expect(killed.length).toBeGreaterThan(0);
+    await until('the stream told and ended', () => own.ended, 10_000);
+    expect(own.events.map((e) => [e.event, e.data.instanceId])).toEqual([['instance.deleted', doomed]]);
+    // The hub listens again: a deletion after that is heard as usual.
+    const next = await fixtureInstance(a.id, '15550001011');
+    const again = await openSse(`${t.url}/api/instances/${next}/events/stream`, bearer(a.apiKey));
+    await until('open', () => again.retry === 2000);
+    expect((await t.call('DELETE', `/api/instances/${next}`, { key: a.apiKey })).status).toBe(204);
+    await until('the second stream ended', () => again.ended, 10_000);
+    expect(again.events.map((e) => e.event)).toEqual(['instance.deleted']);
   });
 
   test('bad input: unknown types and resume ids are 400 naming the problem', async () => {

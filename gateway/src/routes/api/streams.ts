@@ -8,6 +8,7 @@ import { ownedInstance } from '../../instances/input';
 import { EventStreamHub } from '../../events/stream-hub';
 import {
   EVENT_ID_PATTERN,
+  INSTANCE_DELETED,
   parseTypes,
   scopeFilter,
   selectEvents,
@@ -102,13 +103,19 @@ export function streamRoutes({ database, logger, secrets, metrics }: AppDeps) {
         if (pending.length > MAX_PENDING) overflow = true;
         poke();
       },
-      (notice) => {
-        if (closed) return;
-        pending.push(notice);
-        if (scope.instanceId !== undefined) ending = true;
-        poke();
-      },
+      gone,
     );
+    function gone(notice: DeletedNotice) {
+      if (closed) return;
+      if (!scope.types || scope.types.has(INSTANCE_DELETED)) pending.push(notice);
+      if (scope.instanceId !== undefined) ending = true;
+      poke();
+    }
+    // Deleted between the ownership check and the subscription: no notification will come.
+    if (scope.instanceId !== undefined) {
+      const [alive] = await database.sql`select 1 from instances where id = ${scope.instanceId}`;
+      if (!alive) gone({ type: INSTANCE_DELETED, instanceId: scope.instanceId, createdAt: new Date().toISOString(), data: {} });
+    }
     metrics.eventStreams.inc();
     let replayAfter = resumeAfter;
     const { cursor, gaps } = sub.position;
@@ -154,7 +161,7 @@ export function streamRoutes({ database, logger, secrets, metrics }: AppDeps) {
             replayAfter = page.length === REPLAY_PAGE ? page[page.length - 1]!.id : undefined;
             return;
           }
-          while (!closed && pending.length === 0 && !ping && !overflow) await new Promise<void>((resolve) => (wake = resolve));
+          while (!closed && pending.length === 0 && !ping && !overflow && !ending) await new Promise<void>((resolve) => (wake = resolve));
           if (overflow) {
             controller.enqueue(encoder.encode(': too far behind; reconnect with Last-Event-ID\n\n'));
             finish();
