@@ -310,7 +310,6 @@ describe('sending through the Cloud API', () => {
       [131047, 422, 'template_required'],
       [131026, 422, 'undeliverable'],
       [131049, 422, 'ecosystem_limited'],
-      [131048, 429, 'spam_rate_limited'],
       [132000, 422, 'template_error'],
       [368, 403, 'account_restricted'],
       [100, 422, 'provider_rejected'],
@@ -321,13 +320,21 @@ describe('sending through the Cloud API', () => {
       expect({ metaCode, status: r.status, body: r.body }).toMatchObject({ metaCode, status, body: { code, providerCode: metaCode } });
       const message = await db.database.sql`select status from messages where instance_id = ${main.id} and text = ${`refused ${metaCode}`}`;
       expect(message[0]!.status).toBe('failed');
-      if (code === 'spam_rate_limited') {
-        // Meta's spam rate limit pauses the number (paced sending); resume ends the pause at once.
-        const paused = await api('GET', `/api/instances/${main.id}`);
-        expect(paused.body.pausedReason).toContain('spam_rate_limited');
-        expect((await api('POST', `/api/instances/${main.id}/resume`)).body.pausedUntil).toBeNull();
-      }
     }
+    // Meta's spam rate limit (131048) pauses the number and queues the message again for the pause's end;
+    // resume ends the pause at once and it goes to Meta.
+    graph.injectError({ path: 'messages', phoneNumberId: main.phoneNumberId, code: 131048 });
+    const spam = await api('POST', `/api/instances/${main.id}/send`, { to: CUSTOMER, text: 'refused 131048, then sent' });
+    expect(spam.status).toBe(202);
+    expect(spam.body.status).toBe('scheduled');
+    const paused = await api('GET', `/api/instances/${main.id}`);
+    expect(paused.body.pausedReason).toContain('spam_rate_limited');
+    expect(Date.parse(spam.body.scheduledAt)).toBe(Date.parse(paused.body.pausedUntil));
+    expect(await messageStatus(main.id, spam.body.id)).toBe('queued');
+    expect((await api('POST', `/api/instances/${main.id}/resume`)).body.pausedUntil).toBeNull();
+    await until('the requeued message at Meta', () => graph.sent(main.phoneNumberId).some((s) => s.payload.text?.body === 'refused 131048, then sent'));
+    await until('the requeued message sent', async () => (await messageStatus(main.id, spam.body.id)) !== 'queued');
+    expect(graph.sent(main.phoneNumberId).filter((s) => s.payload.text?.body === 'refused 131048, then sent')).toHaveLength(1);
     // Throughput limits are retried with backoff: the send succeeds.
     graph.injectError({ path: 'messages', phoneNumberId: main.phoneNumberId, code: 130429, times: 2 });
     const retried = await api('POST', `/api/instances/${main.id}/send`, { to: CUSTOMER, text: 'after a throughput limit' });

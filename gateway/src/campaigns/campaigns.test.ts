@@ -26,7 +26,7 @@ async function pairedInstance(key: string, pacing?: Record<string, unknown>) {
 const sql = () => t.db.database.sql;
 const progress = (id: string, key = user.apiKey) => t.call('GET', `/api/campaigns/${id}`, { key });
 async function received(instanceId: number): Promise<string[]> {
-  const rows = await sql()<{ text: string }[]>`select data->>'text' as text from events where instance_id = ${instanceId} and type = 'message.received'`;
+  const rows = await sql()<{ text: string }[]>`select data->>'text' as text from events where instance_id = ${instanceId} and type = 'message.received' order by id`;
   return rows.map((r) => r.text);
 }
 
@@ -81,6 +81,39 @@ describe('campaigns', () => {
     expect((await progress(res.body.id, other.apiKey)).status).toBe(404);
     expect((await t.call('POST', `/api/campaigns/${res.body.id}/cancel`, { key: other.apiKey })).status).toBe(404);
     expect((await t.call('POST', `/api/instances/${sender.id}/campaigns`, { key: other.apiKey, body: { messages: [{ to: a.phone, text: 'x' }] } })).status).toBe(404);
+  });
+
+  test('a rate limit mid-way loses nothing: the refused message goes first after the pause, in order, each received once', async () => {
+    const sender = await pairedInstance(user.apiKey, { minIntervalMs: 400 });
+    const r = await pairedInstance(user.apiKey);
+    const messages = Array.from({ length: 6 }, (_, i) => ({ to: r.phone, text: `limited ${i}` }));
+    const res = await t.call('POST', `/api/instances/${sender.id}/campaigns`, { key: user.apiKey, body: { messages } });
+    expect(res.status).toBe(202);
+    await until('two received', async () => (await received(r.id)).length >= 2);
+    // The provider refuses the next send: the number pauses, the refused message waits at the head of the rest.
+    expect((await t.call('POST', `/api/instances/${sender.id}/sandbox/faults`, { key: user.apiKey, body: { rateLimitNext: 1 } })).status).toBe(200);
+    const paused = await until('paused', async () => {
+      const v = (await t.call('GET', `/api/instances/${sender.id}`, { key: user.apiKey })).body;
+      return v.pausedUntil ? v : undefined;
+    });
+    expect(paused.pausedReason).toContain('rate_limited');
+    const [refused] = await sql()<{ text: string; requeues: number; status: string }[]>`
+      select text, requeues, status::text from messages where campaign_id = ${res.body.id} and requeues > 0`;
+    expect(refused).toMatchObject({ requeues: 1, status: 'queued' });
+    expect((await progress(res.body.id)).body.counts.failed).toBe(0);
+    expect((await t.call('POST', `/api/instances/${sender.id}/resume`, { key: user.apiKey })).status).toBe(200);
+    const done = await until('completed', async () => {
+      const p = (await progress(res.body.id)).body;
+      return p.status === 'completed' ? p : undefined;
+    });
+    expect(done.counts.failed).toBe(0);
+    const got = await until('six received', async () => {
+      const texts = await received(r.id);
+      return texts.length >= 6 ? texts : undefined;
+    });
+    // Once each, and in the campaign's order: the refused one did not fall behind the others.
+    expect(got).toEqual(messages.map((m) => m.text));
+    expect(got.indexOf(refused!.text)).toBeGreaterThanOrEqual(2);
   });
 
   test('an invalid message, too many messages or a bad name refuse the campaign; nothing is written', async () => {

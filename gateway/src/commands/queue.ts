@@ -226,6 +226,8 @@ function outcomeOf(row: Pick<Command, 'status' | 'result' | 'errorCode' | 'error
   const extras = row.result ?? {};
   return {
     ok: false,
+    // A send refused by a rate limit and queued again (pacing/requeue.ts): where it went.
+    ...(extras.requeued !== undefined && { data: { requeued: extras.requeued } }),
     error: {
       code: row.errorCode ?? 'worker_error',
       message: row.errorMessage ?? 'the worker could not run the command',

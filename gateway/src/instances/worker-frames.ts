@@ -11,6 +11,7 @@ import type { ResultFrame, WorkerHandlers, WorkerHub } from '../workers/hub';
 import type { SessionState, WorkerEvent } from '../../../workers/protocol/frames';
 import type { InstanceSessions } from './sessions';
 import { pauseInstance, PAUSING_ERRORS } from '../pacing/pause';
+import { markRequeued, requeueRefusedSends, type Requeued } from '../pacing/requeue';
 import type { PacedDispatcher } from '../pacing/dispatcher';
 
 /**
@@ -162,38 +163,54 @@ export class WorkerFrames implements WorkerHandlers {
     // A send's messages move to `sent`/`failed` (and count in the usage ledger) in the transaction that
     // completes its command, and the simulated network delivers in it too: a gateway killed in between
     // leaves neither a completed send whose message stays `queued` nor a message routed twice.
+    // A provider's rate limit pauses the number (pacing/pause.ts) and sends the refused messages back to
+    // the queue for the pause's end (pacing/requeue.ts), in the same transaction.
     const now = new Date();
+    const pausing = (c: Pick<Command, 'id' | 'name'>) => c.name === 'send' && PAUSING_ERRORS.has(outcomes.get(c.id)!.error?.code ?? '');
     // Run again when Postgres aborts it (a deadlock victim): the commands stay pending otherwise until the worker reconnects.
-    const { completed, routed } = await retryTransient(() => this.db.transaction(async (tx) => {
-      const done = await this.queue.completeMany(instanceId, list, tx);
-      await advanceMessages(
-        tx,
-        instanceId,
-        done
-          .filter((c) => c.name === 'send')
-          .map((c) => {
-            const o = outcomes.get(c.id)!;
-            const providerMessageId = typeof o.data?.providerMessageId === 'string' ? o.data.providerMessageId : undefined;
-            return o.ok
-              ? { messageId: String(c.args.messageId), status: 'sent' as const, at: now, providerMessageId, mediaBytes: inlineMediaBytes(c.args) }
-              : { messageId: String(c.args.messageId), status: 'failed' as const, at: now, error: o.error?.message ?? 'send failed' };
-          }),
-      );
-      const routed = identity.provider === 'sandbox' ? await routeSandboxMessages(tx, this.queue, identity, deliveredOf(done)) : [];
-      return { completed: done, routed };
-    }));
+    const { completed, routed, requeued } = await retryTransient(() =>
+      this.db.transaction(async (tx) => {
+        const done = await this.queue.completeMany(instanceId, list, tx);
+        const limited = done.filter(pausing);
+        let requeued = new Map<number, Requeued>();
+        if (limited.length > 0) {
+          const { code, message, retryAfter } = outcomes.get(limited[0]!.id)!.error!;
+          // Queued again first, so the pause moves them to its end ahead of what was queued after them.
+          const successors = await requeueRefusedSends(tx, instanceId, limited.map((c) => c.id));
+          await pauseInstance(tx as unknown as Db, instanceId, `${code}: ${message}`, retryAfter);
+          requeued = await markRequeued(tx, successors);
+        }
+        await advanceMessages(
+          tx,
+          instanceId,
+          done
+            .filter((c) => c.name === 'send' && !requeued.has(c.id))
+            .map((c) => {
+              const o = outcomes.get(c.id)!;
+              const providerMessageId = typeof o.data?.providerMessageId === 'string' ? o.data.providerMessageId : undefined;
+              return o.ok
+                ? { messageId: String(c.args.messageId), status: 'sent' as const, at: now, providerMessageId, mediaBytes: inlineMediaBytes(c.args) }
+                : { messageId: String(c.args.messageId), status: 'failed' as const, at: now, error: o.error?.message ?? 'send failed' };
+            }),
+        );
+        const routed = identity.provider === 'sandbox' ? await routeSandboxMessages(tx, this.queue, identity, deliveredOf(done)) : [];
+        return { completed: done, routed, requeued };
+      }),
+    );
     try {
       const sends = completed.filter((c) => c.name === 'send');
-      for (const c of sends) this.hub.metrics.sends.inc({ provider: identity.provider, type: sendType(c.args), result: outcomes.get(c.id)!.ok ? 'sent' : 'failed' });
-      for (const c of routed) if (!this.dispatch(c) && !this.hub.isConnected(c.instanceId)) this.elsewhere?.(c);
-      // A provider's rate limit or temporary block pauses the number (pacing/pause.ts).
-      const limited = sends.map((c) => outcomes.get(c.id)!.error).find((e) => e && PAUSING_ERRORS.has(e.code));
-      if (limited) {
-        await pauseInstance(this.db, instanceId, `${limited.code}: ${limited.message}`, limited.retryAfter);
-        this.sessions.changed(instanceId);
+      for (const c of sends) {
+        const result = requeued.has(c.id) ? 'requeued' : outcomes.get(c.id)!.ok ? 'sent' : 'failed';
+        this.hub.metrics.sends.inc({ provider: identity.provider, type: sendType(c.args), result });
       }
+      for (const c of routed) if (!this.dispatch(c) && !this.hub.isConnected(c.instanceId)) this.elsewhere?.(c);
+      if (sends.some(pausing)) this.sessions.changed(instanceId);
     } finally {
-      for (const c of completed) this.queue.notify(c.id, outcomes.get(c.id)!);
+      for (const c of completed) {
+        const outcome = outcomes.get(c.id)!;
+        const again = requeued.get(c.id);
+        this.queue.notify(c.id, again ? { ...outcome, data: { ...outcome.data, requeued: again } } : outcome);
+      }
     }
   }
 

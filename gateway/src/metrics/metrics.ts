@@ -95,7 +95,7 @@ export class GatewayMetrics {
   /** Fleet (database). */
   readonly commandsPending = this.gauge('wgs_commands_pending', 'Commands waiting for a worker, by command name (fleet, from the database)', ['name'] as const);
   readonly commandsOldestPending = this.gauge('wgs_commands_oldest_pending_seconds', 'Age of the oldest command waiting for a worker (fleet, from the database)');
-  readonly sends = this.counter('wgs_sends_total', 'Send outcomes reported to this replica by provider, message type and result (sent, failed)', [
+  readonly sends = this.counter('wgs_sends_total', 'Send outcomes reported to this replica by provider, message type and result (sent, failed, requeued: refused by a rate limit, queued again)', [
     'provider',
     'type',
     'result',

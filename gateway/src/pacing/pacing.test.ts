@@ -164,13 +164,14 @@ describe('paced sends', () => {
 });
 
 describe('pause and resume', () => {
-  test('a provider rate limit pauses the number; later sends wait; resume sends them', async () => {
+  test('a provider rate limit pauses the number and queues the refused send again; later sends wait; resume sends them all', async () => {
     const id = await pairedInstance({ minIntervalMs: 100 });
     const faults = await t.call('POST', `/api/instances/${id}/sandbox/faults`, { key: user.apiKey, body: { rateLimitNext: 1 } });
     expect(faults.status).toBe(200);
     const limited = await send(id, 'too fast');
-    expect(limited.status).toBe(429);
-    expect(limited.body.error ?? limited.body.code).toBeDefined();
+    // Not a failure: the message waits for the pause's end.
+    expect(limited.status).toBe(202);
+    expect(limited.body.status).toBe('scheduled');
     const [event] = await t.db.database.sql`select data from events where instance_id = ${id} and type = 'instance.paused'`;
     expect(event!.data.reason).toContain('rate_limited');
     const view = (await t.call('GET', `/api/instances/${id}`, { key: user.apiKey })).body;
@@ -178,6 +179,15 @@ describe('pause and resume', () => {
     const until5 = Date.parse(view.pausedUntil);
     expect(until5 - Date.now()).toBeGreaterThan(4 * 60_000); // the first pause: 5 minutes
     expect(Date.parse(event!.data.until)).toBe(until5);
+    expect(Date.parse(limited.body.scheduledAt)).toBe(until5);
+    // The refused command failed; a new one carries the same message, due at the pause's end.
+    const refused = await sends(id);
+    expect(refused.map((c) => [c.status, c.not_before.getTime() >= until5])).toEqual([
+      ['failed', false],
+      ['pending', true],
+    ]);
+    const [queued] = await t.db.database.sql`select status, requeues, command_id from messages where id = ${limited.body.id}`;
+    expect(queued).toEqual({ status: 'queued', requeues: 1, command_id: refused[1]!.id });
 
     const held = [await send(id, 'after 1'), await send(id, 'after 2')];
     for (const h of held) {
@@ -187,12 +197,37 @@ describe('pause and resume', () => {
     const resumed = await t.call('POST', `/api/instances/${id}/resume`, { key: user.apiKey });
     expect(resumed.status).toBe(200);
     expect(resumed.body).toMatchObject({ pausedUntil: null, pausedReason: null });
-    await until('held sends sent after resume', async () => {
-      const rows = await t.db.database.sql`select status from messages where id in ${t.db.database.sql(held.map((h) => h.body.id))}`;
-      return rows.length === 2 && rows.every((r) => r.status !== 'queued');
+    const all = [limited, ...held].map((h) => h.body.id as string);
+    const out = await until('the refused and the held sends sent after resume', async () => {
+      const rows = await t.db.database.sql`select id, status from messages where id in ${t.db.database.sql(all)}`;
+      return rows.length === 3 && rows.every((r) => r.status !== 'queued') ? rows : undefined;
     });
+    expect(out.every((r) => r.status !== 'failed')).toBe(true);
+    // Each went to the worker as one successful send: the refused one once more, no more.
+    expect((await sends(id)).map((c) => c.status)).toEqual(['failed', 'done', 'done', 'done']);
     const [resumedEvent] = await t.db.database.sql`select 1 from events where instance_id = ${id} and type = 'instance.resumed'`;
     expect(resumedEvent).toBeDefined();
+  });
+});
+
+describe('rate-limit requeues', () => {
+  test('a message refused by the rate limit a fourth time fails with it (429 to no one: it was scheduled)', async () => {
+    const id = await pairedInstance();
+    expect((await t.call('POST', `/api/instances/${id}/sandbox/faults`, { key: user.apiKey, body: { rateLimitNext: 4 } })).status).toBe(200);
+    const first = await send(id, 'refused four times');
+    expect(first.status).toBe(202);
+    const message = async () => (await t.db.database.sql`select status, requeues, error from messages where id = ${first.body.id}`)[0]!;
+    for (let n = 2; n <= 3; n++) {
+      expect((await t.call('POST', `/api/instances/${id}/resume`, { key: user.apiKey })).status).toBe(200);
+      await until(`requeued a ${n}th time`, async () => (await message()).requeues === n);
+    }
+    expect((await t.call('POST', `/api/instances/${id}/resume`, { key: user.apiKey })).status).toBe(200);
+    const failed = await until('failed at the fourth refusal', async () => ((await message()).status === 'failed' ? message() : undefined));
+    expect(failed).toMatchObject({ status: 'failed', requeues: 3 });
+    expect(failed.error).toContain('rate');
+    expect((await sends(id)).map((c) => c.status)).toEqual(['failed', 'failed', 'failed', 'failed']);
+    // The number is paused by the last refusal too; nothing else is pending.
+    expect((await t.call('GET', `/api/instances/${id}`, { key: user.apiKey })).body.pausedReason).toContain('rate_limited');
   });
 });
 

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { index, pgEnum, pgTable, integer, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { index, pgEnum, pgTable, integer, smallint, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 import { instances } from './instances';
 import { commands } from './commands';
 import { campaigns } from './campaigns';
@@ -26,6 +26,8 @@ export const messages = pgTable(
     idempotencyKey: text('idempotency_key'),
     /** The campaign (bulk send) this message belongs to; null for single sends. */
     campaignId: text('campaign_id').references(() => campaigns.id, { onDelete: 'cascade' }),
+    /** Times a provider's rate limit sent it back to the queue (pacing/requeue.ts); past the limit it fails. */
+    requeues: smallint('requeues').notNull().default(0),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     sentAt: timestamp('sent_at', { withTimezone: true }),
     deliveredAt: timestamp('delivered_at', { withTimezone: true }),

@@ -336,6 +336,12 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
           set.status = 202;
           return { id: messageId, status: 'queued' as const };
         }
+        // WhatsApp's rate limit: the number paused and the message waits for the pause's end (pacing/requeue.ts).
+        const requeued = result.data?.requeued as { scheduledAt?: string } | undefined;
+        if (!result.ok && requeued?.scheduledAt) {
+          set.status = 202;
+          return { id: messageId, status: 'scheduled' as const, scheduledAt: new Date(requeued.scheduledAt) };
+        }
         if (!result.ok) throw commandError(result);
         return { id: messageId, status: 'sent' as const };
       },
@@ -351,7 +357,9 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
             '202 `{id, status: "scheduled", scheduledAt}` when the instance\'s pacing (or a pause) puts the send later: it is queued durably and leaves at scheduledAt; 503 `not_connected` when the number is not paired, `session_failed` when its session failed (banned, replaced, token refused). ' +
             '422 `unsupported_for_provider` for a type the engine cannot send (waba: edit, revoke; whatsmeow and baileys: template, interactive). ' +
             "waba refusals keep Meta's code in `providerCode`: 422 `template_required` (131047, outside the 24-hour window), `template_error` (132xxx), `undeliverable` (131026), " +
-            '`ecosystem_limited` (131049), `provider_rejected` (100 and other invalid requests), `media_failed`; 429 `rate_limited` / `spam_rate_limited` (with Retry-After); ' +
+            '`ecosystem_limited` (131049), `provider_rejected` (100 and other invalid requests), `media_failed`. ' +
+            'A provider\'s rate limit (`rate_limited`, `spam_rate_limited`) pauses the number and does not fail the send: 202 `{id, status: "scheduled", scheduledAt}` at the pause\'s end; ' +
+            'a message refused this way a fourth time fails: 429 `rate_limited` / `spam_rate_limited` (with Retry-After). ' +
             '403 `account_restricted`; 503 `provider_auth_failed` (190: token expired or revoked); 502 `provider_error`; 504 `provider_unreachable`. ' +
             "Plan: 402 `quota_exceeded` when this month's messagesPerMonth is used up, or media would pass mediaBytesPerMonth (the message names the quota, the usage and when it resets: the next UTC month); 403 `not_in_plan` for media when the plan lacks the `media` feature.",
         },

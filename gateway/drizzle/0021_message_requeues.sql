@@ -1,0 +1,1 @@
+ALTER TABLE "messages" ADD COLUMN "requeues" smallint DEFAULT 0 NOT NULL;
