@@ -12,7 +12,7 @@ import { OWNER_LOCK } from '../../gateway/src/claims/owner';
 import { startEmbeddedPostgres } from '../../gateway/src/db/embedded';
 import { freePort } from '../../gateway/src/lib/net';
 import { createLogger } from '../../gateway/src/logging/logger';
-import { gatewayApi, startGatewayProcess, waitConnected } from '../support/gateway-process';
+import { gatewayApi, startGatewayProcess, waitConnected, waitRestored } from '../support/gateway-process';
 import { until } from '../support/poll';
 
 const cleanup: (() => Promise<unknown>)[] = [];
@@ -52,7 +52,7 @@ test('the whole process group SIGKILLed and started again at once, 5 times: serv
     g = await start();
     const ready = Date.now() - t0;
     for (const id of ids) {
-      const back = await waitConnected(g, id, user.apiKey);
+      const back = await waitRestored(g, id, user.apiKey);
       // The sandbox says so only when it resumed the pairing kept in Postgres (a new number shows a QR).
       expect(back.stateReason).toBe('session restored');
     }

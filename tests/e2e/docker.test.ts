@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { LABELS } from '../../gateway/src/engines/docker-spec';
 import { buildImages, docker, dockerAvailable, removeLabelled, restartDockerd, statusReasonSince } from '../support/docker';
-import { gatewayApi, sendingThroughout, startGatewayProcess, waitConnected } from '../support/gateway-process';
+import { gatewayApi, sendingThroughout, startGatewayProcess, waitConnected, waitRestored } from '../support/gateway-process';
 import { createTestDatabase } from '../support/postgres';
 import { until } from '../support/poll';
 import { sshdAvailable, startSshd } from '../support/sshd';
@@ -61,7 +61,7 @@ test.skipIf(!enabled)('containers outlive a gateway restart and are replaced, se
   expect((await containers()).map((c) => c.Id)).toEqual([before!.Id]);
 
   g = await start();
-  const back = await waitConnected(g, id, user.apiKey);
+  const back = await waitRestored(g, id, user.apiKey);
   expect(back.stateReason).toBe('session restored');
   const after = await containers();
   expect(after).toHaveLength(1);
@@ -200,7 +200,7 @@ test.skipIf(!restartAllowed)('the Docker daemon restarts under a paired number: 
 
   await restartDockerd(); // stops every container (restart policy "no"), then comes back
   const back = Date.now();
-  const again = await waitConnected(g, id, user.apiKey, 60_000);
+  const again = await waitRestored(g, id, user.apiKey, 60_000);
   expect(again.stateReason).toBe('session restored');
   console.log(`Docker daemon back → connected again in ${Date.now() - back} ms`);
   const [after] = await containers();
@@ -212,7 +212,7 @@ test.skipIf(!restartAllowed)('the Docker daemon restarts under a paired number: 
   // Only the daemon's die event says "worker exited (signal SIGKILL)"; the control loop would just find it missing.
   await until('the kill seen through the event stream', () => statusReasonSince(db.database.sql, id, 'worker exited (signal SIGKILL)%', killed), 8_000);
   await until('restarted after the kill', async () => (await containers()).some((c) => c.Id !== after!.Id && c.State === 'running'), 8_000);
-  const restored = await waitConnected(g, id, user.apiKey);
+  const restored = await waitRestored(g, id, user.apiKey);
   expect(restored.stateReason).toBe('session restored');
   expect(Date.now() - killed).toBeLessThan(8_000);
   expect((await api(g, 'POST', `/api/instances/${id}/send`, user.apiKey, { to: '15550100000', text: 'after the daemon restart' })).status).toBe(200);

@@ -3,7 +3,7 @@
  * processes, real worker processes, real Postgres.
  */
 import { afterAll, expect, test } from 'bun:test';
-import { gatewayApi, startGatewayProcess, waitConnected, workerPids as findWorkerPids } from '../support/gateway-process';
+import { gatewayApi, startGatewayProcess, waitRestored, workerPids as findWorkerPids } from '../support/gateway-process';
 import { createTestDatabase } from '../support/postgres';
 import { until } from '../support/poll';
 
@@ -70,7 +70,7 @@ test('a paired instance survives a gateway SIGKILL: connected again with no scan
   await g.stop('SIGKILL');
   const t0 = Date.now();
   g = await startGatewayProcess(env, cleanup);
-  const back = await waitConnected(g, id, user.apiKey);
+  const back = await waitRestored(g, id, user.apiKey);
   expect(back.stateReason).toBe('session restored');
   expect(Date.now() - t0).toBeLessThan(30_000);
   expect((await api(g, 'POST', `/api/instances/${id}/send`, user.apiKey, { to: '4915199999999', text: 'still here' })).status).toBe(200);

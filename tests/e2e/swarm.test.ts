@@ -14,7 +14,7 @@ import type { ContainerTaskSpec } from 'dockerode';
 import { LABELS } from '../../gateway/src/engines/docker-spec';
 import { isUp, type SwarmTask } from '../../gateway/src/engines/swarm-spec';
 import { buildImages, docker, dockerAvailable, removeLabelled, statusReasonSince } from '../support/docker';
-import { gatewayApi as api, sendingThroughout, startGatewayProcess, waitConnected, type GatewayProcess } from '../support/gateway-process';
+import { gatewayApi as api, sendingThroughout, startGatewayProcess, waitConnected, waitRestored, type GatewayProcess } from '../support/gateway-process';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { until } from '../support/poll';
 import { startSwarm, type TestSwarm } from '../support/swarm';
@@ -104,7 +104,7 @@ test.skipIf(!enabled)('a sandbox number is one service with its limits: QR → s
   const killed = Date.now();
   await docker.getContainer(first!.Status!.ContainerStatus!.ContainerID!).kill();
   await until("the task's end seen by the gateway", () => statusReasonSince(db.database.sql, id, 'worker exited (signal SIGKILL: swarm task failed%', killed), 8_000);
-  const back = await waitConnected(g, id, key);
+  const back = await waitRestored(g, id, key);
   expect(back.stateReason).toBe('session restored');
   console.log(`task killed → connected again in ${Date.now() - killed} ms`);
   // The manager may learn that the new task runs after its worker has already dialled in.

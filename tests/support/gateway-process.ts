@@ -135,6 +135,22 @@ export async function waitConnected(g: GatewayProcess, instanceId: number, key: 
 }
 
 /**
+ * Waits until the instance's worker says it resumed the session kept in Postgres (`connected`, `session
+ * restored`). After a restart or a move the row still shows the old `connected` for the moment between the
+ * new worker's hello (status `running`) and its first state report: waitConnected can catch that moment.
+ */
+export async function waitRestored(g: GatewayProcess, instanceId: number, key: string, timeoutMs = 30_000): Promise<any> {
+  return until(
+    `instance ${instanceId} running, connected with its session restored`,
+    async () => {
+      const r = await gatewayApi(g, 'GET', `/api/instances/${instanceId}`, key);
+      return r.body?.status === 'running' && r.body?.state === 'connected' && r.body?.stateReason === 'session restored' && r.body;
+    },
+    timeoutMs,
+  );
+}
+
+/**
  * Pids of live worker processes for an instance, found by their environment
  * (`WGS_INSTANCE_ID`) and a piece of their command line; with `parent`, only
  * that process's children (a gateway's process-engine workers, not containers).
