@@ -2,7 +2,8 @@ import { Elysia, t } from 'elysia';
 import { and, desc, eq, lt, ne, sql } from 'drizzle-orm';
 import type { AppDeps } from '../../http/context';
 import { adminSecurity } from '../../http/auth';
-import { badRequest, conflict, errorResponses, notFound } from '../../http/errors';
+import { conflict, errorResponses, notFound } from '../../http/errors';
+import { positiveInt, PositiveIntString } from '../../http/params';
 import { billingEvents, DELIVERY_STATUSES } from '../../db/schema';
 import { BILLING_EVENT_TYPES } from '../../billing/events';
 import { BILLING_CHANNEL } from '../../billing/dispatcher';
@@ -11,19 +12,6 @@ const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 500;
 const MAX_USER_ID = 2_147_483_647; // users.id is a Postgres integer
 const MAX_EVENT_ID = Number.MAX_SAFE_INTEGER; // billing_events.id is a bigint, read as a number
-
-/**
- * A positive integer parameter, a string to the schema and ranged by `toInt`:
- * Elysia's coerced numbers report a failed range without the parameter's name.
- */
-const intParam = (description: string, max: number) =>
-  t.String({ pattern: '^[0-9]{1,16}$', error: `must be an integer from 1 to ${max}`, description });
-
-function toInt(where: 'query parameter' | 'path parameter', name: string, raw: string, max: number): number {
-  const n = /^[0-9]{1,16}$/.test(raw) ? Number(raw) : NaN;
-  if (!(n >= 1 && n <= max)) throw badRequest('validation_failed', `invalid ${where} '${name}': must be an integer from 1 to ${max}`);
-  return n;
-}
 
 const oneOf = (values: readonly string[], description: string) =>
   t.Union(
@@ -34,9 +22,9 @@ const oneOf = (values: readonly string[], description: string) =>
 const ListQuery = t.Object({
   status: t.Optional(oneOf(DELIVERY_STATUSES, 'only events in this delivery state')),
   type: t.Optional(oneOf(BILLING_EVENT_TYPES, 'only events of this type')),
-  userId: t.Optional(intParam('only this tenant', MAX_USER_ID)),
-  before: t.Optional(intParam('events with ids below this one (`next.before` of the previous page)', MAX_EVENT_ID)),
-  limit: t.Optional(intParam(`how many events (default ${DEFAULT_LIMIT}, at most ${MAX_LIMIT})`, MAX_LIMIT)),
+  userId: t.Optional(PositiveIntString('only this tenant', MAX_USER_ID)),
+  before: t.Optional(PositiveIntString('events with ids below this one (`next.before` of the previous page)', MAX_EVENT_ID)),
+  limit: t.Optional(PositiveIntString(`how many events (default ${DEFAULT_LIMIT}, at most ${MAX_LIMIT})`, MAX_LIMIT)),
 });
 
 const BillingEventView = t.Object(
@@ -77,12 +65,12 @@ export function adminBillingRoutes({ database }: AppDeps) {
     .get(
       '',
       async ({ query }) => {
-        const limit = query.limit === undefined ? DEFAULT_LIMIT : toInt('query parameter', 'limit', query.limit, MAX_LIMIT);
+        const limit = query.limit === undefined ? DEFAULT_LIMIT : positiveInt('query parameter', 'limit', query.limit, MAX_LIMIT);
         const where = [
           query.status !== undefined ? eq(billingEvents.status, query.status) : undefined,
           query.type !== undefined ? eq(billingEvents.type, query.type) : undefined,
-          query.userId !== undefined ? eq(billingEvents.userId, toInt('query parameter', 'userId', query.userId, MAX_USER_ID)) : undefined,
-          query.before !== undefined ? lt(billingEvents.id, toInt('query parameter', 'before', query.before, MAX_EVENT_ID)) : undefined,
+          query.userId !== undefined ? eq(billingEvents.userId, positiveInt('query parameter', 'userId', query.userId, MAX_USER_ID)) : undefined,
+          query.before !== undefined ? lt(billingEvents.id, positiveInt('query parameter', 'before', query.before, MAX_EVENT_ID)) : undefined,
         ];
         const rows = await db
           .select({
@@ -121,7 +109,7 @@ export function adminBillingRoutes({ database }: AppDeps) {
     .post(
       '/:id/replay',
       async ({ params, set }) => {
-        const id = toInt('path parameter', 'id', params.id, MAX_EVENT_ID);
+        const id = positiveInt('path parameter', 'id', params.id, MAX_EVENT_ID);
         // What the customer replay resets on webhook_deliveries: back in the dispatcher's due set (dueOutboxRows), unclaimed.
         const [row] = await db
           .update(billingEvents)
@@ -139,7 +127,7 @@ export function adminBillingRoutes({ database }: AppDeps) {
         return { id: row.id, status: 'pending' as const };
       },
       {
-        params: t.Object({ id: intParam('billing event id', MAX_EVENT_ID) }),
+        params: t.Object({ id: PositiveIntString('billing event id', MAX_EVENT_ID) }),
         detail: {
           summary: 'Send a billing event again (same webhook-id), with a fresh retry schedule',
           description:

@@ -2,7 +2,7 @@ import { Elysia, t } from 'elysia';
 import type { AppDeps } from '../../http/context';
 import { tenant, tenantSecurity } from '../../http/auth';
 import { badRequest, errorResponses } from '../../http/errors';
-import { Id } from '../../http/params';
+import { Id, positiveInt, PositiveIntString } from '../../http/params';
 import { ownedInstance } from '../../instances/input';
 import { EVENT_ID_PATTERN, eventPage, parseTypes, typesDescription, type PageFrom, type StreamScope } from '../../events/log';
 
@@ -15,7 +15,7 @@ const EventsQuery = t.Object({
   types: t.Optional(t.String({ description: typesDescription() })),
   after: eventId('oldest first: events with ids above this one (a poller\'s cursor: `next.after` of the previous answer; 0 for the oldest retained)'),
   before: eventId('newest first: events with ids below this one (`next.before` of the previous page); without `after` or `before`, the newest events'),
-  limit: t.Optional(t.String({ description: `how many events (default ${DEFAULT_LIMIT}, at most ${MAX_LIMIT})` })),
+  limit: t.Optional(PositiveIntString(`how many events (default ${DEFAULT_LIMIT}, at most ${MAX_LIMIT})`, MAX_LIMIT)),
 });
 
 const EventView = t.Object(
@@ -52,14 +52,6 @@ const PAGE_DESCRIPTION =
   'handed out; it stays in the log (and was delivered by webhooks and streams), so a poller that must see every event re-reads a short way behind its cursor and skips ids it has. ' +
   'Events older than the retention period are gone.';
 
-/** Checked here, not by the schema: Elysia's coerced numbers report a failed range without the field's name. */
-function parseLimit(raw: string | undefined): number {
-  if (raw === undefined) return DEFAULT_LIMIT;
-  const limit = /^[0-9]{1,4}$/.test(raw) ? Number(raw) : NaN;
-  if (!(limit >= 1 && limit <= MAX_LIMIT)) throw badRequest('validation_failed', `invalid query parameter 'limit': must be an integer from 1 to ${MAX_LIMIT}`);
-  return limit;
-}
-
 function pageFrom(query: typeof EventsQuery.static): PageFrom {
   if (query.after !== undefined && query.before !== undefined) {
     throw badRequest('validation_failed', "invalid query parameters 'after' and 'before': give one of them (after: oldest first from a cursor; before: newest first)");
@@ -72,7 +64,7 @@ function pageFrom(query: typeof EventsQuery.static): PageFrom {
 export function eventRoutes({ database }: AppDeps) {
   async function page(scope: StreamScope, query: typeof EventsQuery.static) {
     const from = pageFrom(query);
-    const { events, more } = await eventPage(database.sql, scope, from, parseLimit(query.limit));
+    const { events, more } = await eventPage(database.sql, scope, from, query.limit === undefined ? DEFAULT_LIMIT : positiveInt('query parameter', 'limit', query.limit, MAX_LIMIT));
     const last = events.at(-1)?.id;
     if ('after' in from) return { events, next: { after: last ?? from.after }, more };
     return { events, ...(more && last !== undefined && { next: { before: last } }), more };
