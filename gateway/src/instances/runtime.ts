@@ -218,7 +218,11 @@ export class InstanceRuntime {
   private async abandonDeadMoves(): Promise<number[]> {
     const abandoned = await abandonMigrations(this.db);
     if (abandoned.length) this.logger.warn({ instances: abandoned }, 'moves cut short by a gateway that died were abandoned; the instances start where they are');
-    for (const id of abandoned) this.sessions.changed(id);
+    for (const id of abandoned) {
+      // The dead mover never announces the end of its move: its mark here would hold the instance for 90 s.
+      this.sessions.remoteMove(id, false);
+      this.sessions.changed(id);
+    }
     return abandoned;
   }
 
@@ -262,7 +266,9 @@ export class InstanceRuntime {
         this.orphanSince.delete(id);
         continue;
       }
-      if (running.has(id) || this.starting.has(id) || this.sessions.isMoving(id) || this.restartTimers.has(id) || status === 'error' || this.stopping) continue;
+      // A move by another replica is `busy` above while its gateway lives (the database says so); the in-memory mark of a
+      // remote move (NOTIFY) outlives a mover that died, so only this replica's own moves hold a start back here.
+      if (running.has(id) || this.starting.has(id) || this.sessions.isMovingHere(id) || this.restartTimers.has(id) || status === 'error' || this.stopping) continue;
       if (alive && !this.hub.isConnected(id)) {
         const since = this.orphanSince.get(id) ?? now;
         this.orphanSince.set(id, since);
