@@ -46,6 +46,7 @@ export class RateLimiter {
   private readonly planCacheMs: number;
   private readonly plans = new Map<number, { limits: Limits; until: number }>();
   private lastPrune = 0;
+  private pruning: Promise<unknown> = Promise.resolve();
   private lastWarning = 0;
   private readonly log: Logger;
 
@@ -128,7 +129,12 @@ export class RateLimiter {
     const now = Date.now();
     if (now - this.lastPrune < this.windowSeconds * 1000) return;
     this.lastPrune = now;
-    void this.prune().catch((err) => this.warn(err, {}, 'pruning old rate-limit windows failed'));
+    this.pruning = this.prune().catch((err) => this.warn(err, {}, 'pruning old rate-limit windows failed'));
+  }
+
+  /** Resolves once the background prune started by a request (if any) has finished. */
+  idle(): Promise<void> {
+    return this.pruning.then(() => undefined);
   }
 
   async prune(): Promise<number> {
