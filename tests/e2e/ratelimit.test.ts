@@ -6,6 +6,7 @@
 import { afterAll, expect, test } from 'bun:test';
 import { gatewayApi, startGatewayProcess, type GatewayProcess } from '../support/gateway-process';
 import { createTestDatabase } from '../support/postgres';
+import { minuteWithSecondsLeft } from '../support/clock';
 import { until } from '../support/poll';
 
 const cleanup: (() => Promise<unknown>)[] = [];
@@ -40,10 +41,7 @@ test(
     await db.database.sql`update users set plan_id = ${plan!.id} where id = ${user.id}`;
 
     // Start the burst with at least 15 s left in the minute (database clock): it fits in one window.
-    await until('a minute with 15 s left', async () => {
-      const [row] = await db.database.sql<{ s: number }[]>`select extract(second from now())::float8 as s`;
-      return row!.s < 45;
-    }, 20_000, 200);
+    await minuteWithSecondsLeft(db.database.sql, 15);
 
     const seen = [];
     for (let i = 0; i < 2 * LIMIT; i++) {

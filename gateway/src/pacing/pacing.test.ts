@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { createTestApp, type TestApp } from '../../../tests/support/app';
+import { minuteWithSecondsLeft } from '../../../tests/support/clock';
 import { until } from '../../../tests/support/poll';
 import { createLogger } from '../logging/logger';
 import { PacedDispatcher } from './dispatcher';
@@ -107,6 +108,8 @@ describe('paced sends', () => {
 
   test('maxPerMinute: sends beyond the cap move to the next minute', async () => {
     const id = await pairedInstance({ maxPerMinute: 2 });
+    // The three sends must fall in one clock minute (the cap counts per minute).
+    await minuteWithSecondsLeft(t.db.database.sql, 10);
     expect((await send(id, 'one')).status).toBe(200);
     expect((await send(id, 'two')).status).toBe(200);
     const third = await send(id, 'three');
@@ -234,7 +237,7 @@ describe('rate-limit requeues', () => {
 describe('pause by schedule', () => {
   test('a pause ends by itself at pausedUntil: held sends go out, instance.resumed {by: schedule}', async () => {
     const id = await pairedInstance(); // no pacing: a pause holds unpaced sends too
-    await t.db.database.sql`update instances set paused_until = now() + interval '400 milliseconds', paused_reason = 'test' where id = ${id}`;
+    await t.db.database.sql`update instances set paused_until = now() + interval '3 seconds', paused_reason = 'test' where id = ${id}`;
     const held = await send(id, 'held');
     expect(held.status).toBe(202);
     expect(held.body.status).toBe('scheduled');

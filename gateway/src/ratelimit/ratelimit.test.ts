@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { Writable } from 'node:stream';
 import { createTestApp, type TestApp, type CallResult } from '../../../tests/support/app';
+import { minuteWithSecondsLeft } from '../../../tests/support/clock';
 import { until } from '../../../tests/support/poll';
 import { createLogger } from '../logging/logger';
 
@@ -39,17 +40,7 @@ async function tenantOn(planId: number, keys = 1) {
 }
 
 /** Waits, if needed, until the current minute (database clock) has at least `margin` seconds left. */
-async function freshWindow(margin = 20) {
-  await until(
-    `a minute with ${margin} s left`,
-    async () => {
-      const [row] = await t.db.database.sql<{ s: number }[]>`select extract(second from now())::float8 as s`;
-      return row!.s < 60 - margin;
-    },
-    margin * 1000 + 5_000,
-    200,
-  );
-}
+const freshWindow = (margin = 20) => minuteWithSecondsLeft(t.db.database.sql, margin);
 
 beforeAll(async () => {
   const logger = createLogger('warn', new Writable({ write: (chunk, _enc, done) => ((logged += chunk), done()) }) as never);
