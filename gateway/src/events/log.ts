@@ -47,9 +47,9 @@ export function toStreamEvent(r: EventRow): StreamEvent {
   return { id: Number(r.id), type: r.type, instanceId: r.instance_id, createdAt: new Date(r.created_ms).toISOString(), data: r.data };
 }
 
-/** `select … from events e join instances i`: the columns `toStreamEvent` takes, with the owner for scoping. */
-export function selectEvents(sql: Sql): PendingQuery<Row[]> {
-  return sql`select e.id, e.instance_id, i.user_id, e.type, e.data, (extract(epoch from e.created_at) * 1000)::float8 as created_ms
+/** `select … from events e join instances i`: the columns `toStreamEvent` takes, with the owner for scoping (and `more` columns). */
+export function selectEvents(sql: Sql, more: PendingQuery<Row[]> = sql``): PendingQuery<Row[]> {
+  return sql`select e.id, e.instance_id, i.user_id, e.type, e.data, (extract(epoch from e.created_at) * 1000)::float8 as created_ms ${more}
     from events e join instances i on i.id = e.instance_id`;
 }
 
@@ -83,26 +83,77 @@ export function scopeFilter(sql: Sql, scope: StreamScope): PendingQuery<Row[]> {
     ${scope.types ? sql`and e.type = any(${[...scope.types]}::text[])` : sql``}`;
 }
 
-/** Where a page starts: after an id (oldest first, a poller's cursor), or before one / at the end (newest first, history). */
-export type PageFrom = { after: number } | { before?: number };
+/**
+ * A poller's position in the log: after the event `id` of transaction `tx`.
+ * Polling pages go in `(tx, id)` order, not id order: see `eventPage`.
+ */
+export interface Cursor {
+  tx: string;
+  id: number;
+}
+
+/** A cursor as the API hands it out (`next.after`): `<tx>.<id>`, opaque to clients. */
+export const formatCursor = (c: Cursor): string => `${c.tx}.${c.id}`;
+
+/** What `after` may be: 0 (the start), an event id, or a cursor; the transaction part at most 19 digits (an xid8). */
+export const AFTER_PATTERN = '^([0-9]{1,19}[.])?[0-9]{1,15}$';
+
+/** Where a page starts: after a cursor (null: the start; oldest first, a poller's), or before an id / at the end (newest first, history). */
+export type PageFrom = { after: Cursor | null } | { before?: number };
 
 export interface EventPage {
   events: StreamEvent[];
   /** The events past this page exist (one more than `limit` was found). */
   more: boolean;
+  /** With `after`: the position after the page's last event (the given one when the page is empty). */
+  cursor?: Cursor | null;
 }
 
 /**
- * One page of the retained log in a scope. With `after`: ids above it,
- * ascending. Otherwise: ids below `before` (or the newest), descending.
+ * The cursor of an event given by its id (a poller starting after an event a
+ * webhook or stream carried): null when it is not in the scope's retained log.
+ */
+export async function cursorOf(sql: Sql, scope: StreamScope, id: number): Promise<Cursor | null> {
+  const [row] = await sql<{ tx: string }[]>`
+    select e.tx::text as tx from events e join instances i on i.id = e.instance_id
+    where e.id = ${id} and ${scopeFilter(sql, { userId: scope.userId, instanceId: scope.instanceId })}`;
+  return row ? { tx: row.tx, id } : null;
+}
+
+/**
+ * One page of the retained log in a scope.
+ *
+ * With `after` (polling): events past the cursor in `(tx, id)` order, and
+ * only those of transactions older than every transaction still running
+ * (below the reading snapshot's xmin). An event that is not visible yet
+ * belongs to a running transaction, whose id is at least that xmin, so it
+ * sorts after every event a page has shown: a cursor never skips one, however
+ * late its transaction commits (in id order it could: id 52 committed while
+ * 51's transaction runs on). The price: events wait for every older write
+ * transaction on the database server to end before polling shows them.
+ *
+ * Otherwise (history): ids below `before` (or the newest), descending; a late
+ * commit there lands below the page and comes with a later one.
  */
 export async function eventPage(sql: Sql, scope: StreamScope, from: PageFrom, limit: number): Promise<EventPage> {
-  const ascending = 'after' in from;
-  const bound = ascending ? sql`and e.id > ${from.after}` : from.before !== undefined ? sql`and e.id < ${from.before}` : sql``;
+  if ('after' in from) {
+    const c = from.after;
+    const rows = await sql<(EventRow & { tx: string })[]>`
+      ${selectEvents(sql, sql`, e.tx::text as tx`)}
+      where ${scopeFilter(sql, scope)}
+        ${c ? sql`and (e.tx, e.id) > (${c.tx}::xid8, ${c.id}::bigint)` : sql``}
+        and e.tx < pg_snapshot_xmin(pg_current_snapshot())
+      order by e.tx, e.id
+      limit ${limit + 1}`;
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return { events: page.map(toStreamEvent), more: rows.length > limit, cursor: last ? { tx: last.tx, id: Number(last.id) } : c };
+  }
+  const bound = from.before !== undefined ? sql`and e.id < ${from.before}` : sql``;
   const rows = await sql<EventRow[]>`
     ${selectEvents(sql)}
     where ${scopeFilter(sql, scope)} ${bound}
-    order by e.id ${ascending ? sql`asc` : sql`desc`}
+    order by e.id desc
     limit ${limit + 1}`;
   return { events: rows.slice(0, limit).map(toStreamEvent), more: rows.length > limit };
 }

@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { createTestApp, type TestApp } from '../../../../tests/support/app';
+import { until } from '../../../../tests/support/poll';
 import { addEvent as addEventRow, fixtureInstance as fixtureRow } from '../../../../tests/support/event-log';
 
 interface Page {
   events: { id: number; type: string; instanceId: number; createdAt: string; data: Record<string, unknown> }[];
-  next?: { after?: number; before?: number };
+  next?: { after?: string; before?: number };
   more: boolean;
 }
 
@@ -16,6 +17,15 @@ let b: User;
 const inst = { a1: 0, a2: 0, b: 0 };
 /** The events of the fixture, in insert order. */
 const ids = { qr: 0, in1: 0, other: 0, status: 0, a2: 0, in2: 0, in3: 0, elsewhere: 0 };
+
+/**
+ * Checks a page's `next.after`: the cursor of the page's last event (its transaction, then its id), and `more`.
+ * (Not `toMatchObject` with `expect.stringMatching`: Bun's writes the matcher into the object it checks.)
+ */
+function expectNext(page: Page, lastId: number, more: boolean) {
+  expect(page.next?.after).toMatch(new RegExp(`^[0-9]+[.]${lastId}$`));
+  expect(page.more).toBe(more);
+}
 
 const fixtureInstance = (userId: number, phone: string) => fixtureRow(t.db.database.sql, userId, phone);
 const addEvent = (instanceId: number, type: string, data: Record<string, unknown>) => addEventRow(t.db.database.sql, instanceId, type, data);
@@ -67,19 +77,22 @@ describe('GET /api/instances/:id/events', () => {
   test('polling with after: oldest first, each event once, a new event on the next poll', async () => {
     const p1 = await get(`/api/instances/${inst.a1}/events?after=0&limit=2`);
     expect(p1.events.map((e) => e.id)).toEqual([ids.qr, ids.in1]);
-    expect(p1).toMatchObject({ next: { after: ids.in1 }, more: true });
+    expectNext(p1, ids.in1, true);
     const p2 = await get(`/api/instances/${inst.a1}/events?after=${p1.next!.after}&limit=2`);
     expect(p2.events.map((e) => e.id)).toEqual([ids.status, ids.in2]);
-    expect(p2).toMatchObject({ next: { after: ids.in2 }, more: false });
+    expectNext(p2, ids.in2, false);
     // Caught up: nothing, and the cursor stays.
     const p3 = await get(`/api/instances/${inst.a1}/events?after=${p2.next!.after}&limit=2`);
-    expect(p3).toEqual({ events: [], next: { after: ids.in2 }, more: false });
+    expect(p3).toEqual({ events: [], next: { after: p2.next!.after! }, more: false });
 
     const fresh = await addEvent(inst.a1, 'message.received', { id: 'in-3', from: '15550009001', text: 'three' });
     ids.elsewhere = await addEvent(inst.a2, 'message.received', { id: 'elsewhere' });
-    const p4 = await get(`/api/instances/${inst.a1}/events?after=${p3.next!.after}&limit=2`);
+    const p4 = await until('the new event polled', async () => {
+      const p = await get(`/api/instances/${inst.a1}/events?after=${p3.next!.after}&limit=2`);
+      return p.events.length > 0 ? p : null;
+    });
     expect(p4.events.map((e) => e.id)).toEqual([fresh]);
-    expect(p4.next).toEqual({ after: fresh });
+    expectNext(p4, fresh, false);
     const seen = [...p1.events, ...p2.events, ...p4.events].map((e) => e.id);
     expect(new Set(seen).size).toBe(seen.length);
     ids.in3 = fresh;
@@ -118,12 +131,83 @@ describe('GET /api/events', () => {
     ]);
     expect([all.more, all.next]).toEqual([false, undefined]);
 
+    // After an event given by its id (one a webhook carried, say).
     const polled = await get(`/api/events?after=${ids.in1}&limit=3`);
     expect(polled.events.map((e) => e.id)).toEqual([ids.status, ids.a2, ids.in2]);
-    expect(polled).toMatchObject({ next: { after: ids.in2 }, more: true });
+    expectNext(polled, ids.in2, true);
 
     const mineB = await get('/api/events?types=message.received', b.apiKey);
     expect(mineB.events.map((e) => e.id)).toEqual([ids.other]);
+  });
+});
+
+describe('polling never skips an event whose transaction commits late', () => {
+  /** A transaction held open: `run` inside it, then `commit()` ends it. */
+  function openTransaction() {
+    let commit!: () => void;
+    const committed = new Promise<void>((resolve) => (commit = resolve));
+    let ready!: (sql: any) => void;
+    const inside = new Promise<any>((resolve) => (ready = resolve));
+    const done = t.db.database.sql.begin(async (tx) => {
+      ready(tx);
+      await committed;
+    });
+    return { inside, commit: async () => (commit(), await done) };
+  }
+
+  test('an event with a lower id committed after a higher one is polled, not skipped', async () => {
+    const phone = await fixtureInstance(a.id, '15550001003');
+    const start = await get(`/api/instances/${phone}/events?after=0`);
+    expect(start).toEqual({ events: [], next: { after: '0' }, more: false });
+
+    // The slow transaction takes its event id first and stays open.
+    const slow = openTransaction();
+    const slowSql = await slow.inside;
+    const [row] = await slowSql`insert into events (instance_id, type, data) values (${phone}, 'message.received', ${JSON.stringify({ id: 'slow' })}::jsonb) returning id`;
+    const slowId = Number(row.id);
+    // A later event commits at once: its id is higher.
+    const fastId = await addEvent(phone, 'message.received', { id: 'fast' });
+    expect(fastId).toBeGreaterThan(slowId);
+
+    // In id order a poll would hand out fast's cursor now and never show slow. It waits instead.
+    const held = await get(`/api/instances/${phone}/events?after=${start.next!.after}`);
+    expect(held).toEqual({ events: [], next: { after: '0' }, more: false });
+    const fromFast = await get(`/api/events?after=${fastId}&limit=500`);
+    expect(fromFast.events.map((e) => e.id)).not.toContain(slowId);
+
+    await slow.commit();
+    const both = await until('both events polled', async () => {
+      const p = await get(`/api/instances/${phone}/events?after=${held.next!.after}`);
+      return p.events.length === 2 ? p : null;
+    });
+    expect(both.events.map((e) => e.data.id)).toEqual(['slow', 'fast']);
+    expectNext(both, fastId, false);
+    // After an event given by its id, the log's order applies: slow came before fast.
+    expect((await get(`/api/instances/${phone}/events?after=${slowId}`)).events.map((e) => e.id)).toEqual([fastId]);
+  });
+
+  test('events come in the order of their transactions, so a higher id can come first', async () => {
+    const phone = await fixtureInstance(a.id, '15550001004');
+    // The first transaction starts writing (it gets its transaction id) before the second exists ...
+    const first = openTransaction();
+    const firstSql = await first.inside;
+    await firstSql`select pg_current_xact_id()`;
+    // ... the second inserts and commits (a lower event id) ...
+    const secondId = await addEvent(phone, 'message.status', { messageId: 'm', status: 'sent' });
+    // ... and the first inserts its event last (a higher id).
+    const [row] = await firstSql`insert into events (instance_id, type, data) values (${phone}, 'message.status', ${JSON.stringify({ messageId: 'm', status: 'delivered' })}::jsonb) returning id`;
+    const firstId = Number(row.id);
+    expect(firstId).toBeGreaterThan(secondId);
+    expect((await get(`/api/instances/${phone}/events?after=0`)).events).toEqual([]);
+
+    await first.commit();
+    const page = await until('both polled', async () => {
+      const p = await get(`/api/instances/${phone}/events?after=0`);
+      return p.events.length === 2 ? p : null;
+    });
+    expect(page.events.map((e) => e.id)).toEqual([firstId, secondId]);
+    // History (newest first) stays in id order.
+    expect((await get(`/api/instances/${phone}/events`)).events.map((e) => e.id)).toEqual([firstId, secondId]);
   });
 });
 
@@ -140,11 +224,13 @@ describe('bad input', () => {
       error: expect.stringContaining('unknown event type "message.nope"'),
     });
     expect(await bad('/api/events?types=nope')).toMatchObject({ code: 'unknown_event_type' });
-    for (const value of ['1.5', 'abc', '-1', '1e3']) {
+    for (const value of ['abc', '-1', '1e3', '1.2.3', '.5', '7.', '12345678901234567890.1', '1.1234567890123456']) {
       expect(await bad(`/api/instances/${inst.a1}/events?after=${value}`)).toEqual({
         code: 'validation_failed',
-        error: "invalid query parameter 'after': must be an event id (a non-negative integer)",
+        error: "invalid query parameter 'after': must be 0, an event id, or the next.after cursor of a previous page",
       });
+    }
+    for (const value of ['1.5', 'abc', '-1', '1e3']) {
       expect(await bad(`/api/events?before=${value}`)).toEqual({
         code: 'validation_failed',
         error: "invalid query parameter 'before': must be an event id (a non-negative integer)",
@@ -152,6 +238,17 @@ describe('bad input', () => {
     }
     for (const value of ['0', '501', '2.5', 'ten']) {
       expect(await bad(`/api/events?limit=${value}`)).toEqual({ code: 'validation_failed', error: "invalid query parameter 'limit': must be an integer from 1 to 500" });
+    }
+    // An event id that is not in the log asked for: another tenant's, another instance's, or none.
+    for (const [path, id] of [
+      ['/api/events', ids.other],
+      [`/api/instances/${inst.a1}/events`, ids.a2],
+      ['/api/events', 999_999_999],
+    ] as const) {
+      expect(await bad(`${path}?after=${id}`)).toEqual({
+        code: 'event_not_found',
+        error: `invalid query parameter 'after': event ${id} is not in this log (not one of its events, or older than the retention period); poll from 0 or from a next.after cursor`,
+      });
     }
     expect(await bad(`/api/instances/${inst.a1}/events?after=1&before=9`)).toEqual({
       code: 'validation_failed',

@@ -4,17 +4,28 @@ import { tenant, tenantSecurity } from '../../http/auth';
 import { badRequest, errorResponses } from '../../http/errors';
 import { Id, positiveInt, PositiveIntString } from '../../http/params';
 import { ownedInstance } from '../../instances/input';
-import { EVENT_ID_PATTERN, eventPage, parseTypes, typesDescription, type PageFrom, type StreamScope } from '../../events/log';
+import type { Sql } from 'postgres';
+import { AFTER_PATTERN, cursorOf, EVENT_ID_PATTERN, eventPage, formatCursor, parseTypes, typesDescription, type PageFrom, type StreamScope } from '../../events/log';
 
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 500;
 
-const eventId = (description: string) => t.Optional(t.String({ pattern: EVENT_ID_PATTERN, error: 'must be an event id (a non-negative integer)', description }));
-
 const EventsQuery = t.Object({
   types: t.Optional(t.String({ description: typesDescription() })),
-  after: eventId('oldest first: events with ids above this one (a poller\'s cursor: `next.after` of the previous answer; 0 for the oldest retained)'),
-  before: eventId('newest first: events with ids below this one (`next.before` of the previous page); without `after` or `before`, the newest events'),
+  after: t.Optional(
+    t.String({
+      pattern: AFTER_PATTERN,
+      error: 'must be 0, an event id, or the next.after cursor of a previous page',
+      description: "oldest first, polling: `next.after` of the previous answer (a cursor), 0 for the oldest retained event, or the id of an event already handled (one of this log's)",
+    }),
+  ),
+  before: t.Optional(
+    t.String({
+      pattern: EVENT_ID_PATTERN,
+      error: 'must be an event id (a non-negative integer)',
+      description: 'newest first: events with ids below this one (`next.before` of the previous page); without `after` or `before`, the newest events',
+    }),
+  ),
   limit: t.Optional(PositiveIntString(`how many events (default ${DEFAULT_LIMIT}, at most ${MAX_LIMIT})`, MAX_LIMIT)),
 });
 
@@ -34,7 +45,7 @@ const EventPageView = t.Object({
   next: t.Optional(
     t.Object(
       {
-        after: t.Optional(t.Integer({ description: 'with `after`: pass as `after` to poll for what comes next (always given; the same cursor when nothing new came)' })),
+        after: t.Optional(t.String({ description: 'with `after`: pass as `after` to poll for what comes next (always given; the same cursor when nothing new came). Opaque: keep it as it is' })),
         before: t.Optional(t.Integer({ description: 'newest first: pass as `before` for the next older page (absent at the start of the retained log)' })),
       },
       { description: 'the query values for the next page; the other parameters stay the same' },
@@ -46,27 +57,35 @@ const EventPageView = t.Object({
 const PAGE_DESCRIPTION =
   'The retained event log, the same events (and the same `{id, type, instanceId, createdAt, data}`) that webhooks and the event streams carry, ' +
   'for clients that cannot receive webhooks or hold a stream open, and for history. Two ways to page: ' +
-  '**polling**, `?after=<id>` (start with 0, or with the id of the last event handled): oldest first, ids above it; keep `next.after` and ask again, ' +
-  'now or later, to get each event once. **History**, no `after`: newest first, `?before=<id>` (`next.before`, given while older events exist) for the page before. ' +
-  '`after` and `before` together are a 400. As with a stream resume, an event whose transaction commits late can get an id below a cursor already ' +
-  'handed out; it stays in the log (and was delivered by webhooks and streams), so a poller that must see every event re-reads a short way behind its cursor and skips ids it has. ' +
-  'Events older than the retention period are gone.';
+  '**polling**, `?after=0` (or the id of the last event handled), then `?after=<next.after>` again and again, now or later: oldest first, each event once, none skipped. ' +
+  'The cursor is exact: polling shows an event once every older write transaction has ended, so an event whose transaction commits late still comes after the cursor ' +
+  '(events may therefore come slightly out of id order, and a long write transaction on the database holds newer events back until it ends). ' +
+  '**History**, no `after`: newest first, `?before=<id>` (`next.before`, given while older events exist) for the page before. ' +
+  '`after` and `before` together are a 400. Events older than the retention period are gone.';
 
-function pageFrom(query: typeof EventsQuery.static): PageFrom {
+async function pageFrom(sql: Sql, scope: StreamScope, query: typeof EventsQuery.static): Promise<PageFrom> {
   if (query.after !== undefined && query.before !== undefined) {
     throw badRequest('validation_failed', "invalid query parameters 'after' and 'before': give one of them (after: oldest first from a cursor; before: newest first)");
   }
-  if (query.after !== undefined) return { after: Number(query.after) };
-  return query.before !== undefined ? { before: Number(query.before) } : {};
+  if (query.after === undefined) return query.before !== undefined ? { before: Number(query.before) } : {};
+  const [tx, id] = query.after.includes('.') ? query.after.split('.') : [undefined, query.after];
+  if (tx !== undefined) return { after: { tx, id: Number(id) } };
+  if (Number(id) === 0) return { after: null };
+  const cursor = await cursorOf(sql, scope, Number(id));
+  if (!cursor) {
+    throw badRequest('event_not_found', `invalid query parameter 'after': event ${Number(id)} is not in this log (not one of its events, or older than the retention period); poll from 0 or from a next.after cursor`);
+  }
+  return { after: cursor };
 }
 
 /** The REST page of the event log: one instance's, or all of the tenant's instances'. */
 export function eventRoutes({ database }: AppDeps) {
   async function page(scope: StreamScope, query: typeof EventsQuery.static) {
-    const from = pageFrom(query);
-    const { events, more } = await eventPage(database.sql, scope, from, query.limit === undefined ? DEFAULT_LIMIT : positiveInt('query parameter', 'limit', query.limit, MAX_LIMIT));
+    const limit = query.limit === undefined ? DEFAULT_LIMIT : positiveInt('query parameter', 'limit', query.limit, MAX_LIMIT);
+    const from = await pageFrom(database.sql, scope, query);
+    const { events, more, cursor } = await eventPage(database.sql, scope, from, limit);
+    if ('after' in from) return { events, next: { after: cursor ? formatCursor(cursor) : '0' }, more };
     const last = events.at(-1)?.id;
-    if ('after' in from) return { events, next: { after: last ?? from.after }, more };
     return { events, ...(more && last !== undefined && { next: { before: last } }), more };
   }
 
