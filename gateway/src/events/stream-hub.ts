@@ -18,6 +18,8 @@ interface Subscriber {
   scope: StreamScope;
   deliver(events: StreamEvent[]): void;
   gone?(notice: DeletedNotice): void;
+  /** A tenant's stream that hears of deletions: the tenant's instances it knows of, looked for again after a LISTEN outage. */
+  known?: Set<number>;
 }
 
 /** An id the log skipped (a transaction that took it has not committed, or rolled back) is looked for this long. */
@@ -44,7 +46,10 @@ export function inScope(scope: StreamScope, userId: number, e: Pick<StreamEvent,
  * Started on the first subscriber; the starting point is the log's end.
  * A deleted instance's log goes with it; the deleting transaction NOTIFYs
  * `wgs_instance_deleted`, and the hub tells the streams in its scope (an
- * `instance.deleted` without an id).
+ * `instance.deleted` without an id). A notification lost with the LISTEN
+ * connection is made up for when the hub listens again: it looks for every
+ * instance an open stream watches (an instance's stream its own; a tenant's
+ * stream the tenant's instances at its start and those whose events it saw).
  */
 export class EventStreamHub {
   private readonly subscribers = new Set<Subscriber>();
@@ -77,7 +82,7 @@ export class EventStreamHub {
     // Let a round in flight finish first: what it reads was committed before
     // this call, so it belongs to the caller's replay, not to its live feed.
     await this.round;
-    const sub: Subscriber = { scope, deliver, gone };
+    const sub: Subscriber = { scope, deliver, gone, known: await this.knownInstances(scope, gone) };
     this.subscribers.add(sub);
     return {
       position: { cursor: this.cursor, gaps: [...this.gaps.keys()] },
@@ -187,14 +192,36 @@ export class EventStreamHub {
     this.tellGone(instanceId, (sub) => sub.scope.userId === userId && (sub.scope.instanceId === instanceId || inScope(sub.scope, userId, { instanceId, type: INSTANCE_DELETED })));
   }
 
-  /** The instance streams whose instance is gone (a deletion missed while listening again) are told so. */
-  private async recheck(): Promise<void> {
-    const watched = [...new Set([...this.subscribers].flatMap((s) => (s.gone && s.scope.instanceId !== undefined ? [s.scope.instanceId] : [])))];
-    if (watched.length === 0) return;
+  /**
+   * A tenant's stream that takes `instance.deleted`: the tenant's instances now (the hub adds the ones whose
+   * events it hands on later). Without them, a deletion missed during a LISTEN outage would go unsaid.
+   */
+  private async knownInstances(scope: StreamScope, gone?: (notice: DeletedNotice) => void): Promise<Set<number> | undefined> {
+    if (!gone || scope.instanceId !== undefined || (scope.types && !scope.types.has(INSTANCE_DELETED))) return undefined;
     try {
-      const rows = await this.sql<{ id: number }[]>`select id from instances where id = any(${watched}::int[])`;
+      const rows = await this.sql<{ id: number }[]>`select id from instances where user_id = ${scope.userId}`;
+      return new Set(rows.map((r) => r.id));
+    } catch (err) {
+      this.logger.warn({ err }, 'event streams: reading the tenant\'s instances failed; a deletion missed while listening again may go unsaid');
+      return new Set();
+    }
+  }
+
+  /**
+   * After (re)listening, a deletion may have been missed: every instance an open stream watches (its own,
+   * or one a tenant's stream knows of) is looked for, and the streams of one that is gone are told so.
+   */
+  private async recheck(): Promise<void> {
+    const watched = new Set<number>();
+    for (const s of this.subscribers) {
+      if (s.gone && s.scope.instanceId !== undefined) watched.add(s.scope.instanceId);
+      for (const id of s.known ?? []) watched.add(id);
+    }
+    if (watched.size === 0) return;
+    try {
+      const rows = await this.sql<{ id: number }[]>`select id from instances where id = any(${[...watched]}::int[])`;
       const alive = new Set(rows.map((r) => r.id));
-      for (const id of watched) if (!alive.has(id)) this.tellGone(id, (sub) => sub.scope.instanceId === id);
+      for (const id of watched) if (!alive.has(id)) this.tellGone(id, (sub) => sub.scope.instanceId === id || sub.known?.has(id) === true);
     } catch (err) {
       this.logger.warn({ err }, 'event streams: checking for deleted instances failed');
     }
@@ -204,6 +231,7 @@ export class EventStreamHub {
     const notice: DeletedNotice = { type: INSTANCE_DELETED, instanceId, createdAt: new Date().toISOString(), data: {} };
     for (const sub of this.subscribers) {
       if (!sub.gone || !to(sub)) continue;
+      sub.known?.delete(instanceId);
       try {
         sub.gone(notice);
       } catch (err) {
@@ -216,6 +244,8 @@ export class EventStreamHub {
     if (this.subscribers.size === 0) return;
     const events = rows.map((r) => ({ userId: r.user_id, event: toStreamEvent(r) }));
     for (const sub of this.subscribers) {
+      // A tenant's stream learns of the tenant's new instances from their events, whatever types it takes.
+      if (sub.known) for (const e of events) if (e.userId === sub.scope.userId) sub.known.add(e.event.instanceId);
       const mine = events.filter((e) => inScope(sub.scope, e.userId, e.event)).map((e) => e.event);
       if (mine.length === 0) continue;
       try {

@@ -210,15 +210,31 @@ describe('event streams', () => {
     const doomed = await fixtureInstance(a.id, '15550001010');
     const own = await openSse(`${t.url}/api/instances/${doomed}/events/stream`, bearer(a.apiKey));
     expect(own.status).toBe(200);
-    await until('open', () => own.retry === 2000);
+    // The tenant's streams, opened before a newer instance exists: they learn of it from its event, whatever types they take.
+    const tenantWide = await openSse(`${t.url}/api/events/stream`, bearer(a.apiKey));
+    const onlyDeletions = await openSse(`${t.url}/api/events/stream?types=instance.deleted`, bearer(a.apiKey));
+    const otherTenant = await openSse(`${t.url}/api/events/stream`, bearer(b.apiKey));
+    for (const s of [own, tenantWide, onlyDeletions, otherTenant]) await until('open', () => s.retry === 2000);
+    const newer = await fixtureInstance(a.id, '15550001012');
+    const seen = await addEvent(newer, 'instance.status', { status: 'running' });
+    await until('the newer instance seen', () => tenantWide.events.some((e) => e.id === seen));
     // Gone without the NOTIFY (as if it came while the hub's connection was down), then that connection dies.
-    await t.db.database.sql`delete from instances where id = ${doomed}`;
+    await t.db.database.sql`delete from instances where id in ${t.db.database.sql([doomed, newer])}`;
     const killed = await t.db.database.sql`
       select pg_terminate_backend(pid) from pg_stat_activity
       where datname = current_database() and query ilike 'listen %wgs_instance_deleted%'`;
     expect(killed.length).toBeGreaterThan(0);
     await until('the stream told and ended', () => own.ended, 10_000);
     expect(own.events.map((e) => [e.event, e.data.instanceId])).toEqual([['instance.deleted', doomed]]);
+    // The tenant's streams are told of both, once each, and go on.
+    const deletions = (s: Sse) => s.events.filter((e) => e.event === 'instance.deleted').map((e) => e.data.instanceId);
+    await until('the tenant streams told', () => deletions(tenantWide).length === 2 && deletions(onlyDeletions).length === 2, 10_000);
+    expect(deletions(tenantWide).sort()).toEqual([doomed, newer].sort());
+    expect(onlyDeletions.events.map((e) => e.event)).toEqual(['instance.deleted', 'instance.deleted']);
+    expect(deletions(onlyDeletions).sort()).toEqual([doomed, newer].sort());
+    expect([tenantWide.ended, onlyDeletions.ended]).toEqual([false, false]);
+    expect(otherTenant.events).toEqual([]);
+    for (const s of [tenantWide, onlyDeletions, otherTenant]) s.close();
     // The hub listens again: a deletion after that is heard as usual.
     const next = await fixtureInstance(a.id, '15550001011');
     const again = await openSse(`${t.url}/api/instances/${next}/events/stream`, bearer(a.apiKey));
