@@ -309,13 +309,14 @@ describe('liveness', () => {
   });
 
   test('a silent gateway is dropped and redialled; answered pings keep the socket', async () => {
-    // 500 ms: a shorter idle timeout is within a loaded machine's stalls, and the live socket would be redialled too.
+    // 500 ms: the silent gateway is dropped whatever the machine's stalls.
     const silent = await setup({ gateway: { answerPings: false }, conn: { pingIntervalMs: 20, idleTimeoutMs: 500 } });
     await waitFor(() => silent.gateway.connections[1]?.ofType('state').length, 'a redial after the idle timeout', 3_000);
 
-    const alive = await setup({ conn: { pingIntervalMs: 20, idleTimeoutMs: 500 } });
+    // 1500 ms: above a loaded machine's stalls, which would drop even an answered socket.
+    const alive = await setup({ conn: { pingIntervalMs: 20, idleTimeoutMs: 1_500 } });
     await waitFor(() => (alive.gateway.connections[0]?.ofType('ping').length ?? 0) >= 2, 'pings');
-    await Bun.sleep(1_500); // well past the idle timeout
+    await Bun.sleep(3_000); // twice the idle timeout: a dropped socket would show
     expect(alive.connection.ready).toBe(true);
     expect(alive.gateway.connections).toHaveLength(1);
   });
@@ -428,10 +429,11 @@ describe('several gateway URLs (replicas)', () => {
     const blackhole = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } });
     cleanups.push(async () => blackhole.stop(true));
     const live = await liveGateway();
-    const { provider, connection, connectedTo } = worker([`ws://127.0.0.1:${blackhole.port}/internal/workers/ws`, live.workerUrl], { dialTimeoutMs: 100 });
+    // The dial timeout bounds the live URL's dial too: 1 s, as a stall past it would drop that one and wait the minute's backoff.
+    const { provider, connection, connectedTo } = worker([`ws://127.0.0.1:${blackhole.port}/internal/workers/ws`, live.workerUrl], { dialTimeoutMs: 1_000 });
     await provider.start(connection.context);
     connection.start();
-    await waitFor(() => live.connections[0]?.ofType('state').length, 'a welcome from the second URL', 3_000);
+    await waitFor(() => live.connections[0]?.ofType('state').length, 'a welcome from the second URL', 5_000);
     expect(connectedTo()).toEqual([live.workerUrl]);
   });
 });

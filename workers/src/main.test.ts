@@ -212,7 +212,9 @@ test('a state store that cannot be opened: state failed, then exit 1', async () 
   const instance = await newInstance();
   const { proc } = spawnWorker({ ...workerEnv(gateway, instance), WGS_STATE_SCHEMA: 'no_such_schema' });
   expect(await exitWithin(proc, 10_000)).toBe(1);
-  const conn = gateway.latest;
+  // The exit can be seen before the gateway has read the last frames and the close: wait for them.
+  const conn = await waitFor(() => gateway.connections.at(-1)?.ofType('state').some((f) => f.state === 'failed') && gateway.latest, 'the failed state');
+  await waitFor(() => conn.closed, 'the close');
   expect(conn.ofType('state').at(-1)).toMatchObject({ state: 'failed', reason: expect.stringContaining('no_such_schema') });
   expect(conn.closed?.code).toBe(1000);
 });

@@ -42,19 +42,24 @@ describe('POST /api/instances', () => {
       body: { name: 'support', phone: '+49 151 2345-6789', provider: 'sandbox', webhook: 'https://hooks.example.com/wa', resources: { cpu: '0.5', memory: '512m' } },
     });
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({
+    const { state, ...rest } = res.body;
+    expect(rest).toMatchObject({
       name: 'support',
       phone: '4915123456789',
       provider: 'sandbox',
       status: 'running',
-      state: 'qr',
       node: 'local',
       webhook: 'https://hooks.example.com/wa',
       resources: { cpu: '0.5', memory: '512m' },
     });
     const worker = await t.engine.inspect(res.body.id);
     expect(worker?.state).toBe('running');
-    // The QR is ready to serve as soon as create answers.
+    // Create waits at most 2 s for the worker's first report: on a loaded machine it may answer 'starting', then the QR follows.
+    expect(['qr', 'starting']).toContain(state);
+    if (state !== 'qr') {
+      await until('state qr', async () => (await t.call('GET', `/api/instances/${res.body.id}`, { key: alice.apiKey })).body.state === 'qr');
+    }
+    // The QR is ready to serve as soon as the state is 'qr'.
     const qr = await t.call('GET', `/api/instances/${res.body.id}/qr`, { key: alice.apiKey });
     expect(qr.status).toBe(200);
     expect(qr.headers.get('content-type')).toBe('image/png');
@@ -276,9 +281,9 @@ describe('worker lifecycle', () => {
     const before = (await t.engine.inspect(inst.id))!;
     process.kill(before.pid!, 'SIGKILL');
     await until('worker gone', () => !t.runtime.isWorkerConnected(inst.id));
+    // The first crash restarts at once: the new worker may already be back for the send (200 sent) or not yet (202 queued).
     const queued = await t.call('POST', `/api/instances/${inst.id}/send`, { key: alice.apiKey, body: { to: '4915199999995', text: 'after the crash' } });
-    expect(queued.status).toBe(202);
-    expect(queued.body.status).toBe('queued');
+    expect(['202 queued', '200 sent']).toContain(`${queued.status} ${queued.body.status}`);
     const back = await until(
       'connected again',
       async () => {
