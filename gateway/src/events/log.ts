@@ -47,10 +47,10 @@ export function toStreamEvent(r: EventRow): StreamEvent {
   return { id: Number(r.id), type: r.type, instanceId: r.instance_id, createdAt: new Date(r.created_ms).toISOString(), data: r.data };
 }
 
-/** `select … from events e join instances i`: the columns `toStreamEvent` takes, with the owner for scoping (and `more` columns). */
+/** `select … from events e`: the columns `toStreamEvent` takes, with the tenant for scoping (and `more` columns). */
 export function selectEvents(sql: Sql, more: PendingQuery<Row[]> = sql``): PendingQuery<Row[]> {
-  return sql`select e.id, e.instance_id, i.user_id, e.type, e.data, (extract(epoch from e.created_at) * 1000)::float8 as created_ms ${more}
-    from events e join instances i on i.id = e.instance_id`;
+  return sql`select e.id, e.instance_id, e.user_id, e.type, e.data, (extract(epoch from e.created_at) * 1000)::float8 as created_ms ${more}
+    from events e`;
 }
 
 /** An event id as a query or header gives it: digits only, at most 15 (a safe JavaScript integer). */
@@ -78,7 +78,7 @@ export function parseTypes(raw: string | undefined, known: readonly string[] = E
 
 /** `and …` conditions of a scope: the tenant, optionally one instance, optionally some types. */
 export function scopeFilter(sql: Sql, scope: StreamScope): PendingQuery<Row[]> {
-  return sql`i.user_id = ${scope.userId}
+  return sql`e.user_id = ${scope.userId}
     ${scope.instanceId !== undefined ? sql`and e.instance_id = ${scope.instanceId}` : sql``}
     ${scope.types ? sql`and e.type = any(${[...scope.types]}::text[])` : sql``}`;
 }
@@ -115,7 +115,7 @@ export interface EventPage {
  */
 export async function cursorOf(sql: Sql, scope: StreamScope, id: number): Promise<Cursor | null> {
   const [row] = await sql<{ tx: string }[]>`
-    select e.tx::text as tx from events e join instances i on i.id = e.instance_id
+    select e.tx::text as tx from events e
     where e.id = ${id} and ${scopeFilter(sql, { userId: scope.userId, instanceId: scope.instanceId })}`;
   return row ? { tx: row.tx, id } : null;
 }

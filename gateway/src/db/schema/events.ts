@@ -17,6 +17,12 @@ export const events = pgTable(
     instanceId: integer('instance_id')
       .notNull()
       .references(() => instances.id, { onDelete: 'cascade' }),
+    /**
+     * The instance's tenant, copied in by the `events_owner` trigger on insert
+     * (migration 0022; an instance never changes tenant): a tenant's pages
+     * (GET /api/events) read their own index instead of the whole log.
+     */
+    userId: integer('user_id'),
     workerEventId: text('worker_event_id'),
     type: text('type').notNull(),
     data: jsonb('data').$type<Record<string, unknown>>().notNull(),
@@ -38,7 +44,9 @@ export const events = pgTable(
     index('events_instance_id_idx').on(t.instanceId, t.id),
     // The polling pages' order: one instance's (GET /api/instances/:id/events?after=) and the tenant's (GET /api/events?after=).
     index('events_instance_tx_idx').on(t.instanceId, t.tx, t.id),
-    index('events_tx_idx').on(t.tx, t.id),
+    index('events_user_tx_idx').on(t.userId, t.tx, t.id),
+    // A tenant's history (GET /api/events) and stream replays.
+    index('events_user_id_idx').on(t.userId, t.id),
     // Replies, reactions and read receipts find a received message by its provider id.
     index('events_received_message_idx')
       .on(t.instanceId, sql`(${t.data}->>'id')`)
