@@ -110,14 +110,39 @@ export interface EventPage {
 }
 
 /**
- * The cursor of an event given by its id (a poller starting after an event a
- * webhook or stream carried): null when it is not in the scope's retained log.
+ * Where polling starts after an event given by its id (one a webhook or
+ * stream carried); null when it is not in the scope's retained log.
+ *
+ * Ids and transactions do not sort alike: an event with a higher id can have
+ * an older transaction (one that wrote something else first), and one may
+ * still be running. So the start is the event's own position only when no
+ * event of the scope with a higher id, and no running transaction, is older
+ * than the event's transaction; otherwise it is just before the oldest of
+ * those, and the first pages may repeat a few events at or below the id
+ * (never skip one above it).
  */
 export async function cursorOf(sql: Sql, scope: StreamScope, id: number): Promise<Cursor | null> {
-  const [row] = await sql<{ tx: string }[]>`
-    select e.tx::text as tx from events e
-    where e.id = ${id} and ${scopeFilter(sql, { userId: scope.userId, instanceId: scope.instanceId })}`;
-  return row ? { tx: row.tx, id } : null;
+  const within = scopeFilter(sql, { userId: scope.userId, instanceId: scope.instanceId });
+  // The later events' oldest transaction: read through the scope's id index, so it costs the events after the id.
+  const [row] = await sql<{ tx: string; start: string }[]>`
+    select e.tx::text as tx, least(e.tx, pg_snapshot_xmin(pg_current_snapshot()),
+      (select min(l.tx) from events l where l.user_id = e.user_id
+        ${scope.instanceId !== undefined ? sql`and l.instance_id = e.instance_id` : sql``} and l.id > e.id))::text as start
+    from events e
+    where e.id = ${id} and ${within}`;
+  if (!row) return null;
+  return row.start === row.tx ? { tx: row.tx, id } : { tx: row.start, id: 0 };
+}
+
+/**
+ * A cursor naming a transaction that has not begun yet (at or past the
+ * snapshot's xmax): only a cursor from before a logical dump and restore
+ * (the new server's transaction ids start lower) can. Answering it with the
+ * events after it would be nothing for a long time, so it is refused.
+ */
+export async function isFutureCursor(sql: Sql, c: Cursor): Promise<boolean> {
+  const [row] = await sql<{ future: boolean }[]>`select ${c.tx}::xid8 >= pg_snapshot_xmax(pg_current_snapshot()) as future`;
+  return row!.future;
 }
 
 /**

@@ -24,6 +24,8 @@ interface Subscriber {
 
 /** An id the log skipped (a transaction that took it has not committed, or rolled back) is looked for this long. */
 const GAP_TTL_MS = 30_000;
+/** An instance reported deleted is not reported again (recheck and a late NOTIFY, a raced round's events) for this long. */
+const GONE_TTL_MS = 10 * 60_000;
 const BATCH = 1000;
 
 export function inScope(scope: StreamScope, userId: number, e: Pick<StreamEvent, 'instanceId' | 'type'>): boolean {
@@ -55,6 +57,7 @@ export class EventStreamHub {
   private readonly subscribers = new Set<Subscriber>();
   private cursor = 0;
   private gaps = new Map<number, number>(); // id -> when first skipped
+  private gone = new Map<number, number>(); // instance id -> when reported deleted
   private started?: Promise<void>;
   private unlisten?: () => Promise<void>;
   private timer?: ReturnType<typeof setInterval>;
@@ -227,13 +230,18 @@ export class EventStreamHub {
     }
   }
 
+  /** Tells the subscribers `to` picks that the instance is gone, once per instance (GONE_TTL_MS); no stream knows of it after. */
   private tellGone(instanceId: number, to: (sub: Subscriber) => boolean): void {
+    const now = Date.now();
+    for (const [id, at] of this.gone) if (now - at > GONE_TTL_MS) this.gone.delete(id);
+    const told = [...this.subscribers].filter((sub) => sub.gone && to(sub));
+    for (const sub of this.subscribers) sub.known?.delete(instanceId);
+    if (this.gone.has(instanceId)) return;
+    this.gone.set(instanceId, now);
     const notice: DeletedNotice = { type: INSTANCE_DELETED, instanceId, createdAt: new Date().toISOString(), data: {} };
-    for (const sub of this.subscribers) {
-      if (!sub.gone || !to(sub)) continue;
-      sub.known?.delete(instanceId);
+    for (const sub of told) {
       try {
-        sub.gone(notice);
+        sub.gone!(notice);
       } catch (err) {
         this.logger.warn({ err }, 'event stream subscriber failed');
       }
@@ -245,7 +253,7 @@ export class EventStreamHub {
     const events = rows.map((r) => ({ userId: r.user_id, event: toStreamEvent(r) }));
     for (const sub of this.subscribers) {
       // A tenant's stream learns of the tenant's new instances from their events, whatever types it takes.
-      if (sub.known) for (const e of events) if (e.userId === sub.scope.userId) sub.known.add(e.event.instanceId);
+      if (sub.known) for (const e of events) if (e.userId === sub.scope.userId && !this.gone.has(e.event.instanceId)) sub.known.add(e.event.instanceId);
       const mine = events.filter((e) => inScope(sub.scope, e.userId, e.event)).map((e) => e.event);
       if (mine.length === 0) continue;
       try {

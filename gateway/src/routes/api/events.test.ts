@@ -210,6 +210,30 @@ describe('polling never skips an event whose transaction commits late', () => {
     expect(page.events.map((e) => e.id)).toEqual([firstId, secondId]);
     // History (newest first) stays in id order.
     expect((await get(`/api/instances/${phone}/events`)).events.map((e) => e.id)).toEqual([firstId, secondId]);
+    // Starting after the lower id: the higher one sorts before it (an older transaction), so it is not skipped;
+    // the lower one may come again.
+    const fromLower = await until('polled after the lower id', async () => {
+      const p = await get(`/api/instances/${phone}/events?after=${secondId}`);
+      return p.events.some((e) => e.id === firstId) ? p : null;
+    });
+    expect(fromLower.events.map((e) => e.id).every((id) => id === firstId || id === secondId)).toBe(true);
+    expect((await get(`/api/events?after=${secondId}&limit=500`)).events.map((e) => e.id)).toContain(firstId);
+  });
+
+  test('a cursor is read as decimal digits, and one ahead of the database (from before a restore) is refused', async () => {
+    const phone = await fixtureInstance(a.id, '15550001005');
+    const xs = [await addEvent(phone, 'message.received', { id: 'x1' }), await addEvent(phone, 'message.received', { id: 'x2' })];
+    const first = await polled(`/api/instances/${phone}/events?after=0&limit=1`, 1);
+    const cursor = first.next!.after!;
+    // A leading zero does not make it octal (Postgres would read 0123 as 83).
+    const padded = await polled(`/api/instances/${phone}/events?after=0${cursor}`, 1);
+    expect(padded.events.map((e) => e.id)).toEqual([xs[1]!]);
+    expect(padded.next).toEqual((await polled(`/api/instances/${phone}/events?after=${cursor}`, 1)).next);
+    for (const ahead of ['9999999999999999999.1', `${BigInt(cursor.split('.')[0]!) + 1_000_000_000n}.1`]) {
+      const res = await t.call('GET', `/api/instances/${phone}/events?after=${ahead}`, { key: a.apiKey });
+      expect(res.status).toBe(400);
+      expect(res.body).toEqual({ code: 'cursor_invalid', error: expect.stringContaining('restored from a dump') });
+    }
   });
 });
 

@@ -5,7 +5,7 @@ import { badRequest, errorResponses } from '../../http/errors';
 import { Id, positiveInt, PositiveIntString } from '../../http/params';
 import { ownedInstance } from '../../instances/input';
 import type { Sql } from 'postgres';
-import { AFTER_PATTERN, cursorOf, EVENT_ID_PATTERN, eventPage, formatCursor, parseTypes, typesDescription, type PageFrom, type StreamScope } from '../../events/log';
+import { AFTER_PATTERN, cursorOf, EVENT_ID_PATTERN, eventPage, formatCursor, isFutureCursor, parseTypes, typesDescription, type PageFrom, type StreamScope } from '../../events/log';
 
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 500;
@@ -16,7 +16,7 @@ const EventsQuery = t.Object({
     t.String({
       pattern: AFTER_PATTERN,
       error: 'must be 0, an event id, or the next.after cursor of a previous page',
-      description: "oldest first, polling: `next.after` of the previous answer (a cursor), 0 for the oldest retained event, or the id of an event already handled (one of this log's)",
+      description: "oldest first, polling: `next.after` of the previous answer (a cursor), 0 for the oldest retained event, or the id of an event already handled (one of this log's; the first pages after it may repeat a few events at or below it, skip ids you have)",
     }),
   ),
   before: t.Optional(
@@ -57,9 +57,11 @@ const EventPageView = t.Object({
 const PAGE_DESCRIPTION =
   'The retained event log, the same events (and the same `{id, type, instanceId, createdAt, data}`) that webhooks and the event streams carry, ' +
   'for clients that cannot receive webhooks or hold a stream open, and for history. Two ways to page: ' +
-  '**polling**, `?after=0` (or the id of the last event handled), then `?after=<next.after>` again and again, now or later: oldest first, each event once, none skipped. ' +
+  '**polling**, `?after=0`, then `?after=<next.after>` again and again, now or later: oldest first, each event once, none skipped. ' +
   'The cursor is exact: polling shows an event once every older write transaction has ended, so an event whose transaction commits late still comes after the cursor ' +
-  '(events may therefore come slightly out of id order, and a long write transaction on the database holds newer events back until it ends). ' +
+  '(events come in the order their transactions began writing, which can differ slightly from id order, and a long write transaction anywhere on the database server holds newer events back until it ends). ' +
+  'Starting from the id of an event already handled (one a webhook or stream carried) never skips a later event, but the first pages may repeat a few at or below that id: skip ids you have. ' +
+  'A cursor from before the database was restored from a dump is a 400 `cursor_invalid`. ' +
   '**History**, no `after`: newest first, `?before=<id>` (`next.before`, given while older events exist) for the page before. ' +
   '`after` and `before` together are a 400. Events older than the retention period are gone.';
 
@@ -69,7 +71,14 @@ async function pageFrom(sql: Sql, scope: StreamScope, query: typeof EventsQuery.
   }
   if (query.after === undefined) return query.before !== undefined ? { before: Number(query.before) } : {};
   const [tx, id] = query.after.includes('.') ? query.after.split('.') : [undefined, query.after];
-  if (tx !== undefined) return { after: { tx, id: Number(id) } };
+  if (tx !== undefined) {
+    // Digits as Postgres should read them (it takes a leading 0 as octal).
+    const cursor = { tx: BigInt(tx).toString(), id: Number(id) };
+    if (await isFutureCursor(sql, cursor)) {
+      throw badRequest('cursor_invalid', "invalid query parameter 'after': this cursor is ahead of the database (it was handed out before the database was restored from a dump); poll again from the id of the last event handled, or from 0");
+    }
+    return { after: cursor };
+  }
   if (Number(id) === 0) return { after: null };
   const cursor = await cursorOf(sql, scope, Number(id));
   if (!cursor) {

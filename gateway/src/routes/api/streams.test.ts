@@ -234,6 +234,11 @@ describe('event streams', () => {
     expect(deletions(onlyDeletions).sort()).toEqual([doomed, newer].sort());
     expect([tenantWide.ended, onlyDeletions.ended]).toEqual([false, false]);
     expect(otherTenant.events).toEqual([]);
+    // The deletion's notification arriving late after all (it raced the recheck) is not a second notice.
+    await t.db.database.sql`select pg_notify('wgs_instance_deleted', ${JSON.stringify({ instanceId: doomed, userId: a.id })})`;
+    const barrier = await addEvent(instA1, 'instance.status', { status: 'running' });
+    await until('an event after the late notification', () => tenantWide.events.some((e) => e.id === barrier));
+    expect([deletions(tenantWide).length, deletions(onlyDeletions).length]).toEqual([2, 2]);
     for (const s of [tenantWide, onlyDeletions, otherTenant]) s.close();
     // The hub listens again: a deletion after that is heard as usual.
     const next = await fixtureInstance(a.id, '15550001011');
