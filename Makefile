@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(BUN) bench/gateway.ts
 	$(BUN) bench/instances.ts
 	$(BUN) bench/webhooks.ts
+	$(BUN) bench/events.ts
 	$(BUN) bench/docker.ts
 	$(BUN) bench/swarm.ts
 	$(BUN) bench/replicas.ts

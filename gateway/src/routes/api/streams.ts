@@ -11,6 +11,7 @@ import {
   INSTANCE_DELETED,
   parseTypes,
   scopeFilter,
+  scopeOrder,
   selectEvents,
   STREAM_EVENT_TYPES,
   toStreamEvent,
@@ -68,7 +69,7 @@ async function replayPage(sql: Sql, scope: StreamScope, after: number, upTo: num
     where ${scopeFilter(sql, scope)}
       and e.id > ${after} and e.id <= ${upTo}
       ${skip.length > 0 ? sql`and not (e.id = any(${skip}::bigint[]))` : sql``}
-    order by e.id
+    order by ${scopeOrder(sql, scope, 'asc')} e.id
     limit ${REPLAY_PAGE}`;
   return rows.map(toStreamEvent);
 }
