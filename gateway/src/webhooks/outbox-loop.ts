@@ -26,6 +26,8 @@ export function dueOutboxRows(table: PgTable, limit: number): SQL {
 export class OutboxLoop {
   private running = false;
   private wake?: () => void;
+  /** A notification came while a round ran (no one waiting): the next wait returns at once instead of losing it. */
+  private notified = false;
   private loop?: Promise<void>;
   private unlisten?: () => Promise<void>;
 
@@ -39,14 +41,19 @@ export class OutboxLoop {
 
   async start(): Promise<void> {
     this.running = true;
-    const listener = await this.sql.listen(this.channel, () => this.wake?.());
+    const listener = await this.sql.listen(this.channel, () => this.notify());
     this.unlisten = () => listener.unlisten();
     this.loop = this.run();
   }
 
+  private notify(): void {
+    if (this.wake) this.wake();
+    else this.notified = true;
+  }
+
   async stop(): Promise<void> {
     this.running = false;
-    this.wake?.();
+    this.notify();
     await this.loop;
     await this.unlisten?.().catch(() => {});
   }
@@ -54,12 +61,18 @@ export class OutboxLoop {
   private async run(): Promise<void> {
     while (this.running) {
       let claimed = 0;
+      this.notified = false; // what was committed before this round's claim, the claim sees
       try {
         claimed = await this.round();
       } catch (err) {
         this.logger.error({ err }, `${this.channel} dispatch round failed`);
       }
       if (claimed > 0 || !this.running) continue;
+      // An insert committed during the round may have been missed by its claim (it took its snapshot before).
+      if (this.notified) {
+        this.notified = false;
+        continue;
+      }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, this.pollMs);
         this.wake = () => {
