@@ -51,7 +51,7 @@ describe('errors', () => {
       expect(typeof res.body.code).toBe('string');
     }
     const nul = await t.call('POST', '/admin/users', { body: { email: 'nul\u0000@x.io' } });
-    expect(nul.body).toEqual({ error: 'a value in the request cannot be stored (e.g. it contains a NUL character)', code: 'invalid_value' });
+    expect(nul.body).toEqual({ error: 'a value in the request cannot be stored: a text with a NUL character or an unpaired UTF-16 surrogate, or a number or date out of range', code: 'invalid_value' });
   });
 });
 

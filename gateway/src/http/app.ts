@@ -1,6 +1,6 @@
 import { Elysia } from 'elysia';
 import { randomUUID } from 'node:crypto';
-import { ApiError, describeValidation, sqlState } from './errors';
+import { ApiError, clientDatabaseError, describeValidation, errorForLog, sqlState } from './errors';
 import { authentication } from './auth';
 import { apiDocs } from './openapi';
 import type { AppDeps } from './context';
@@ -32,6 +32,50 @@ interface RequestMeta {
 }
 const metaOf = new WeakMap<Request, RequestMeta>();
 const REQUEST_ID_RE = /^[A-Za-z0-9._-]{1,128}$/;
+
+/**
+ * How deeply a JSON request body may nest arrays and objects. The deepest
+ * legitimate body, a campaign's message with a template carousel (body,
+ * messages, message, template, components, component, cards, card,
+ * components, component, parameters, parameter, image), is 13 levels; past a
+ * few thousand, validation and Postgres's jsonb input overflow their stacks.
+ */
+export const MAX_BODY_DEPTH = 64;
+
+/**
+ * Whether JSON text nests arrays and objects deeper than `limit`: one linear
+ * pass counting `[` and `{` outside strings (escapes honoured), stopping at the
+ * first level past the limit. Malformed text is left to the JSON parser.
+ */
+export function jsonNestingExceeds(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c /* \ */) i++;
+      else if (c === 0x22 /* " */) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+      if (++depth > limit) return true;
+    } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) depth--;
+  }
+  return false;
+}
+
+/**
+ * Refuses a JSON body nested deeper than MAX_BODY_DEPTH before any route
+ * parses or validates it, for every route at once (an `onRequest` hook: a
+ * parse hook would make Elysia parse the bodies of routes that take none and
+ * break `parse: 'none'`). It reads a clone, so the route still gets the body.
+ */
+async function refuseDeepJson({ request }: { request: Request }): Promise<void> {
+  if (request.method === 'GET' || request.method === 'HEAD' || !request.body) return;
+  if (!/json/i.test(request.headers.get('content-type') ?? '')) return;
+  if (jsonNestingExceeds(await request.clone().text(), MAX_BODY_DEPTH)) {
+    throw new ApiError(400, 'body_too_deep', `the JSON body is nested deeper than ${MAX_BODY_DEPTH} levels`);
+  }
+}
 
 function errorResponse(
   set: { status?: number | string },
@@ -67,9 +111,11 @@ export function createApp(deps: AppDeps) {
       .onError(({ code, error, request, path, set }) => {
         const requestId = metaOf.get(request)?.id;
         if (error instanceof ApiError) return errorResponse(set, error.status, error.code, error.message, requestId, error.extra);
-        // Postgres "data exception" (class 22): a value it cannot store, e.g. a NUL character.
-        if (sqlState(error)?.startsWith('22')) {
-          return errorResponse(set, 400, 'invalid_value', 'a value in the request cannot be stored (e.g. it contains a NUL character)', requestId);
+        // A value Postgres refused (data exception, program limit): the client's, so a 400; logged without the query's parameters.
+        const refused = clientDatabaseError(error);
+        if (refused) {
+          log.info({ requestId, method: request.method, path, sqlState: sqlState(error) }, 'request refused by the database');
+          return errorResponse(set, refused.status, refused.code, refused.message, requestId);
         }
         switch (code) {
           case 'VALIDATION':
@@ -82,7 +128,8 @@ export function createApp(deps: AppDeps) {
           case 'INVALID_FILE_TYPE':
             return errorResponse(set, 400, 'invalid_request', error.message, requestId);
           default:
-            log.error({ err: error, requestId, method: request.method, path }, 'unhandled error');
+            // Not the raw error: drizzle's carries every query parameter (user content) in its message.
+            log.error({ err: errorForLog(error), requestId, method: request.method, path }, 'unhandled error');
             return errorResponse(set, 500, 'internal_error', 'internal error', requestId);
         }
       })
@@ -106,6 +153,8 @@ export function createApp(deps: AppDeps) {
       })
       .use(apiDocs(API_VERSION))
       .use(authentication(deps))
+      // After authentication: an unauthenticated caller gets its 401 whatever it sends.
+      .onRequest(refuseDeepJson)
       .use(healthRoutes(deps))
       .use(metricsRoutes(deps))
       .use(adminUserRoutes(deps))

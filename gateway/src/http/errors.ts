@@ -38,6 +38,47 @@ export function sqlState(err: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * A Postgres error caused by a value the client sent, as the 400 it answers
+ * (undefined for any other error). Class 22 (data exception): a value Postgres
+ * cannot store. Class 54 (program limit exceeded): one past its limits, e.g.
+ * a jsonb value nested deeper than its stack allows. Neither names a column
+ * or echoes the value.
+ */
+export function clientDatabaseError(err: unknown): ApiError | undefined {
+  const state = sqlState(err);
+  if (state?.startsWith('22')) {
+    return new ApiError(400, 'invalid_value', 'a value in the request cannot be stored: a text with a NUL character or an unpaired UTF-16 surrogate, or a number or date out of range');
+  }
+  if (state === '54001') return new ApiError(400, 'value_too_complex', 'a value in the request is nested too deeply to be stored');
+  if (state?.startsWith('54')) return new ApiError(400, 'value_too_complex', 'a value in the request is too large or too complex to be stored');
+  return undefined;
+}
+
+const LOG_TEXT_MAX = 1_000;
+const clip = (text: string) => (text.length > LOG_TEXT_MAX ? `${text.slice(0, LOG_TEXT_MAX)}... (${text.length} characters)` : text);
+
+/**
+ * An error as the log records it: type, code, message and stack, and its
+ * causes, each text cut to 1,000 characters, and without the query
+ * parameters drizzle's error carries (its `params` and its message's
+ * `params:` line): those are the request's content, possibly tens of kB.
+ */
+export function errorForLog(err: unknown, depth = 0): unknown {
+  if (!(err instanceof Error)) return typeof err === 'string' ? clip(err) : err;
+  const e = err as Error & Record<string, unknown>;
+  const message = clip(Array.isArray(e.params) ? e.message.replace(/\nparams: [\s\S]*$/, '') : e.message);
+  const frames = (e.stack ?? '').split('\n').filter((line) => /^\s+at /.test(line)).slice(0, 20);
+  const out: Record<string, unknown> = { type: e.constructor?.name ?? e.name, message, stack: [`${e.name}: ${message}`, ...frames].join('\n') };
+  if (typeof e.code === 'string' || typeof e.code === 'number') out.code = e.code;
+  // What a PostgresError adds that helps (not its query or parameters, which it keeps non-enumerable).
+  for (const key of ['detail', 'hint', 'where', 'table_name', 'column_name', 'constraint_name', 'routine']) {
+    if (typeof e[key] === 'string') out[key] = clip(e[key] as string);
+  }
+  if (e.cause !== undefined && depth < 3) out.cause = errorForLog(e.cause, depth + 1);
+  return out;
+}
+
 export const UNIQUE_VIOLATION = '23505';
 export const FOREIGN_KEY_VIOLATION = '23503';
 

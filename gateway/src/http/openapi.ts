@@ -83,7 +83,7 @@ export function apiDocs(version: string) {
             title: 'wgs — WhatsApp gateway API',
             version,
             description:
-              'Multi-tenant WhatsApp API gateway. Tenants use `/api` with a Bearer API key; operators use `/admin` with `X-Admin-API-Secret`. Every error is `{error, code}` with the matching HTTP status. ' +
+              'Multi-tenant WhatsApp API gateway. Tenants use `/api` with a Bearer API key; operators use `/admin` with `X-Admin-API-Secret`. Every error is `{error, code}` with the matching HTTP status; on every route a JSON body nested deeper than 64 levels is 400 `body_too_deep`. ' +
               "Rate limits: a plan may limit `/api` requests per minute per API key and per tenant. Every `/api` response of a limited tenant, errors included, carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds until the window ends; the limit closest to exhaustion); past a limit any `/api` route answers 429 `rate_limited` with `Retry-After` and does nothing.",
           },
           tags: [

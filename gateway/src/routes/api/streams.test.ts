@@ -3,6 +3,7 @@ import { createTestApp, type TestApp } from '../../../../tests/support/app';
 import { addEvent as addEventRow, fixtureInstance as fixtureRow } from '../../../../tests/support/event-log';
 import { until } from '../../../../tests/support/poll';
 import { issueStreamToken, verifyStreamToken } from '../../auth/stream-tokens';
+import { createLogger } from '../../logging/logger';
 
 /** A Server-Sent Events reader over a real HTTP response. */
 interface Sse {
@@ -337,5 +338,32 @@ describe('recent messages', () => {
     expect((await t.call('GET', `/api/instances/${instA2}/messages`, { key: b.apiKey })).status).toBe(404);
     const bad = await t.call('GET', `/api/instances/${instA2}/messages?limit=500`, { key: a.apiKey });
     expect(bad.status).toBe(400);
+  });
+});
+
+describe('disconnects', () => {
+  test('a client that goes away is no failure: nothing is logged at warn or above', async () => {
+    const lines: string[] = [];
+    const logged = await createTestApp({ listen: true, logger: createLogger('warn', { write: (line: string) => void lines.push(line) }) });
+    try {
+      const user = await logged.createUser();
+      const instance = await fixtureRow(logged.db.database.sql, user.id, '15550004001');
+      await addEventRow(logged.db.database.sql, instance, 'instance.status', { status: 'running' });
+      const open = async () => (await logged.metrics.registry.getSingleMetric('wgs_event_streams_open')!.get()).values[0]?.value;
+      lines.length = 0;
+      // Live (waiting for events), one instance's, and a resume (replaying the log first).
+      for (const path of ['/api/events/stream', `/api/instances/${instance}/events/stream`, '/api/events/stream?lastEventId=0']) {
+        const s = await openSse(`${logged.url}${path}`, bearer(user.apiKey));
+        expect(s.status).toBe(200);
+        await until(`${path} open`, () => s.retry === 2000);
+        s.close();
+        await until(`${path} closed`, async () => (await open()) === 0);
+      }
+      // Whatever the stream did after the disconnect has happened by now.
+      await Bun.sleep(300);
+      expect(lines.map((line) => JSON.parse(line) as { level: number; msg: string }).filter((r) => r.level >= 40)).toEqual([]);
+    } finally {
+      await logged.close();
+    }
   });
 });

@@ -148,6 +148,18 @@ export function streamRoutes({ database, logger, secrets, metrics }: AppDeps) {
     server?.timeout(request, 0);
 
     let started = false;
+    /** The client went away (Bun cancelled the stream, or the request was aborted): the controller takes nothing more. */
+    let cancelled = false;
+    const clientLeft = () => cancelled || request.signal?.aborted === true;
+    /** Closes the stream; a no-op when the client's disconnect already did (closing twice throws). */
+    const end = (controller: ReadableStreamDefaultController<Uint8Array>) => {
+      if (cancelled) return;
+      try {
+        controller.close();
+      } catch {
+        // already closed: the client went away
+      }
+    };
     const body = new ReadableStream<Uint8Array>({
       async pull(controller) {
         try {
@@ -168,7 +180,7 @@ export function streamRoutes({ database, logger, secrets, metrics }: AppDeps) {
             finish();
           }
           if (closed) {
-            controller.close();
+            end(controller);
             return;
           }
           if (ping) {
@@ -180,15 +192,22 @@ export function streamRoutes({ database, logger, secrets, metrics }: AppDeps) {
           for (const e of batch) controller.enqueue(frame(e));
           if (ending) {
             finish();
-            controller.close();
+            end(controller);
           }
         } catch (err) {
-          logger.warn({ err }, 'event stream failed');
           finish();
-          controller.error(err);
+          // After a disconnect an enqueue fails because the stream is gone: nothing went wrong.
+          if (clientLeft()) return;
+          logger.warn({ err }, 'event stream failed');
+          try {
+            controller.error(err);
+          } catch {
+            // already closed
+          }
         }
       },
       cancel() {
+        cancelled = true;
         finish();
       },
     });
