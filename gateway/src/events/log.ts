@@ -69,8 +69,10 @@ export const typesDescription = (known: readonly string[] = EVENT_TYPES) => `com
 
 /** `?types=a,b` → the set of types (undefined: all); 400 `unknown_event_type` naming the unknown ones. */
 export function parseTypes(raw: string | undefined, known: readonly string[] = EVENT_TYPES): ReadonlySet<string> | undefined {
-  if (raw === undefined || raw.trim() === '') return undefined;
+  if (raw === undefined) return undefined;
   const types = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  // No type named (`''`, `,,,`): all types, as without the parameter; never an empty filter that matches nothing.
+  if (types.length === 0) return undefined;
   const unknown = types.filter((ty) => !known.includes(ty));
   if (unknown.length > 0) throw badRequest('unknown_event_type', `unknown event type ${unknown.map((u) => JSON.stringify(u)).join(', ')}; known: ${known.join(', ')}`);
   return new Set(types);

@@ -6,6 +6,7 @@ import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { usageLedger, users } from '../db/schema';
 import { badRequest } from '../http/errors';
+import { isoInstant } from '../http/params';
 import { monthStart, nextMonthStart } from './ledger';
 
 export const GRANULARITIES = ['hour', 'day', 'month'] as const;
@@ -31,12 +32,14 @@ export interface UsageReportRow {
 }
 
 function parseInstant(name: string, value: string): Date {
-  // An ISO 8601 date or date-time; a date alone is midnight UTC.
-  if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(value)) {
-    throw badRequest('invalid_parameter', `'${name}': must be an ISO 8601 date or date-time, e.g. 2026-01-31 or 2026-01-31T10:00:00Z`);
+  // An ISO 8601 date or date-time; a date alone is midnight UTC, a date-time without an offset UTC.
+  const at = isoInstant(value);
+  if (!at) {
+    throw badRequest(
+      'invalid_parameter',
+      `'${name}': must be an ISO 8601 date or date-time from 1970 to 9999, a real calendar date and time, e.g. 2026-01-31 or 2026-01-31T10:00:00Z`,
+    );
   }
-  const at = new Date(/T| /.test(value) && !/(Z|[+-]\d{2}:?\d{2})$/.test(value) ? `${value}Z` : value);
-  if (Number.isNaN(at.getTime())) throw badRequest('invalid_parameter', `'${name}': ${value} is not a valid date`);
   return at;
 }
 

@@ -2,6 +2,7 @@ import { Elysia, t } from 'elysia';
 import type { AppDeps } from '../../http/context';
 import { adminSecurity } from '../../http/auth';
 import { errorResponses } from '../../http/errors';
+import { Id } from '../../http/params';
 import { csvResponse, parseUsageQuery, toCsv, usageReport, usageTotals, wantsCsv, type UsageReportRow } from '../../usage/report';
 import { UsageQueryParams } from '../api/usage';
 
@@ -29,7 +30,7 @@ export function adminUsageRoutes({ database }: AppDeps) {
       return { from: q.from.toISOString(), to: q.to.toISOString(), granularity: q.granularity, rows: perUser, totals: usageTotals(rows) };
     },
     {
-      query: t.Composite([UsageQueryParams, t.Object({ userId: t.Optional(t.Numeric({ minimum: 1, maximum: 2_147_483_647, description: 'only this tenant' })) })]),
+      query: t.Composite([UsageQueryParams, t.Object({ userId: t.Optional(Id('only this tenant')) })]),
       detail: { summary: 'Usage of every tenant, by UTC hour, day or month (JSON or CSV)' },
       response: {
         200: t.Object({

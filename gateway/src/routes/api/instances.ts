@@ -4,7 +4,7 @@ import { and, asc, desc, eq, lt } from 'drizzle-orm';
 import type { AppDeps } from '../../http/context';
 import { tenant, tenantSecurity } from '../../http/auth';
 import { ApiError, conflict, errorResponses, noContent, notFound, sqlState, UNIQUE_VIOLATION } from '../../http/errors';
-import { Id, IdParams } from '../../http/params';
+import { Id, IdParams, IntegerField, isoInstant, MAX_INSTANT_MS, PositiveInt } from '../../http/params';
 import { commands, instances, messages, nodes, wabaAccounts, webhooks, type Instance } from '../../db/schema';
 import { effectivePacing, isPaced } from '../../pacing/settings';
 import { reserveSend } from '../../pacing/reserve';
@@ -37,6 +37,22 @@ const START_TIMEOUT_MS = 30_000;
 /** How long create waits, after the worker connected, for its first session state. */
 const SESSION_REPORT_TIMEOUT_MS = 2_000;
 const sessionReported = (i: Instance) => i.state !== 'starting' && (i.state !== 'qr' || i.qrCode !== null);
+
+/** Epoch milliseconds up to the end of year 9999 (15 digits). */
+const EPOCH_MS = /^[0-9]{1,15}$/;
+
+/** `before` of GET …/messages: an ISO 8601 instant or epoch milliseconds, 1970 to 9999; else 400 naming it. */
+function beforeInstant(raw: string): Date {
+  const at = EPOCH_MS.test(raw) && Number(raw) <= MAX_INSTANT_MS ? new Date(Number(raw)) : isoInstant(raw);
+  if (!at) {
+    throw new ApiError(
+      400,
+      'validation_failed',
+      "invalid query parameter 'before': must be an ISO 8601 date or date-time (e.g. 2026-01-31T10:00:00Z) or milliseconds since 1970, a real calendar date and time from 1970 to 9999",
+    );
+  }
+  return at;
+}
 
 export function instanceRoutes({ database, runtime, migrator, secrets, allowPrivateWebhooks, overcommit, billingWebhooks, pacingDefaults = 'safe' }: AppDeps) {
   const { db } = database;
@@ -377,11 +393,12 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
     .get(
       '/:id/messages',
       async ({ request, params, query }) => {
+        const before = query.before === undefined ? undefined : beforeInstant(query.before);
         await ownedInstance(db, tenant(request).id, params.id);
         const rows = await db
           .select()
           .from(messages)
-          .where(and(eq(messages.instanceId, params.id), query.before ? lt(messages.createdAt, query.before) : undefined))
+          .where(and(eq(messages.instanceId, params.id), before ? lt(messages.createdAt, before) : undefined))
           .orderBy(desc(messages.createdAt), desc(messages.id))
           .limit(query.limit ?? 50);
         return { messages: rows.map(toMessageView) };
@@ -389,8 +406,13 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
       {
         params: t.Object({ id: Id('instance id') }),
         query: t.Object({
-          limit: t.Optional(t.Numeric({ minimum: 1, maximum: 200, description: 'how many (default 50, at most 200)', error: 'limit must be an integer from 1 to 200' })),
-          before: t.Optional(t.Date({ description: 'only messages created before this time (the last createdAt of the previous page)' })),
+          limit: t.Optional(PositiveInt('how many (default 50, at most 200)', 200)),
+          before: t.Optional(
+            t.String({
+              description:
+                'only messages created before this time (the last createdAt of the previous page): an ISO 8601 date or date-time (UTC without an offset), or milliseconds since 1970; years 1970 to 9999',
+            }),
+          ),
         }),
         detail: { summary: 'Recent sent messages, newest first', description: 'Outgoing messages of the instance and how far each got; received messages are `message.received` events (webhooks, event stream).' },
         response: { 200: t.Object({ messages: t.Array(MessageView) }), ...errorResponses(400, 401, 404) },
@@ -450,8 +472,8 @@ export function instanceRoutes({ database, runtime, migrator, secrets, allowPriv
         params: IdParams,
         body: t.Object(
           {
-            rateLimitNext: t.Integer({ minimum: 0, maximum: 1000, description: 'the next n sends fail with rate_limited, as a provider rate limit would' }),
-            retryAfter: t.Optional(t.Integer({ minimum: 0, maximum: 86_400, description: 'seconds the injected rate limit asks to wait' })),
+            rateLimitNext: IntegerField('the next n sends fail with rate_limited, as a provider rate limit would', 0, 1000),
+            retryAfter: t.Optional(IntegerField('seconds the injected rate limit asks to wait', 0, 86_400)),
           },
           { additionalProperties: false },
         ),

@@ -131,12 +131,36 @@ describe('GET /api/usage', () => {
       [{ from: '2020-01-01', to: '2023-01-01', granularity: 'day' }, "'to': at most 731 days"],
       [{ ...JAN, granularity: 'week' }, "'granularity'"],
       [{ ...JAN, format: 'xml' }, 'format'],
+      // Not rolled over to another day (2026-02-31 is not 2026-03-03), and within what JS and Postgres both hold.
+      [{ from: '2026-02-31' }, "'from': must be an ISO 8601 date or date-time from 1970 to 9999"],
+      [{ from: '2026-02-29', to: '2026-03-31' }, "'from'"],
+      [{ from: '2026-04-31T00:00:00Z' }, "'from'"],
+      [{ ...JAN, to: '2026-01-31T24:00:00Z' }, "'to'"],
+      [{ ...JAN, to: '2026-01-31T10:61' }, "'to'"],
+      [{ from: '0000-01-01', to: '0000-02-01' }, "'from'"],
+      [{ from: '1969-12-01', to: '1970-01-01' }, "'from'"],
+      [{ from: '9999-12-01', to: '10000-01-01' }, "'to'"],
+      [{ from: '2026-01-01T00:00:00+25:00' }, "'from'"],
     ];
     for (const [params, message] of cases) {
       const res = await t.call('GET', `/api/usage${q(params)}`, { key: alice.apiKey });
       expect(res.status, JSON.stringify(params)).toBe(400);
       expect(res.body.error, JSON.stringify(params)).toContain(message);
     }
+  });
+
+  test('real calendar dates at the edges are taken: a leap day, the first and last years', async () => {
+    const leap = await t.call('GET', `/api/usage${q({ from: '2024-02-29', to: '2024-03-01' })}`, { key: alice.apiKey });
+    expect(leap.status).toBe(200);
+    expect([leap.body.from, leap.body.to]).toEqual(['2024-02-29T00:00:00.000Z', '2024-03-01T00:00:00.000Z']);
+    const first = await t.call('GET', `/api/usage${q({ from: '1970-01-01', to: '1970-02-01' })}`, { key: alice.apiKey });
+    expect(first.body.from).toBe('1970-01-01T00:00:00.000Z');
+    const last = await t.call('GET', `/api/usage${q({ from: '9999-12-01', to: '9999-12-31T23:59:59.999Z', granularity: 'month' })}`, { key: alice.apiKey });
+    expect(last.status).toBe(200);
+    expect(last.body.to).toBe('9999-12-31T23:59:59.999Z');
+    const offset = await t.call('GET', `/api/usage${q({ from: '2026-01-05T12:00:00+02:00', to: '2026-01-06T00:00', granularity: 'hour' })}`, { key: alice.apiKey });
+    expect(offset.body.from).toBe('2026-01-05T10:00:00.000Z');
+    expect(offset.body.rows.map((r: { period: string }) => r.period)).toEqual(['2026-01-05T10:00:00.000Z', '2026-01-05T10:00:00.000Z', '2026-01-05T11:00:00.000Z']);
   });
 });
 
@@ -173,5 +197,13 @@ describe('GET /admin/usage', () => {
     const bad = await t.call('GET', `/admin/usage${q({ from: 'x' })}`);
     expect(bad.status).toBe(400);
     expect(bad.body.error).toContain("'from'");
+    const rolled = await t.call('GET', `/admin/usage${q({ from: '2026-02-31' })}`);
+    expect(rolled.status).toBe(400);
+    expect(rolled.body.error).toContain("'from'");
+    for (const userId of ['1.5', '0x1', '1e0', '0', '-1', '', '2147483648']) {
+      const res = await t.call('GET', `/admin/usage${q({ ...JAN, userId })}`);
+      expect(res.status, userId).toBe(400);
+      expect(res.body, userId).toEqual({ code: 'validation_failed', error: "invalid query parameter 'userId': must be a positive integer" });
+    }
   });
 });

@@ -5,8 +5,10 @@ import { errorResponses } from '../../http/errors';
 import { csvResponse, parseUsageQuery, toCsv, usageReport, usageTotals, wantsCsv, type UsageReportRow } from '../../usage/report';
 
 export const UsageQueryParams = t.Object({
-  from: t.Optional(t.String({ description: 'ISO 8601 start, inclusive; default: the start of this UTC month' })),
-  to: t.Optional(t.String({ description: 'ISO 8601 end, exclusive; default: the start of next UTC month' })),
+  from: t.Optional(
+    t.String({ description: 'ISO 8601 start, inclusive (a date, or a date-time: UTC without an offset), a real calendar date from 1970 to 9999; default: the start of this UTC month' }),
+  ),
+  to: t.Optional(t.String({ description: 'ISO 8601 end, exclusive, as `from`; default: the start of next UTC month' })),
   granularity: t.Optional(t.String({ description: 'hour (at most 31 days), day (at most 2 years, default) or month (at most 10 years)' })),
   format: t.Optional(t.Union([t.Literal('json'), t.Literal('csv')], { description: 'csv: a CSV download (so does Accept: text/csv)' })),
 });

@@ -3,7 +3,7 @@ import { and, desc, eq, sql } from 'drizzle-orm';
 import type { AppDeps } from '../../http/context';
 import { tenant, tenantSecurity } from '../../http/auth';
 import { errorResponses, noContent, notFound } from '../../http/errors';
-import { Id } from '../../http/params';
+import { Id, PositiveInt } from '../../http/params';
 import { events, webhookDeliveries, webhooks } from '../../db/schema';
 import { ownedInstance } from '../../instances/input';
 import { planOf } from '../../plans/plans';
@@ -145,7 +145,7 @@ export function webhookRoutes({ database, secrets, allowPrivateWebhooks }: AppDe
       },
       {
         params: Params,
-        query: t.Object({ limit: t.Optional(t.Numeric({ minimum: 1, maximum: 1000 })) }),
+        query: t.Object({ limit: t.Optional(PositiveInt('how many (default 100, at most 1000)', 1000)) }),
         detail: { summary: 'The delivery log, newest first' },
         response: { 200: t.Array(DeliveryView), ...errorResponses(400, 401, 404) },
       },
@@ -165,7 +165,7 @@ export function webhookRoutes({ database, secrets, allowPrivateWebhooks }: AppDe
         return { id: d.id, status: 'pending' as const };
       },
       {
-        params: t.Object({ id: Id('instance id'), wid: Id('webhook id'), deliveryId: t.Numeric({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) }),
+        params: t.Object({ id: Id('instance id'), wid: Id('webhook id'), deliveryId: PositiveInt('delivery id', Number.MAX_SAFE_INTEGER) }),
         detail: { summary: 'Deliver again (same webhook-id), with a fresh retry schedule' },
         response: { 202: t.Object({ id: t.Integer(), status: t.Literal('pending') }), ...errorResponses(400, 401, 404) },
       },
