@@ -19,12 +19,14 @@ const Capacity = t.Object(
     cpu: t.Optional(t.Number({ exclusiveMinimum: 0, maximum: 4096, description: 'cores, e.g. 4 or 0.5' })),
     memory: t.Optional(t.String({ pattern: MEMORY_PATTERN, description: 'size string, e.g. "512m", "4g"' })),
   },
-  { additionalProperties: false },
+  // At least one: `{}` would configure nothing and read as a cleared capacity (null says that).
+  { additionalProperties: false, minProperties: 1 },
 );
 
 const Labels = t.Record(t.String(), t.String({ maxLength: 253 }), {
   maxProperties: 64,
   description: `key/value labels used by placement; keys match ${LABEL_KEY_PATTERN}`,
+  error: 'must be an object of up to 64 labels, each a string value',
 });
 
 const Tls = t.Object(
@@ -56,6 +58,7 @@ const fields = {
   // value), which a partial update would then write over the stored engine.
   engine: t.Union([t.Literal(ENGINES[0]), t.Literal(ENGINES[1]), t.Literal(ENGINES[2])], {
     description: 'where workers run on this node',
+    error: `must be one of ${ENGINES.join(', ')}`,
   }),
   endpoint: t.String({
     minLength: 1,
@@ -64,7 +67,7 @@ const fields = {
   }),
   publicHost: t.Nullable(t.String({ pattern: HOST_PATTERN, description: 'host name or address clients reach this node at' })),
   labels: Labels,
-  capacity: t.Nullable(Capacity),
+  capacity: t.Nullable(Capacity, { error: 'must be an object {cpu?, memory?} with at least one of them, or null (no configured capacity)' }),
   network: t.Nullable(t.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$', description: 'Docker network for worker containers; null/absent = host networking' })),
   tls: t.Nullable(Tls),
   ssh: t.Nullable(Ssh),

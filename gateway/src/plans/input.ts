@@ -3,15 +3,21 @@
  * column values: unknown providers and features are refused naming the field.
  */
 import { t } from 'elysia';
+import { Type, type TSchema } from '@sinclair/typebox';
 import { PROVIDERS, type plans } from '../db/schema';
 import { ApiError } from '../http/errors';
 import { FEATURE_NAMES, FEATURES } from './features';
 
 const MAX_INT = 2_147_483_647;
-const Count = (description: string) => t.Integer({ minimum: 0, maximum: MAX_INT, description, error: `must be an integer from 0 to ${MAX_INT}, or null (unlimited)` });
+// TypeBox's own integer, a JSON number only: Elysia's t.Integer also takes a
+// numeric string, and `" "` is one (it reads as 0). Bodies are checked as sent
+// (http/json-body.ts).
+const Count = (description: string) => Type.Integer({ minimum: 0, maximum: MAX_INT, description, error: `must be an integer from 0 to ${MAX_INT}, or null (unlimited)` });
 const Amount = (description: string) =>
-  t.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description, error: 'must be a non-negative integer, or null (unlimited)' });
-const PerMinute = (description: string) => t.Integer({ minimum: 1, maximum: MAX_INT, description, error: `must be an integer from 1 to ${MAX_INT}, or null (unlimited)` });
+  Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description, error: 'must be a non-negative integer, or null (unlimited)' });
+const PerMinute = (description: string) => Type.Integer({ minimum: 1, maximum: MAX_INT, description, error: `must be an integer from 1 to ${MAX_INT}, or null (unlimited)` });
+/** `T | null`, failing with T's message: a union's own ("expected union value") names nothing. */
+const OrNull = <T extends TSchema>(schema: T, error = schema.error as string) => t.Nullable(schema, { error });
 const Name = t.String({ minLength: 1, maxLength: 64, pattern: '\\S', description: 'unique, case-insensitive', error: 'must be 1 to 64 characters, not only spaces' });
 const Providers = t.Array(t.String({ maxLength: 32 }), {
   maxItems: 16,
@@ -23,19 +29,19 @@ const Features = t.Array(t.String({ maxLength: 32 }), {
 });
 const RateLimit = t.Object(
   {
-    perKey: t.Optional(t.Nullable(PerMinute('API requests per minute per API key'))),
-    perTenant: t.Optional(t.Nullable(PerMinute("API requests per minute across all the tenant's keys"))),
+    perKey: t.Optional(OrNull(PerMinute('API requests per minute per API key'))),
+    perTenant: t.Optional(OrNull(PerMinute("API requests per minute across all the tenant's keys"))),
   },
   { additionalProperties: false },
 );
 
 const limits = {
-  maxInstances: t.Optional(t.Nullable(Count('instances a tenant may have at once; null: unlimited'))),
-  messagesPerMonth: t.Optional(t.Nullable(Amount('messages sent per UTC calendar month; null: unlimited'))),
-  mediaBytesPerMonth: t.Optional(t.Nullable(Amount('media bytes (sent and received) per UTC calendar month; null: unlimited'))),
-  rateLimit: t.Optional(t.Nullable(RateLimit)),
-  allowedProviders: t.Optional(t.Nullable(Providers)),
-  features: t.Optional(t.Nullable(Features)),
+  maxInstances: t.Optional(OrNull(Count('instances a tenant may have at once; null: unlimited'))),
+  messagesPerMonth: t.Optional(OrNull(Amount('messages sent per UTC calendar month; null: unlimited'))),
+  mediaBytesPerMonth: t.Optional(OrNull(Amount('media bytes (sent and received) per UTC calendar month; null: unlimited'))),
+  rateLimit: t.Optional(OrNull(RateLimit, 'must be an object {perKey?, perTenant?}, or null (both unlimited)')),
+  allowedProviders: t.Optional(OrNull(Providers, `must be a list of providers (${PROVIDERS.join(', ')}), or null (all)`)),
+  features: t.Optional(OrNull(Features, `must be a list of features (${FEATURE_NAMES.join(', ')}), or null (all)`)),
 };
 
 export const PlanBody = t.Object(
@@ -48,7 +54,7 @@ export const PlanPatch = t.Object(
     ...limits,
     default: t.Optional(t.Boolean({ description: 'true: make this the default plan; false is refused on the default plan (make another one the default)' })),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, minProperties: 1 },
 );
 export type PlanBody = typeof PlanBody.static;
 export type PlanPatch = typeof PlanPatch.static;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { createTestApp, type TestApp } from '../../../../tests/support/app';
+import { ADMIN_SECRET, createTestApp, type TestApp } from '../../../../tests/support/app';
 import { makePki } from '../../../../tests/support/tls';
 import { sshKeypair } from '../../../../tests/support/sshd';
 
@@ -216,6 +216,80 @@ describe('PUT /admin/nodes/:id', () => {
     const res = await t.call('PUT', `/admin/nodes/${node.id}`, { body: { engine: 'swarm' } });
     expect(res.status).toBe(409);
     expect(res.body.code).toBe('node_in_use');
+  });
+});
+
+describe('node bodies are checked as sent', () => {
+  const stored = async (id: number) => (await t.db.database.sql`select * from nodes where id = ${id}`)[0];
+  const noNode = async (name: string) => expect((await t.db.database.sql`select 1 from nodes where name = ${name}`).length).toBe(0);
+
+  test('labels must be an object of strings: a string or a list is 400 naming labels, the stored labels stay', async () => {
+    const node = (await t.call('POST', '/admin/nodes', { body: dockerNode({ labels: { zone: 'a' }, capacity: { cpu: 2, memory: '1g' } }) })).body;
+    const before = await stored(node.id);
+    for (const labels of ['abc', ['x'], 5, null, true]) {
+      const res = await t.call('PUT', `/admin/nodes/${node.id}`, { body: { labels } });
+      expect([labels, res.status, res.body]).toEqual([labels, 400, { error: "invalid field 'labels': must be an object of up to 64 labels, each a string value", code: 'validation_failed' }]);
+      const body = dockerNode({ labels });
+      const created = await t.call('POST', '/admin/nodes', { body });
+      expect([labels, created.status, created.body.error]).toEqual([labels, 400, expect.stringContaining("'labels'")]);
+      await noNode(body.name);
+    }
+    expect(await stored(node.id)).toEqual(before);
+    expect((await t.call('GET', `/admin/nodes/${node.id}`)).body.labels).toEqual({ zone: 'a' });
+  });
+
+  test('a capacity not of the shape {cpu?, memory?} is 400 naming capacity and leaves the stored capacity alone', async () => {
+    const node = (await t.call('POST', '/admin/nodes', { body: dockerNode({ capacity: { cpu: 2, memory: '1g' } }) })).body;
+    const before = await stored(node.id);
+    const cases: [string, string][] = [
+      ['5', 'capacity'],
+      ['"abc"', 'capacity'],
+      ['9223372036854775808', 'capacity'],
+      ['[]', 'capacity'],
+      ['true', 'capacity'],
+      ['{}', 'capacity'],
+      ['{"cpu":2,"cores":4}', 'capacity.cores'],
+      ['{"cpu":"2"}', 'capacity.cpu'],
+    ];
+    for (const [capacity, field] of cases) {
+      const res = await t.call('PUT', `/admin/nodes/${node.id}`, { raw: `{"capacity":${capacity}}` });
+      expect([capacity, res.status, res.body.code]).toEqual([capacity, 400, 'validation_failed']);
+      expect(res.body.error).toStartWith(`invalid field '${field}': `);
+      const name = `node-${++seq}`;
+      const created = await t.call('POST', '/admin/nodes', { raw: `{"name":"${name}","engine":"process","capacity":${capacity}}` });
+      expect([capacity, created.status, created.body.error]).toEqual([capacity, 400, expect.stringContaining(`'${field}'`)]);
+      await noNode(name);
+    }
+    expect((await t.call('PUT', `/admin/nodes/${node.id}`, { raw: '{"capacity":5}' })).body.error).toBe(
+      "invalid field 'capacity': must be an object {cpu?, memory?} with at least one of them, or null (no configured capacity)",
+    );
+    expect(await stored(node.id)).toEqual(before);
+    expect((await t.call('GET', `/admin/nodes/${node.id}`)).body.capacity).toEqual({ cpu: 2, memory: '1g' });
+  });
+
+  test('an unknown field, a body that is not a JSON object or not JSON is 400; nothing changes', async () => {
+    const node = (await t.call('POST', '/admin/nodes', { body: dockerNode({ capacity: { cpu: 2, memory: '1g' } }) })).body;
+    const before = await stored(node.id);
+    const unknown = await t.call('PUT', `/admin/nodes/${node.id}`, { body: { name: 'renamed', cpu: 4 } });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body).toEqual({ error: "invalid field 'cpu': unknown field; one of name, engine, endpoint, publicHost, labels, capacity, network, tls, ssh", code: 'validation_failed' });
+    const body = dockerNode({ capacityCpu: 4 });
+    const created = await t.call('POST', '/admin/nodes', { body });
+    expect(created.status).toBe(400);
+    expect(created.body.error).toStartWith("invalid field 'capacityCpu': unknown field");
+    await noNode(body.name);
+    const empty = await t.call('PUT', `/admin/nodes/${node.id}`, { body: {} });
+    expect(empty.body).toEqual({ error: 'nothing to change: give at least one of name, engine, endpoint, publicHost, labels, capacity, network, tls, ssh', code: 'validation_failed' });
+    for (const raw of ['null', '[]', '"x"']) {
+      const res = await t.call('PUT', `/admin/nodes/${node.id}`, { raw });
+      expect([raw, res.status, res.body.code]).toEqual([raw, 400, 'invalid_body']);
+    }
+    const plain = await t.app.handle(
+      new Request(`http://wgs.test/admin/nodes/${node.id}`, { method: 'PUT', headers: { 'x-admin-api-secret': ADMIN_SECRET, 'content-type': 'text/plain' }, body: '{"capacity":null}' }),
+    );
+    expect(plain.status).toBe(400);
+    expect(await plain.json()).toEqual({ error: 'request body must be a JSON object sent as content-type application/json, not text/plain', code: 'invalid_body' });
+    expect(await stored(node.id)).toEqual(before);
   });
 });
 

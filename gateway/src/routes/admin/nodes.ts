@@ -4,6 +4,7 @@ import type { AppDeps } from '../../http/context';
 import { adminSecurity } from '../../http/auth';
 import { conflict, errorResponses, noContent, FOREIGN_KEY_VIOLATION, notFound, sqlState, UNIQUE_VIOLATION } from '../../http/errors';
 import { IdParams } from '../../http/params';
+import { strictJsonBody } from '../../http/json-body';
 import { instances, nodes, type Node } from '../../db/schema';
 import { nodeLoads } from '../../scheduler/loads';
 import { capacityColumns, checkEndpoint, checkLabels, CreateNodeBody, NodeView, sshColumns, takesSsh, takesTls, tlsColumns, toNodeView, UpdateNodeBody } from '../../nodes/node-input';
@@ -89,6 +90,7 @@ export function adminNodeRoutes({ database, secrets, migrator }: AppDeps) {
       },
       {
         body: CreateNodeBody,
+        transform: strictJsonBody(CreateNodeBody),
         detail: { summary: 'Register a node (an engine endpoint where workers run)' },
         response: { 200: NodeView, ...errorResponses(400, 401, 409, 422) },
       },
@@ -203,7 +205,11 @@ export function adminNodeRoutes({ database, secrets, migrator }: AppDeps) {
       {
         params: IdParams,
         body: UpdateNodeBody,
-        detail: { summary: 'Update some fields of a node; `capacity: null` clears the configured capacity' },
+        transform: strictJsonBody(UpdateNodeBody),
+        detail: {
+          summary: 'Update some fields of a node; `capacity: null` clears the configured capacity',
+          description: '400 naming a bad or unknown field (nothing is changed), for `{}`, and for a body that is not a JSON object sent as application/json.',
+        },
         response: { 200: NodeView, ...errorResponses(400, 401, 404, 409, 422) },
       },
     )

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { createTestApp, type TestApp } from '../../../../tests/support/app';
+import { ADMIN_SECRET, createTestApp, type TestApp } from '../../../../tests/support/app';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -133,6 +133,107 @@ describe('PATCH /admin/plans/:id', () => {
     const res = await t.call('PATCH', `/admin/plans/${plan.id}`, { body: { allowedProviders: ['nope'] } });
     expect(res.status).toBe(400);
     expect(res.body.error).toContain("'allowedProviders.0'");
+  });
+});
+
+/** A request with any body and content type (t.call always sends JSON). */
+async function send(method: string, path: string, body: RequestInit['body'], contentType?: string) {
+  const headers: Record<string, string> = { 'x-admin-api-secret': ADMIN_SECRET, ...(contentType && { 'content-type': contentType }) };
+  const res = await t.app.handle(new Request(`http://wgs.test${path}`, { method, headers, body }));
+  return { status: res.status, body: (await res.json()) as { error: string; code: string } };
+}
+
+describe('plan bodies are checked as sent', () => {
+  const stored = async (id: number) => (await t.db.database.sql`select * from plans where id = ${id}`)[0];
+
+  test('a limit must be a JSON number (or null): a string is 400 naming the field, never coerced', async () => {
+    const plan = await createPlan({ maxInstances: 3, mediaBytesPerMonth: 1000 });
+    const before = await stored(plan.id);
+    const cases: [string, string][] = [
+      ['{"mediaBytesPerMonth":" "}', 'mediaBytesPerMonth'],
+      ['{"maxInstances":"7"}', 'maxInstances'],
+      ['{"messagesPerMonth":"0x10"}', 'messagesPerMonth'],
+      ['{"maxInstances":true}', 'maxInstances'],
+      ['{"rateLimit":{"perKey":"5"}}', 'rateLimit.perKey'],
+    ];
+    for (const [raw, field] of cases) {
+      const res = await t.call('PATCH', `/admin/plans/${plan.id}`, { raw });
+      expect([raw, res.status, res.body.code]).toEqual([raw, 400, 'validation_failed']);
+      expect(res.body.error).toStartWith(`invalid field '${field}': must be `);
+      const name = uniqueName();
+      const created = await t.call('POST', '/admin/plans', { raw: `{"name":"${name}",${raw.slice(1)}` });
+      expect([raw, created.status, created.body.error]).toEqual([raw, 400, expect.stringContaining(`'${field}'`)]);
+      expect((await t.db.database.sql`select 1 from plans where name = ${name}`).length).toBe(0);
+    }
+    expect(await stored(plan.id)).toEqual(before);
+  });
+
+  test('rateLimit is an object {perKey?, perTenant?} or null; anything else is 400 naming it', async () => {
+    const plan = await createPlan({ rateLimit: { perKey: 10, perTenant: 20 } });
+    const before = await stored(plan.id);
+    for (const raw of ['{"rateLimit":-1e309}', '{"rateLimit":"abc"}', '{"rateLimit":5}', '{"rateLimit":[]}', '{"rateLimit":{"perMinute":5}}']) {
+      const res = await t.call('PATCH', `/admin/plans/${plan.id}`, { raw });
+      expect([raw, res.status, res.body.code]).toEqual([raw, 400, 'validation_failed']);
+      expect(res.body.error).toStartWith("invalid field 'rateLimit");
+    }
+    expect(await stored(plan.id)).toEqual(before);
+  });
+
+  test('an unknown field is 400 naming it, as the schema says (additionalProperties: false)', async () => {
+    const plan = await createPlan();
+    const before = await stored(plan.id);
+    const res = await t.call('PATCH', `/admin/plans/${plan.id}`, { body: { maxInstances: 1, rateLimitPerKey: 5 } });
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({
+      error: "invalid field 'rateLimitPerKey': unknown field; one of name, maxInstances, messagesPerMonth, mediaBytesPerMonth, rateLimit, allowedProviders, features, default",
+      code: 'validation_failed',
+    });
+    const big = await t.call('PATCH', `/admin/plans/${plan.id}`, { body: { x: 'a'.repeat(2_000_000) } });
+    expect(big.status).toBe(400);
+    expect(big.body.error).toStartWith("invalid field 'x': unknown field");
+    const name = uniqueName();
+    const created = await t.call('POST', '/admin/plans', { body: { name, maxMessages: 5 } });
+    expect(created.status).toBe(400);
+    expect(created.body.error).toStartWith("invalid field 'maxMessages': unknown field");
+    expect((await t.db.database.sql`select 1 from plans where name = ${name}`).length).toBe(0);
+    expect(await stored(plan.id)).toEqual(before);
+  });
+
+  test('an empty change, a body that is not a JSON object, or not JSON at all is 400', async () => {
+    const plan = await createPlan({ maxInstances: 3 });
+    const before = await stored(plan.id);
+    const path = `/admin/plans/${plan.id}`;
+    const empty = await send('PATCH', path, '{}', 'application/json');
+    expect(empty.status).toBe(400);
+    expect(empty.body).toEqual({
+      error: 'nothing to change: give at least one of name, maxInstances, messagesPerMonth, mediaBytesPerMonth, rateLimit, allowedProviders, features, default',
+      code: 'validation_failed',
+    });
+    for (const [raw, what] of [['null', 'null'], ['[]', 'an array'], ['[{"maxInstances":1}]', 'an array'], ['"x"', 'a string'], ['5', 'a number']]) {
+      for (const method of ['PATCH', 'POST']) {
+        const res = await send(method, method === 'PATCH' ? path : '/admin/plans', raw, 'application/json');
+        expect([method, raw, res.status, res.body]).toEqual([method, raw, 400, { error: `request body must be a JSON object, not ${what}`, code: 'invalid_body' }]);
+      }
+    }
+    const form = new FormData();
+    form.set('maxInstances', '1');
+    const notJson: [RequestInit['body'], string | undefined, string][] = [
+      ['{"maxInstances":1}', 'text/plain', ', not text/plain'],
+      ['maxInstances=1', 'application/x-www-form-urlencoded', ', not application/x-www-form-urlencoded'],
+      [form, undefined, ', not multipart/form-data'],
+      [null, undefined, ''],
+    ];
+    for (const [body, type, tail] of notJson) {
+      const res = await send('PATCH', path, body, type);
+      expect([type, res.status, res.body]).toEqual([type, 400, { error: `request body must be a JSON object sent as content-type application/json${tail}`, code: 'invalid_body' }]);
+    }
+    const name = uniqueName();
+    expect((await send('POST', '/admin/plans', `name=${name}`, 'application/x-www-form-urlencoded')).status).toBe(400);
+    expect((await t.db.database.sql`select 1 from plans where name = ${name}`).length).toBe(0);
+    expect(await stored(plan.id)).toEqual(before);
+    // JSON with a charset is JSON.
+    const ok = await send('PATCH', path, '{"maxInstances":4}', 'application/json; charset=utf-8');
+    expect([ok.status, (ok.body as unknown as { maxInstances: number }).maxInstances]).toEqual([200, 4]);
   });
 });
 

@@ -5,6 +5,7 @@ import type { Db } from '../../db/client';
 import { adminSecurity } from '../../http/auth';
 import { ApiError, conflict, errorResponses, FOREIGN_KEY_VIOLATION, noContent, notFound, sqlState, UNIQUE_VIOLATION } from '../../http/errors';
 import { IdParams } from '../../http/params';
+import { strictJsonBody } from '../../http/json-body';
 import { plans, users, type Plan } from '../../db/schema';
 import { toPlanView } from '../../plans/plans';
 import { AdminPlanView, PlanBody, planColumns, PlanPatch } from '../../plans/input';
@@ -70,11 +71,13 @@ export function adminPlanRoutes({ database }: AppDeps) {
       },
       {
         body: PlanBody,
+        transform: strictJsonBody(PlanBody),
         detail: {
           summary: 'Create a plan',
           description:
             'Limits omitted or null are unlimited; `allowedProviders` or `features` omitted or null allow all. `default: true` makes it the default plan (users without a plan of their own). ' +
-            '400 `validation_failed` names the field (also an unknown provider or feature); 409 `plan_name_taken`.',
+            '400 `validation_failed` names the field (also an unknown provider or feature, or an unknown field; limits are JSON integers, never strings); ' +
+            '400 `invalid_body` for a body that is not a JSON object sent as application/json; 409 `plan_name_taken`.',
         },
         response: { 201: AdminPlanView, ...errorResponses(400, 401, 409) },
       },
@@ -120,11 +123,13 @@ export function adminPlanRoutes({ database }: AppDeps) {
       {
         params: IdParams,
         body: PlanPatch,
+        transform: strictJsonBody(PlanPatch),
         detail: {
           summary: 'Change a plan: only the given fields; null clears a limit (unlimited) or a list (all)',
           description:
             'Takes effect at the next check: lowering a quota below what a tenant uses refuses its next send or create, never removes anything. ' +
-            '`default: true` moves the default to this plan; 422 `default_plan_required` for `default: false` on the default plan.',
+            '`default: true` moves the default to this plan; 422 `default_plan_required` for `default: false` on the default plan. ' +
+            '400 as for POST, and for `{}` (nothing to change).',
         },
         response: { 200: AdminPlanView, ...errorResponses(400, 401, 404, 409, 422) },
       },
