@@ -1,16 +1,12 @@
 import { t } from 'elysia';
-import { badRequest } from './errors';
 
 /** Database ids are Postgres `integer`: bounded here so no id reaches SQL out of range. */
 export const MAX_ID = 2_147_483_647;
 
-/** Up to as many digits as `max` has: no number that long can be out of a safe integer's range. */
-const digitsUpTo = (max: number) => `^[0-9]{1,${String(max).length}}$`;
-
 /**
  * The decimal integers from `min` (0 or 1) to `max` as a regular expression: digits only (no sign,
- * point, exponent, hex or blank), leading zeros allowed up to as many digits as `max` has, as `positiveInt`
- * reads them. The range is in the pattern so the validator rejects it, naming the parameter.
+ * point, exponent, hex or blank), leading zeros allowed up to as many digits as `max` has (so no
+ * value that long can be out of a safe integer's range). The range is in the pattern so the validator rejects it, naming the parameter.
  */
 export function integerPattern(min: 0 | 1, max: number): string {
   const m = String(max);
@@ -59,20 +55,6 @@ export const IntegerField = (description: string, min: 0 | 1, max: number) =>
     )
     .Decode((value) => Number(value))
     .Encode((value) => value);
-
-/**
- * A positive integer query or path parameter, a string to the schema and ranged by `positiveInt`:
- * Elysia's coerced numbers report a failed range without the parameter's name.
- */
-export const PositiveIntString = (description: string, max: number) =>
-  t.String({ pattern: digitsUpTo(max), error: `must be an integer from 1 to ${max}`, description });
-
-/** The parameter's value, or 400 `validation_failed` naming it (the schema's message, for values it let through). */
-export function positiveInt(where: 'query parameter' | 'path parameter', name: string, raw: string, max: number): number {
-  const n = new RegExp(digitsUpTo(max)).test(raw) ? Number(raw) : NaN;
-  if (!(n >= 1 && n <= max)) throw badRequest('validation_failed', `invalid ${where} '${name}': must be an integer from 1 to ${max}`);
-  return n;
-}
 
 /** The instants a time parameter may name: years 1970 to 9999 (UTC), which JS Date and Postgres timestamptz both hold. */
 export const MIN_INSTANT_MS = 0;

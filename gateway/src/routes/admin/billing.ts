@@ -3,7 +3,7 @@ import { and, desc, eq, lt, ne, sql } from 'drizzle-orm';
 import type { AppDeps } from '../../http/context';
 import { adminSecurity } from '../../http/auth';
 import { conflict, errorResponses, notFound } from '../../http/errors';
-import { positiveInt, PositiveIntString } from '../../http/params';
+import { PositiveInt } from '../../http/params';
 import { billingEvents, DELIVERY_STATUSES } from '../../db/schema';
 import { BILLING_EVENT_TYPES } from '../../billing/events';
 import { BILLING_CHANNEL } from '../../billing/dispatcher';
@@ -22,9 +22,9 @@ const oneOf = (values: readonly string[], description: string) =>
 const ListQuery = t.Object({
   status: t.Optional(oneOf(DELIVERY_STATUSES, 'only events in this delivery state')),
   type: t.Optional(oneOf(BILLING_EVENT_TYPES, 'only events of this type')),
-  userId: t.Optional(PositiveIntString('only this tenant', MAX_USER_ID)),
-  before: t.Optional(PositiveIntString('events with ids below this one (`next.before` of the previous page)', MAX_EVENT_ID)),
-  limit: t.Optional(PositiveIntString(`how many events (default ${DEFAULT_LIMIT}, at most ${MAX_LIMIT})`, MAX_LIMIT)),
+  userId: t.Optional(PositiveInt('only this tenant', MAX_USER_ID)),
+  before: t.Optional(PositiveInt('events with ids below this one (`next.before` of the previous page)', MAX_EVENT_ID)),
+  limit: t.Optional(PositiveInt(`how many events (default ${DEFAULT_LIMIT}, at most ${MAX_LIMIT})`, MAX_LIMIT)),
 });
 
 const BillingEventView = t.Object(
@@ -65,12 +65,12 @@ export function adminBillingRoutes({ database }: AppDeps) {
     .get(
       '',
       async ({ query }) => {
-        const limit = query.limit === undefined ? DEFAULT_LIMIT : positiveInt('query parameter', 'limit', query.limit, MAX_LIMIT);
+        const limit = query.limit ?? DEFAULT_LIMIT;
         const where = [
           query.status !== undefined ? eq(billingEvents.status, query.status) : undefined,
           query.type !== undefined ? eq(billingEvents.type, query.type) : undefined,
-          query.userId !== undefined ? eq(billingEvents.userId, positiveInt('query parameter', 'userId', query.userId, MAX_USER_ID)) : undefined,
-          query.before !== undefined ? lt(billingEvents.id, positiveInt('query parameter', 'before', query.before, MAX_EVENT_ID)) : undefined,
+          query.userId !== undefined ? eq(billingEvents.userId, query.userId) : undefined,
+          query.before !== undefined ? lt(billingEvents.id, query.before) : undefined,
         ];
         const rows = await db
           .select({
@@ -109,7 +109,7 @@ export function adminBillingRoutes({ database }: AppDeps) {
     .post(
       '/:id/replay',
       async ({ params, set }) => {
-        const id = positiveInt('path parameter', 'id', params.id, MAX_EVENT_ID);
+        const id = params.id;
         // What the customer replay resets on webhook_deliveries: back in the dispatcher's due set (dueOutboxRows), unclaimed.
         const [row] = await db
           .update(billingEvents)
@@ -127,7 +127,7 @@ export function adminBillingRoutes({ database }: AppDeps) {
         return { id: row.id, status: 'pending' as const };
       },
       {
-        params: t.Object({ id: PositiveIntString('billing event id', MAX_EVENT_ID) }),
+        params: t.Object({ id: PositiveInt('billing event id', MAX_EVENT_ID) }),
         detail: {
           summary: 'Send a billing event again (same webhook-id), with a fresh retry schedule',
           description:

@@ -2,7 +2,7 @@ import { Elysia, t } from 'elysia';
 import type { AppDeps } from '../../http/context';
 import { tenant, tenantSecurity } from '../../http/auth';
 import { badRequest, errorResponses } from '../../http/errors';
-import { Id, positiveInt, PositiveIntString } from '../../http/params';
+import { Id, PositiveInt } from '../../http/params';
 import { ownedInstance } from '../../instances/input';
 import type { Sql } from 'postgres';
 import { AFTER_PATTERN, cursorOf, EVENT_ID_PATTERN, eventPage, formatCursor, isFutureCursor, parseTypes, typesDescription, type PageFrom, type StreamScope } from '../../events/log';
@@ -26,7 +26,7 @@ const EventsQuery = t.Object({
       description: 'newest first: events with ids below this one (`next.before` of the previous page); without `after` or `before`, the newest events',
     }),
   ),
-  limit: t.Optional(PositiveIntString(`how many events (default ${DEFAULT_LIMIT}, at most ${MAX_LIMIT})`, MAX_LIMIT)),
+  limit: t.Optional(PositiveInt(`how many events (default ${DEFAULT_LIMIT}, at most ${MAX_LIMIT})`, MAX_LIMIT)),
 });
 
 const EventView = t.Object(
@@ -90,7 +90,7 @@ async function pageFrom(sql: Sql, scope: StreamScope, query: typeof EventsQuery.
 /** The REST page of the event log: one instance's, or all of the tenant's instances'. */
 export function eventRoutes({ database }: AppDeps) {
   async function page(scope: StreamScope, query: typeof EventsQuery.static) {
-    const limit = query.limit === undefined ? DEFAULT_LIMIT : positiveInt('query parameter', 'limit', query.limit, MAX_LIMIT);
+    const limit = query.limit ?? DEFAULT_LIMIT;
     const from = await pageFrom(database.sql, scope, query);
     const { events, more, cursor } = await eventPage(database.sql, scope, from, limit);
     if ('after' in from) return { events, next: { after: cursor ? formatCursor(cursor) : '0' }, more };
