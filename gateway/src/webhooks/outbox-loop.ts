@@ -69,10 +69,7 @@ export class OutboxLoop {
       }
       if (claimed > 0 || !this.running) continue;
       // An insert committed during the round may have been missed by its claim (it took its snapshot before).
-      if (this.notified) {
-        this.notified = false;
-        continue;
-      }
+      if (this.notified) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, this.pollMs);
         this.wake = () => {

@@ -3,14 +3,13 @@ import { and, desc, eq, lt, ne, sql } from 'drizzle-orm';
 import type { AppDeps } from '../../http/context';
 import { adminSecurity } from '../../http/auth';
 import { conflict, errorResponses, notFound } from '../../http/errors';
-import { PositiveInt } from '../../http/params';
+import { MAX_ID, PositiveInt } from '../../http/params';
 import { billingEvents, DELIVERY_STATUSES } from '../../db/schema';
 import { BILLING_EVENT_TYPES } from '../../billing/events';
 import { BILLING_CHANNEL } from '../../billing/dispatcher';
 
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 500;
-const MAX_USER_ID = 2_147_483_647; // users.id is a Postgres integer
 const MAX_EVENT_ID = Number.MAX_SAFE_INTEGER; // billing_events.id is a bigint, read as a number
 
 const oneOf = (values: readonly string[], description: string) =>
@@ -22,7 +21,7 @@ const oneOf = (values: readonly string[], description: string) =>
 const ListQuery = t.Object({
   status: t.Optional(oneOf(DELIVERY_STATUSES, 'only events in this delivery state')),
   type: t.Optional(oneOf(BILLING_EVENT_TYPES, 'only events of this type')),
-  userId: t.Optional(PositiveInt('only this tenant', MAX_USER_ID)),
+  userId: t.Optional(PositiveInt('only this tenant', MAX_ID)),
   before: t.Optional(PositiveInt('events with ids below this one (`next.before` of the previous page)', MAX_EVENT_ID)),
   limit: t.Optional(PositiveInt(`how many events (default ${DEFAULT_LIMIT}, at most ${MAX_LIMIT})`, MAX_LIMIT)),
 });
